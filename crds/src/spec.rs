@@ -1,0 +1,167 @@
+//! `KafkaMirror.spec`: what a user writes by hand. Every doc comment here becomes `kubectl explain` text.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{SourceCluster, TargetCluster};
+use crate::status::KafkaMirrorStatus;
+use crate::template::WorkerTemplate;
+use crate::topics::TopicSelection;
+
+/// Mirrors Kafka topics from a source cluster to a target cluster, like Apache Kafka's MirrorMaker
+/// (`--consumer.config`, `--producer.config`, `--whitelist`, `--num.streams`), declared as one resource.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kafkamirror.io",
+    version = "v1alpha1",
+    kind = "KafkaMirror",
+    plural = "kafkamirrors",
+    shortname = "kmirror",
+    category = "kafka",
+    namespaced,
+    status = "KafkaMirrorStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Source",
+        type_ = "string",
+        json_path = ".spec.source.bootstrapServers"
+    ),
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".spec.target.bootstrapServers"
+    ),
+    printcolumn(name = "Topics", type_ = "integer", json_path = ".status.topicCount"),
+    printcolumn(name = "Lag", type_ = "integer", json_path = ".status.lag.total"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Mode",
+        type_ = "string",
+        priority = 1,
+        json_path = ".spec.mode"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new(
+    "!(self.source.bootstrapServers == self.target.bootstrapServers && self.topics.rename == '{topic}')"
+).message("source and target are the same cluster and topics.rename is '{topic}': every topic would be mirrored onto itself; set topics.rename, e.g. 'mirror.{topic}'"))]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaMirrorSpec {
+    /// The cluster records are read from (MirrorMaker's `--consumer.config`).
+    pub source: SourceCluster,
+
+    /// The cluster records are written to (MirrorMaker's `--producer.config`).
+    pub target: TargetCluster,
+
+    /// Which source topics are mirrored, under which names, and how missing target topics are created
+    /// (MirrorMaker's `--whitelist`).
+    pub topics: TopicSelection,
+
+    /// How a record's target partition is chosen. `key` (default): the Java client's murmur2 hash of the
+    /// key, so consumers of the target see what a Java producer would have written and per-key order holds
+    /// even when partition counts differ; records without a key keep their source partition's order.
+    /// `preserve`: the same partition number as on the source (the target topic needs at least as many
+    /// partitions).
+    #[serde(default)]
+    pub partitioning: Partitioning,
+
+    /// Delivery guarantee. `atLeastOnce`: a source offset is committed only after the target acknowledged
+    /// every earlier record of its partition, so a crash or restart can duplicate records but never loses one.
+    #[serde(default)]
+    pub delivery: Delivery,
+
+    /// `continuous` (default): mirror until stopped, picking up new matching topics.
+    /// `migrate`: copy every matching partition up to the high watermark seen at start, then finish.
+    #[serde(default)]
+    pub mode: Mode,
+
+    /// Number of worker pods. All of them join one consumer group on the source and share the partitions.
+    /// Changed by `kubectl scale kafkamirror/NAME --replicas=N`.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+
+    /// Consumer instances per worker pod (MirrorMaker's `--num.streams`). Each one takes a share of the
+    /// partitions; more streams than partitions leaves streams idle.
+    #[serde(default = "default_num_streams")]
+    #[schemars(range(min = 1, max = 64))]
+    pub num_streams: i32,
+
+    /// Stops mirroring without deleting anything: the workers are scaled to zero and the consumer group keeps
+    /// its committed positions, so resuming continues where it stopped.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// Pod settings for the workers: image, resources, scheduling, annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<WorkerTemplate>,
+}
+
+/// How a record's target partition is chosen.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Partitioning {
+    /// murmur2 of the key, exactly as the Java producer's default partitioner.
+    #[default]
+    Key,
+    /// The source partition number.
+    Preserve,
+}
+
+/// Delivery guarantee between source and target.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Delivery {
+    /// No record is lost; a restart may write a record twice.
+    #[default]
+    AtLeastOnce,
+}
+
+/// Whether the mirror runs forever or copies what exists and finishes.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Mirror until stopped.
+    #[default]
+    Continuous,
+    /// Copy up to the high watermarks seen at start, then finish.
+    Migrate,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn default_num_streams() -> i32 {
+    1
+}

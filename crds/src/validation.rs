@@ -1,0 +1,217 @@
+//! Checks a `KafkaMirrorSpec` for what the OpenAPI schema cannot express. Pure: the operator reports the
+//! result as a `Ready=False` condition, the worker as its exit message.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::cluster::ClusterConnection;
+use crate::topics::TOPIC_PLACEHOLDER;
+use crate::{FieldError, KafkaMirrorSpec, TopicFilter};
+
+/// Every problem of the spec, or the compiled topic filter when there is none.
+pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let filter = TopicFilter::new(&spec.topics.include, &spec.topics.exclude);
+    if spec.topics.include.is_empty() {
+        errors.push(FieldError::new(
+            "spec.topics.include",
+            "must list at least one topic pattern",
+        ));
+    }
+    check_rename(&spec.topics.rename, &mut errors);
+    check_connection("spec.source", &spec.source.connection, &mut errors);
+    check_connection("spec.target", &spec.target.connection, &mut errors);
+    if let Some(group) = &spec.source.group_id {
+        if !valid_kafka_name(group) {
+            errors.push(FieldError::new(
+                "spec.source.groupId",
+                format!("{group:?} is not a valid group id: use 1 to 249 of the characters a-z A-Z 0-9 . _ -"),
+            ));
+        }
+    }
+    if same_cluster(
+        &spec.source.connection.bootstrap_servers,
+        &spec.target.connection.bootstrap_servers,
+    ) && spec.topics.rename == TOPIC_PLACEHOLDER
+    {
+        errors.push(FieldError::new(
+            "spec.topics.rename",
+            "source and target are the same cluster and rename is '{topic}': every topic would be mirrored onto \
+             itself; set a prefix such as 'mirror.{topic}'",
+        ));
+    }
+    if !(0..=1000).contains(&spec.replicas) {
+        errors.push(FieldError::new(
+            "spec.replicas",
+            format!("{} is out of range 0..=1000", spec.replicas),
+        ));
+    }
+    if !(1..=64).contains(&spec.num_streams) {
+        errors.push(FieldError::new(
+            "spec.numStreams",
+            format!("{} is out of range 1..=64", spec.num_streams),
+        ));
+    }
+    if !(1..=3600).contains(&spec.topics.refresh_interval_seconds) {
+        errors.push(FieldError::new(
+            "spec.topics.refreshIntervalSeconds",
+            format!(
+                "{} is out of range 1..=3600",
+                spec.topics.refresh_interval_seconds
+            ),
+        ));
+    }
+    if let Some(rf) = spec.topics.create.replication_factor {
+        if !(1..=32).contains(&rf) {
+            errors.push(FieldError::new(
+                "spec.topics.create.replicationFactor",
+                format!("{rf} is out of range 1..=32"),
+            ));
+        }
+    }
+    match filter {
+        Ok(filter) if errors.is_empty() => Ok(filter),
+        Ok(_) => Err(errors),
+        Err(regex_errors) => Err(regex_errors.into_iter().chain(errors).collect()),
+    }
+}
+
+/// Why a pass-through client property is refused, or `None` when it may be passed through.
+///
+/// Refused are keys another field owns (so there is one place to look) and keys that could weaken the
+/// mirror's guarantees or its security without anyone noticing.
+pub fn refused_config_key(key: &str) -> Option<&'static str> {
+    let reason = match key {
+        "bootstrap.servers" | "metadata.broker.list" => "set it in bootstrapServers",
+        "group.id" => "set it in spec.source.groupId",
+        "security.protocol" => "it follows from the tls and authentication fields",
+        "enable.idempotence"
+        | "acks"
+        | "request.required.acks"
+        | "max.in.flight.requests.per.connection"
+        | "max.in.flight" => {
+            "the mirror keeps an idempotent producer with acks=all so no record is lost or reordered"
+        }
+        "enable.auto.commit" | "enable.auto.offset.store" | "auto.commit.interval.ms" => {
+            "the mirror commits a source offset only after the target acknowledged the record"
+        }
+        "partition.assignment.strategy" | "group.protocol" => {
+            "the mirror uses the cooperative-sticky assignor so a rebalance does not stop every partition"
+        }
+        "transactional.id" | "isolation.level" => "set spec.delivery instead",
+        "enable.ssl.certificate.verification" | "ssl.endpoint.identification.algorithm" => {
+            "certificate verification cannot be turned off"
+        }
+        "partitioner" => "set spec.partitioning instead",
+        _ if key.starts_with("ssl.") || key.starts_with("ssl_") => {
+            "set TLS material through the tls field from a Secret"
+        }
+        _ if key.starts_with("sasl.") => {
+            "set credentials through the authentication field from a Secret"
+        }
+        _ => return None,
+    };
+    Some(reason)
+}
+
+fn check_connection(prefix: &str, connection: &ClusterConnection, errors: &mut Vec<FieldError>) {
+    if let Err(message) = parse_bootstrap_servers(&connection.bootstrap_servers) {
+        errors.push(FieldError::new(
+            format!("{prefix}.bootstrapServers"),
+            message,
+        ));
+    }
+    for key in connection.config.keys() {
+        if let Some(reason) = refused_config_key(key) {
+            errors.push(FieldError::new(
+                format!("{prefix}.config.{key}"),
+                format!("refused: {reason}"),
+            ));
+        }
+    }
+    for (i, alias) in connection.host_aliases.iter().enumerate() {
+        if alias.ip.parse::<IpAddr>().is_err() {
+            errors.push(FieldError::new(
+                format!("{prefix}.hostAliases[{i}].ip"),
+                format!("{:?} is not an IP address", alias.ip),
+            ));
+        }
+        if alias.hostnames.is_empty() {
+            errors.push(FieldError::new(
+                format!("{prefix}.hostAliases[{i}].hostnames"),
+                "must list a host name",
+            ));
+        }
+    }
+    if let Some(tls) = &connection.tls {
+        match (&tls.client_certificate, &tls.client_key) {
+            (Some(_), None) => errors.push(FieldError::new(
+                format!("{prefix}.tls.clientKey"),
+                "required when clientCertificate is set",
+            )),
+            (None, Some(_)) => errors.push(FieldError::new(
+                format!("{prefix}.tls.clientCertificate"),
+                "required when clientKey is set",
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// `host:port` entries of a bootstrap list, or what is wrong with it.
+pub(crate) fn parse_bootstrap_servers(list: &str) -> Result<Vec<(String, u16)>, String> {
+    let mut servers = Vec::new();
+    for entry in list.split(',').map(str::trim) {
+        let Some((host, port)) = entry.rsplit_once(':') else {
+            return Err(format!("{entry:?} is not host:port"));
+        };
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{entry:?} has no valid port"))?;
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("{entry:?} has no valid host"));
+        }
+        servers.push((host.to_ascii_lowercase(), port));
+    }
+    Ok(servers)
+}
+
+/// Two bootstrap lists name the same cluster when they share a broker address.
+fn same_cluster(a: &str, b: &str) -> bool {
+    let (Ok(a), Ok(b)) = (parse_bootstrap_servers(a), parse_bootstrap_servers(b)) else {
+        return false;
+    };
+    let a: BTreeSet<_> = a.into_iter().collect();
+    b.iter().any(|server| a.contains(server))
+}
+
+fn check_rename(rename: &str, errors: &mut Vec<FieldError>) {
+    if !rename.contains(TOPIC_PLACEHOLDER) {
+        errors.push(FieldError::new(
+            "spec.topics.rename",
+            format!("{rename:?} must contain {TOPIC_PLACEHOLDER}, or every source topic would be written into one target topic"),
+        ));
+        return;
+    }
+    let fixed = rename.replace(TOPIC_PLACEHOLDER, "");
+    if let Some(bad) = fixed
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        errors.push(FieldError::new(
+            "spec.topics.rename",
+            format!("{rename:?} contains {bad:?}; topic names allow only a-z A-Z 0-9 . _ -"),
+        ));
+    }
+}
+
+/// Kafka's rule for topic names and group ids that must be usable as both.
+fn valid_kafka_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}

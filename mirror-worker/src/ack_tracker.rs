@@ -1,0 +1,182 @@
+//! Ordered acknowledgement tracking for one source partition: which offset may be committed, given that the
+//! target acknowledges records out of order and may fail some of them.
+//!
+//! The rule that makes the mirror at-least-once: the committed position never passes a record the target has
+//! not acknowledged. Pure data structure; the locking lives in [`crate::partition_state`].
+
+use std::collections::VecDeque;
+
+/// Records of one partition handed to the producer and not yet settled, in offset order.
+#[derive(Debug, Default)]
+pub struct AckTracker {
+    /// Offsets sent and not yet contiguous-acknowledged, ascending; `true` once acknowledged.
+    pending: VecDeque<(i64, bool)>,
+    /// Next offset to consume after everything acknowledged so far: the position that may be committed.
+    committable: Option<i64>,
+    /// Lowest offset whose delivery failed in this generation; the partition must be re-read from
+    /// `committable` before anything past it counts.
+    failed_at: Option<i64>,
+    /// Bumped on every rewind; acknowledgements of an older generation are ignored.
+    generation: u64,
+}
+
+/// What an acknowledgement or failure changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Counted; the number of records still pending follows.
+    Counted { pending: usize },
+    /// From a generation rewound since; nothing changed.
+    Stale,
+}
+
+impl AckTracker {
+    /// Starts tracking at a known position (e.g. after an assignment the committed offset is unknown: `None`).
+    pub fn new(committable: Option<i64>) -> Self {
+        Self {
+            committable,
+            ..Self::default()
+        }
+    }
+
+    /// The current generation, to be carried by every record sent.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A record at `offset` was handed to the producer. Offsets must ascend within a generation.
+    pub fn sent(&mut self, offset: i64) {
+        debug_assert!(
+            self.pending.back().is_none_or(|(last, _)| *last < offset),
+            "offsets must ascend"
+        );
+        self.pending.push_back((offset, false));
+    }
+
+    /// The target acknowledged the record at `offset`.
+    pub fn acked(&mut self, offset: i64, generation: u64) -> Settled {
+        if generation != self.generation {
+            return Settled::Stale;
+        }
+        if let Ok(i) = self.pending.binary_search_by_key(&offset, |(o, _)| *o) {
+            self.pending[i].1 = true;
+        }
+        while let Some(&(front, true)) = self.pending.front() {
+            self.pending.pop_front();
+            self.committable = Some(front + 1);
+        }
+        Settled::Counted {
+            pending: self.pending.len(),
+        }
+    }
+
+    /// Delivery of the record at `offset` failed for good (after the producer's own retries).
+    pub fn failed(&mut self, offset: i64, generation: u64) -> Settled {
+        if generation != self.generation {
+            return Settled::Stale;
+        }
+        self.failed_at = Some(self.failed_at.map_or(offset, |f| f.min(offset)));
+        Settled::Counted {
+            pending: self.pending.len(),
+        }
+    }
+
+    /// Where to re-read from when a delivery failed: the first offset not acknowledged.
+    pub fn rewind_point(&self) -> Option<i64> {
+        self.failed_at?;
+        self.pending.front().map(|(o, _)| *o).or(self.committable)
+    }
+
+    /// Starts a new generation at `offset`: everything in flight is abandoned (it may still arrive on the
+    /// target, which at-least-once allows) and will be sent again.
+    pub fn rewind(&mut self, offset: i64) {
+        self.generation += 1;
+        self.pending.clear();
+        self.failed_at = None;
+        self.committable = Some(offset);
+    }
+
+    /// The offset that may be committed: every record before it is on the target.
+    pub fn committable(&self) -> Option<i64> {
+        self.committable
+    }
+
+    /// Moves the committable position forward over offsets that carried no record (transaction markers,
+    /// compacted gaps) once nothing is pending, so a drained partition commits its true end.
+    pub fn advance_idle(&mut self, position: i64) {
+        if self.pending.is_empty()
+            && self.failed_at.is_none()
+            && self.committable.is_none_or(|c| c < position)
+        {
+            self.committable = Some(position);
+        }
+    }
+
+    /// Records sent and not yet settled.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(offsets: &[i64]) -> AckTracker {
+        let mut t = AckTracker::new(None);
+        offsets.iter().for_each(|o| t.sent(*o));
+        t
+    }
+
+    #[test]
+    fn commit_point_waits_for_the_earliest_unacknowledged_record() {
+        let mut t = sent(&[10, 11, 12]);
+        t.acked(12, 0);
+        t.acked(11, 0);
+        assert_eq!(t.committable(), None, "10 is not on the target yet");
+        t.acked(10, 0);
+        assert_eq!(t.committable(), Some(13));
+        assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn gaps_in_offsets_do_not_block_the_commit_point() {
+        let mut t = sent(&[5, 9, 20]);
+        t.acked(5, 0);
+        t.acked(9, 0);
+        assert_eq!(t.committable(), Some(10));
+        t.acked(20, 0);
+        assert_eq!(t.committable(), Some(21));
+    }
+
+    #[test]
+    fn a_failure_holds_the_commit_point_and_asks_for_a_rewind() {
+        let mut t = sent(&[0, 1, 2, 3]);
+        t.acked(0, 0);
+        t.failed(1, 0);
+        t.acked(2, 0);
+        t.acked(3, 0);
+        assert_eq!(t.committable(), Some(1), "never past the failed record");
+        assert_eq!(t.rewind_point(), Some(1));
+        t.rewind(1);
+        assert_eq!(t.generation(), 1);
+        assert_eq!(t.rewind_point(), None);
+        // A late acknowledgement of the abandoned generation must not move anything.
+        assert_eq!(t.acked(1, 0), Settled::Stale);
+        t.sent(1);
+        assert_eq!(t.committable(), Some(1));
+        t.acked(1, 1);
+        assert_eq!(t.committable(), Some(2));
+    }
+
+    #[test]
+    fn idle_advance_only_when_nothing_is_pending() {
+        let mut t = sent(&[7]);
+        t.advance_idle(100);
+        assert_eq!(t.committable(), None, "a record is still in flight");
+        t.acked(7, 0);
+        t.advance_idle(100);
+        assert_eq!(t.committable(), Some(100));
+        t.advance_idle(50);
+        assert_eq!(t.committable(), Some(100), "never moves backwards");
+    }
+}

@@ -1,0 +1,237 @@
+//! The partitions one stream owns, and the consumer callbacks that keep them right across rebalances:
+//! partitions being revoked are drained and committed before the revoke completes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::metrics::{Metrics, PartitionLabels, TopicLabels};
+use crate::partition_state::PartitionState;
+
+/// Partitions by topic, then partition number (lookup by `&str` without allocating per record).
+pub type PartitionMap = HashMap<String, HashMap<i32, Arc<PartitionState>>>;
+
+/// Where a partition must stop in `mode: migrate`: the high watermark seen at start.
+pub type EndOffsets = HashMap<(String, i32), i64>;
+
+pub struct StreamContext {
+    pub stream: usize,
+    partitions: Mutex<PartitionMap>,
+    metrics: Arc<Metrics>,
+    drain_timeout: Duration,
+    end_offsets: Option<Arc<EndOffsets>>,
+    /// Set when a partition needs the consumer thread's attention (a failed delivery to rewind).
+    pub attention: Arc<AtomicBool>,
+}
+
+impl StreamContext {
+    pub fn new(
+        stream: usize,
+        metrics: Arc<Metrics>,
+        drain_timeout: Duration,
+        end_offsets: Option<Arc<EndOffsets>>,
+    ) -> Self {
+        Self {
+            stream,
+            partitions: Mutex::new(HashMap::new()),
+            metrics,
+            drain_timeout,
+            end_offsets,
+            attention: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn partitions(&self) -> MutexGuard<'_, PartitionMap> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every partition state of this stream, cloned out so no lock is held while waiting on them.
+    pub fn all_states(&self) -> Vec<Arc<PartitionState>> {
+        self.partitions()
+            .values()
+            .flat_map(|by_partition| by_partition.values().cloned())
+            .collect()
+    }
+
+    /// Waits for every listed partition to drain (bounded by the drain timeout), then commits them.
+    pub fn drain_and_commit(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        states: &[Arc<PartitionState>],
+    ) {
+        let deadline = Instant::now() + self.drain_timeout;
+        for state in states {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !state.wait_drained(left) {
+                warn!(
+                    stream = self.stream,
+                    topic = state.topic,
+                    partition = state.partition,
+                    pending = state.pending(),
+                    "records still unacknowledged after the drain timeout; they will be mirrored again by the next owner"
+                );
+            }
+        }
+        commit(consumer, states, &self.metrics);
+    }
+
+    fn assign(&self, tpl: &TopicPartitionList) {
+        let mut partitions = self.partitions();
+        for elem in tpl.elements() {
+            let topic = elem.topic().to_string();
+            let labels = TopicLabels {
+                topic: topic.clone(),
+            };
+            let end = self
+                .end_offsets
+                .as_ref()
+                .and_then(|ends| ends.get(&(topic.clone(), elem.partition())).copied());
+            let state = PartitionState::new(
+                topic.clone(),
+                elem.partition(),
+                self.metrics.records_mirrored.get_or_create(&labels).clone(),
+                self.metrics.bytes_mirrored.get_or_create(&labels).clone(),
+                self.attention.clone(),
+                end,
+            );
+            partitions
+                .entry(topic)
+                .or_default()
+                .insert(elem.partition(), Arc::new(state));
+            self.metrics.assigned_partitions.inc();
+        }
+    }
+
+    fn revoke(&self, tpl: &TopicPartitionList) -> Vec<Arc<PartitionState>> {
+        let mut partitions = self.partitions();
+        let mut revoked = Vec::new();
+        for elem in tpl.elements() {
+            if let Some(by_partition) = partitions.get_mut(elem.topic()) {
+                if let Some(state) = by_partition.remove(&elem.partition()) {
+                    revoked.push(state);
+                    self.metrics.assigned_partitions.dec();
+                    self.metrics.partition_lag.remove(&PartitionLabels {
+                        topic: elem.topic().to_string(),
+                        partition: elem.partition(),
+                    });
+                }
+                if by_partition.is_empty() {
+                    partitions.remove(elem.topic());
+                }
+            }
+        }
+        revoked
+    }
+}
+
+/// Commits the committable offset of every listed partition that moved since its last commit.
+/// Synchronous: the caller learns whether the position is stored, and the latency is measured exactly.
+pub fn commit(
+    consumer: &BaseConsumer<StreamContext>,
+    states: &[Arc<PartitionState>],
+    metrics: &Metrics,
+) -> bool {
+    let mut tpl = TopicPartitionList::new();
+    let mut committing = Vec::new();
+    for state in states {
+        if let Some(offset) = state.commit_candidate() {
+            if tpl
+                .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
+                .is_ok()
+            {
+                committing.push((state, offset));
+            }
+        }
+    }
+    if committing.is_empty() {
+        return true;
+    }
+    let started = Instant::now();
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
+            metrics
+                .commit_latency
+                .observe(started.elapsed().as_secs_f64());
+            for (state, offset) in committing {
+                state.committed(offset);
+            }
+            true
+        }
+        Err(error) => {
+            metrics.error("commit");
+            warn!(%error, partitions = committing.len(), "committing source offsets failed; retrying at the next interval");
+            false
+        }
+    }
+}
+
+impl ClientContext for StreamContext {
+    fn stats(&self, statistics: Statistics) {
+        let partitions = self.partitions();
+        for (topic, topic_stats) in &statistics.topics {
+            let Some(ours) = partitions.get(topic) else {
+                continue;
+            };
+            for (partition, p) in &topic_stats.partitions {
+                if ours.contains_key(partition) && p.consumer_lag >= 0 {
+                    self.metrics
+                        .partition_lag
+                        .get_or_create(&PartitionLabels {
+                            topic: topic.clone(),
+                            partition: *partition,
+                        })
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.metrics.error("source");
+        warn!(cluster = "source", stream = self.stream, %error, reason, "librdkafka reported an error");
+    }
+}
+
+impl ConsumerContext for StreamContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.metrics.rebalances.inc();
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                info!(stream = self.stream, partitions = %describe(tpl), "partitions assigned");
+                self.assign(tpl);
+            }
+            Rebalance::Revoke(tpl) => {
+                let revoked = self.revoke(tpl);
+                info!(stream = self.stream, partitions = %describe(tpl), "partitions revoked; draining and committing them");
+                // The revoke completes only after this returns: the next owner starts from a position that
+                // covers every record this stream got acknowledged.
+                self.drain_and_commit(consumer, &revoked);
+            }
+            Rebalance::Error(error) => {
+                self.metrics.error("rebalance");
+                warn!(stream = self.stream, %error, "rebalance error");
+            }
+        }
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// True once and then false until set again: whether something asked for attention.
+pub fn take(flag: &AtomicBool) -> bool {
+    flag.swap(false, Ordering::AcqRel)
+}

@@ -1,0 +1,117 @@
+//! librdkafka client configurations built from a `KafkaMirror`'s cluster sections.
+//!
+//! Order matters: our defaults first, then the user's pass-through `config`, then the settings the mirror's
+//! guarantees depend on (which validation already refuses in `config`).
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kafka_mirror_crds::cluster::ClusterConnection;
+use rdkafka::ClientConfig;
+
+use crate::Result;
+use crate::secrets::Secrets;
+
+/// Defaults for the source consumer, overridable through `spec.source.config`.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    // A new mirror copies the topic from its beginning, as the guide's `--from-beginning` check expects.
+    ("auto.offset.reset", "earliest"),
+    // Bounds prefetched records per consumer: backpressure instead of an unbounded queue.
+    ("queued.max.messages.kbytes", "16384"),
+    // Per-partition lag for /metrics comes from the consumer's statistics.
+    ("statistics.interval.ms", "5000"),
+];
+
+/// Defaults for the target producer, overridable through `spec.target.config`.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("linger.ms", "5"),
+    // Bounds records waiting for the target: a full queue stops the consumer (backpressure).
+    ("queue.buffering.max.kbytes", "32768"),
+    ("queue.buffering.max.messages", "100000"),
+];
+
+/// The role a client plays, deciding its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    SourceConsumer,
+    TargetProducer,
+    /// Metadata, watermarks and topic creation.
+    Admin,
+}
+
+/// Connection settings (servers, TLS, SASL) plus defaults and pass-through config for `role`.
+/// `prefix` is the document path of the cluster section, for error messages.
+pub fn build(
+    prefix: &str,
+    connection: &ClusterConnection,
+    role: Role,
+    client_id: &str,
+    secrets: &Secrets,
+) -> Result<ClientConfig> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &connection.bootstrap_servers)
+        .set("client.id", client_id);
+    let defaults = match role {
+        Role::SourceConsumer => CONSUMER_DEFAULTS,
+        Role::TargetProducer => PRODUCER_DEFAULTS,
+        Role::Admin => &[],
+    };
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
+    if role != Role::Admin {
+        for (key, value) in &connection.config {
+            let value = match value {
+                IntOrString::Int(i) => i.to_string(),
+                IntOrString::String(s) => s.clone(),
+            };
+            config.set(key, value);
+        }
+    }
+    apply_security(prefix, connection, secrets, &mut config)?;
+    Ok(config)
+}
+
+fn apply_security(
+    prefix: &str,
+    connection: &ClusterConnection,
+    secrets: &Secrets,
+    config: &mut ClientConfig,
+) -> Result<()> {
+    let protocol = match (&connection.tls, &connection.authentication) {
+        (None, None) => "plaintext",
+        (Some(_), None) => "ssl",
+        (None, Some(_)) => "sasl_plaintext",
+        (Some(_), Some(_)) => "sasl_ssl",
+    };
+    config.set("security.protocol", protocol);
+    if let Some(tls) = &connection.tls {
+        if let Some(ca) = &tls.ca {
+            config.set(
+                "ssl.ca.pem",
+                secrets.resolve(&format!("{prefix}.tls.ca"), ca)?,
+            );
+        }
+        if let Some(cert) = &tls.client_certificate {
+            config.set(
+                "ssl.certificate.pem",
+                secrets.resolve(&format!("{prefix}.tls.clientCertificate"), cert)?,
+            );
+        }
+        if let Some(key) = &tls.client_key {
+            config.set(
+                "ssl.key.pem",
+                secrets.resolve(&format!("{prefix}.tls.clientKey"), key)?,
+            );
+        }
+    }
+    if let Some(auth) = &connection.authentication {
+        config
+            .set("sasl.mechanism", auth.mechanism.as_librdkafka())
+            .set("sasl.username", &auth.username)
+            .set(
+                "sasl.password",
+                secrets.resolve(&format!("{prefix}.authentication.password"), &auth.password)?,
+            );
+    }
+    Ok(())
+}

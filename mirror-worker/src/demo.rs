@@ -1,0 +1,220 @@
+//! `mirror-worker demo`: the seed guide's setup on this machine. Two Kafka clusters (librdkafka's mock
+//! cluster, in this process), a `testtopic` with 8 partitions, keyed records with headers, the real engine
+//! mirroring them while more are written, live progress, and a record-by-record check of the copy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_mirror_crds::KafkaMirror;
+use rdkafka::mocking::MockCluster;
+
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::positions::GroupPositions;
+use crate::secrets::Secrets;
+use crate::testkit::{self, Verification};
+use crate::{Engine, EngineOptions, Error, MirrorPlan, Result};
+
+/// What the demo does; the defaults follow the guide (`--partitions 8`, `--num.streams 4`).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub records: u64,
+    pub keys: u64,
+    pub value_size: usize,
+    pub partitions: i32,
+    pub num_streams: i32,
+    pub timeout: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            records: 50_000,
+            keys: 500,
+            value_size: 100,
+            partitions: 8,
+            num_streams: 4,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+const TOPIC: &str = "testtopic";
+
+/// The `KafkaMirror` the demo runs: what a user would write for the guide's MirrorMaker command.
+pub fn demo_document(source: &str, target: &str, num_streams: i32) -> String {
+    format!(
+        r#"apiVersion: kafkamirror.io/v1alpha1
+kind: KafkaMirror
+metadata:
+  name: demo
+spec:
+  source:
+    bootstrapServers: "{source}"
+    groupId: mirrorgroup
+  target:
+    bootstrapServers: "{target}"
+    config:
+      compression.type: none
+  topics:
+    include: ["{TOPIC}"]
+    refreshIntervalSeconds: 5
+  numStreams: {num_streams}
+"#
+    )
+}
+
+/// Runs the demo, printing as it goes. Returns the verification of the copy.
+pub async fn run(options: DemoOptions) -> Result<Verification> {
+    let mock = |what: &str| {
+        MockCluster::new(3).map_err(|source| Error::Kafka {
+            what: format!("starting the {what} mock cluster"),
+            source,
+        })
+    };
+    let source = mock("source")?;
+    let target = mock("target")?;
+    let create = |cluster: &MockCluster<'_, _>, which: &str| {
+        cluster
+            .create_topic(TOPIC, options.partitions, 3)
+            .map_err(|source| Error::Kafka {
+                what: format!("creating {TOPIC} on the {which} cluster"),
+                source,
+            })
+    };
+    create(&source, "source")?;
+    // The guide's first option: pre-create the topic on the secondary cluster. (librdkafka's mock cluster has
+    // no CreateTopics API; against a real cluster the mirror creates missing topics itself.)
+    create(&target, "target")?;
+    println!("source cluster (3 brokers): {}", source.bootstrap_servers());
+    println!("target cluster (3 brokers): {}", target.bootstrap_servers());
+    println!(
+        "topic {TOPIC}: {} partitions on both clusters",
+        options.partitions
+    );
+
+    let first_batch = options.records * 2 / 3;
+    let started = Instant::now();
+    let mut seeded = testkit::produce(
+        &source.bootstrap_servers(),
+        TOPIC,
+        0,
+        first_batch,
+        options.keys,
+        options.value_size,
+    )?;
+    println!(
+        "seeded {first_batch} keyed records with headers ({} keys, {} byte values) in {:.1}s",
+        options.keys,
+        options.value_size,
+        started.elapsed().as_secs_f64()
+    );
+
+    let document = demo_document(
+        &source.bootstrap_servers(),
+        &target.bootstrap_servers(),
+        options.num_streams,
+    );
+    println!("\nmirror.yaml:\n{document}");
+    let mirror: KafkaMirror =
+        kafka_mirror_crds::parse_document(&document).map_err(|source| Error::Document {
+            path: "<demo>".into(),
+            source,
+        })?;
+    let plan =
+        MirrorPlan::from_resource(mirror, &Secrets::new(crate::secrets::DEFAULT_SECRETS_DIR))?;
+    let positions = GroupPositions::new(&plan.source_admin, &plan.group_id)?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(options.num_streams as usize));
+    let engine = Engine::new(
+        plan,
+        EngineOptions {
+            commit_interval: Duration::from_millis(500),
+            ..Default::default()
+        },
+        metrics.clone(),
+        health.clone(),
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let engine_task = tokio::spawn(engine.run(async move {
+        let _ = stop_rx.await;
+    }));
+
+    // Write the rest while the mirror runs, as producers on the primary would.
+    let source_servers = source.bootstrap_servers();
+    let (keys, value_size, total) = (options.keys, options.value_size, options.records);
+    let second_batch = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        testkit::produce(&source_servers, TOPIC, first_batch, total, keys, value_size)
+    });
+
+    let partitions: Vec<_> = (0..options.partitions)
+        .map(|p| (TOPIC.to_string(), p))
+        .collect();
+    let deadline = Instant::now() + options.timeout;
+    let mut last = (Instant::now(), 0u64);
+    let mut second_batch = Some(second_batch);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if second_batch.as_ref().is_some_and(|t| t.is_finished()) {
+            let more = second_batch
+                .take()
+                .expect("checked")
+                .await
+                .map_err(|e| Error::Fatal(e.to_string()))??;
+            seeded.extend(more);
+        }
+        let mirrored = metrics
+            .records_mirrored
+            .get_or_create(&crate::metrics::TopicLabels {
+                topic: TOPIC.into(),
+            })
+            .get();
+        let lag: i64 = tokio::task::block_in_place(|| positions.positions(&partitions))?
+            .values()
+            .map(|p| p.lag())
+            .sum();
+        let now = Instant::now();
+        let rate = (mirrored - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+        last = (now, mirrored);
+        println!(
+            "mirrored {mirrored:>7} records  {rate:>9.0} records/s  lag {lag:>6}  ready: {}",
+            health.ready().map_or_else(|e| e, |()| "yes".into())
+        );
+        if second_batch.is_none() && lag == 0 && mirrored >= seeded.len() as u64 {
+            break;
+        }
+        if let Some(reason) = health.fatal() {
+            return Err(Error::Fatal(reason));
+        }
+        if now > deadline {
+            return Err(Error::Fatal(format!(
+                "the demo did not catch up within {:?} (lag {lag})",
+                options.timeout
+            )));
+        }
+    }
+    let _ = stop_tx.send(());
+    let summary = engine_task
+        .await
+        .map_err(|e| Error::Fatal(e.to_string()))??;
+    for (topic, s) in &summary.topics {
+        println!(
+            "\n{topic} -> {}: {} records, {} bytes mirrored",
+            s.target_topic, s.records, s.bytes
+        );
+    }
+
+    let copy = tokio::task::block_in_place(|| {
+        testkit::read_all(
+            &target.bootstrap_servers(),
+            TOPIC,
+            seeded.len(),
+            Duration::from_secs(30),
+        )
+    })?;
+    let verification = testkit::verify(&seeded, &copy);
+    println!("verification: {verification}");
+    Ok(verification)
+}

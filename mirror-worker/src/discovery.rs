@@ -1,0 +1,237 @@
+//! Topic discovery: which source topics match the whitelist, where their records go, and creating missing
+//! target topics before their first record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_mirror_crds::{KafkaMirrorSpec, Partitioning, TopicFilter};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, DefaultClientContext};
+use rdkafka::error::RDKafkaErrorCode;
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the records of one source topic go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub target_topic: String,
+    pub source_partitions: i32,
+    pub target_partitions: i32,
+}
+
+/// Routes by source topic name: the subscription of every stream.
+pub type Routes = Arc<BTreeMap<String, Route>>;
+
+pub struct Discovery {
+    source: AdminClient<DefaultClientContext>,
+    target: AdminClient<DefaultClientContext>,
+    filter: TopicFilter,
+    spec: KafkaMirrorSpec,
+    metrics: Arc<Metrics>,
+}
+
+/// A matching topic that cannot be mirrored yet, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unroutable {
+    pub topic: String,
+    pub reason: String,
+}
+
+impl Discovery {
+    pub fn new(
+        source: &ClientConfig,
+        target: &ClientConfig,
+        filter: TopicFilter,
+        spec: KafkaMirrorSpec,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let admin = |config: &ClientConfig, what: &str| {
+            config
+                .create::<AdminClient<DefaultClientContext>>()
+                .map_err(|source| Error::Kafka {
+                    what: what.into(),
+                    source,
+                })
+        };
+        Ok(Self {
+            source: admin(source, "creating the source admin client")?,
+            target: admin(target, "creating the target admin client")?,
+            filter,
+            spec,
+            metrics,
+        })
+    }
+
+    /// Source partition counts of every topic the whitelist matches.
+    pub async fn matching_source_topics(&self) -> Result<BTreeMap<String, i32>> {
+        let all = topic_partitions(self.source.inner(), "source").await?;
+        Ok(all
+            .into_iter()
+            .filter(|(topic, _)| self.filter.matches(topic))
+            .collect())
+    }
+
+    /// Routes for every matching topic, creating missing target topics first. Topics that cannot be routed
+    /// (creation refused, too few target partitions for `preserve`) are returned apart, to be reported and
+    /// tried again at the next refresh.
+    pub async fn refresh(&self) -> Result<(BTreeMap<String, Route>, Vec<Unroutable>)> {
+        let sources = self.matching_source_topics().await?;
+        let mut targets = topic_partitions(self.target.inner(), "target").await?;
+        let missing: Vec<(String, i32)> = sources
+            .iter()
+            .map(|(topic, partitions)| (self.spec.topics.target_name(topic), *partitions))
+            .filter(|(target, _)| !targets.contains_key(target))
+            .collect();
+        let mut unroutable = Vec::new();
+        if !missing.is_empty() {
+            if self.spec.topics.create.enabled {
+                for (topic, result) in self.create_topics(&missing).await {
+                    match result {
+                        Ok(partitions) => {
+                            targets.insert(topic, partitions);
+                        }
+                        Err(reason) => unroutable.push(Unroutable { topic, reason }),
+                    }
+                }
+            } else {
+                for (topic, _) in &missing {
+                    unroutable.push(Unroutable {
+                        topic: topic.clone(),
+                        reason:
+                            "target topic does not exist and spec.topics.create.enabled is false"
+                                .into(),
+                    });
+                }
+            }
+        }
+        let mut routes = BTreeMap::new();
+        for (source_topic, source_partitions) in sources {
+            let target_topic = self.spec.topics.target_name(&source_topic);
+            let Some(&target_partitions) = targets.get(&target_topic) else {
+                continue;
+            };
+            if self.spec.partitioning == Partitioning::Preserve
+                && target_partitions < source_partitions
+            {
+                unroutable.push(Unroutable {
+                    topic: target_topic,
+                    reason: format!(
+                        "spec.partitioning is preserve but the target topic has {target_partitions} partitions and \
+                         the source topic {source_topic} has {source_partitions}"
+                    ),
+                });
+                continue;
+            }
+            routes.insert(
+                source_topic,
+                Route {
+                    target_topic,
+                    source_partitions,
+                    target_partitions,
+                },
+            );
+        }
+        for u in &unroutable {
+            self.metrics.error("topic_unroutable");
+            warn!(
+                topic = u.topic,
+                reason = u.reason,
+                "a matching topic cannot be mirrored yet"
+            );
+        }
+        Ok((routes, unroutable))
+    }
+
+    /// Creates target topics with the source's partition count; an "already exists" answer (another worker
+    /// was faster) counts as success. Returns the partition count each topic now has, or why it failed.
+    async fn create_topics(&self, topics: &[(String, i32)]) -> Vec<(String, Result<i32, String>)> {
+        let create = &self.spec.topics.create;
+        // -1: the target cluster's default.replication.factor (KIP-464).
+        let replication_factor = create.replication_factor.unwrap_or(-1);
+        let new_topics: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|(name, partitions)| {
+                create.config.iter().fold(
+                    NewTopic::new(
+                        name,
+                        *partitions,
+                        TopicReplication::Fixed(replication_factor),
+                    ),
+                    |t, (k, v)| t.set(k, v),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let partitions: HashMap<&str, i32> = topics.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+        match self.target.create_topics(&new_topics, &options).await {
+            Ok(results) => results
+                .into_iter()
+                .map(|result| match result {
+                    Ok(topic) => {
+                        info!(
+                            topic,
+                            partitions = partitions[topic.as_str()],
+                            "created target topic"
+                        );
+                        let p = partitions[topic.as_str()];
+                        (topic, Ok(p))
+                    }
+                    Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                        let p = partitions[topic.as_str()];
+                        (topic, Ok(p))
+                    }
+                    Err((topic, code)) => {
+                        self.metrics.error("topic_creation");
+                        (
+                            topic,
+                            Err(format!("creating the target topic failed: {code}")),
+                        )
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                self.metrics.error("topic_creation");
+                topics
+                    .iter()
+                    .map(|(t, _)| {
+                        (
+                            t.clone(),
+                            Err(format!("creating the target topic failed: {e}")),
+                        )
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Partition count by topic name, internal topics included (the filter drops them).
+async fn topic_partitions(
+    client: &Client<DefaultClientContext>,
+    cluster: &str,
+) -> Result<BTreeMap<String, i32>> {
+    let metadata =
+        blocking(|| client.fetch_metadata(None, METADATA_TIMEOUT)).map_err(|source| {
+            Error::Kafka {
+                what: format!("reading the {cluster} cluster's topic list"),
+                source,
+            }
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect())
+}
+
+/// Runs a blocking librdkafka call without stalling the async runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}

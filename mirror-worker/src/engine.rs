@@ -1,0 +1,308 @@
+//! Runs a mirror: discovery, the shared producer, `numStreams` streams, and the end of it all — a shutdown
+//! signal, a completed migration, or a fatal error — with every acknowledged record committed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kafka_mirror_crds::Mode;
+use rdkafka::producer::Producer;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::assignment::EndOffsets;
+use crate::discovery::{Discovery, Route, Routes};
+use crate::health::Health;
+use crate::metrics::{Metrics, TopicLabels};
+use crate::plan::MirrorPlan;
+use crate::positions::{GroupPositions, SourcePartition};
+use crate::stream::{Stream, StreamSettings};
+use crate::{Error, Result, producer};
+
+/// How often the engine looks at migration progress and fatal errors.
+const TICK: Duration = Duration::from_millis(250);
+/// How long to keep trying the first topic discovery before giving up in `mode: migrate`.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How often acknowledged positions are committed to the source.
+    pub commit_interval: Duration,
+    /// How long a revoke or shutdown waits for in-flight records before committing what is acknowledged.
+    pub drain_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            commit_interval: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a finished run did, per source topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub topics: BTreeMap<String, TopicSummary>,
+    /// `mode: migrate` only: every partition reached the high watermark seen at start.
+    pub migration_complete: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicSummary {
+    pub target_topic: String,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+pub struct Engine {
+    plan: MirrorPlan,
+    options: EngineOptions,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl Engine {
+    pub fn new(
+        plan: MirrorPlan,
+        options: EngineOptions,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Self {
+        Self {
+            plan,
+            options,
+            metrics,
+            health,
+        }
+    }
+
+    /// Mirrors until `shutdown` resolves (continuous) or the migration completes, then drains and commits.
+    /// Must run on a multi-threaded Tokio runtime: librdkafka's blocking calls use `block_in_place`.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Summary> {
+        let plan = &self.plan;
+        let spec = &plan.spec;
+        let discovery = Discovery::new(
+            &plan.source_admin,
+            &plan.target_admin,
+            plan.filter.clone(),
+            spec.clone(),
+            self.metrics.clone(),
+        )?;
+        tokio::pin!(shutdown);
+
+        let routes = tokio::select! {
+            routes = first_routes(&discovery, spec.mode) => routes?,
+            _ = &mut shutdown => return Ok(Summary::default()),
+        };
+        info!(mirror = plan.name, group = plan.group_id, topics = ?routes.keys().collect::<Vec<_>>(), "starting");
+
+        let migration = match spec.mode {
+            Mode::Migrate => Some(Migration::start(plan, &routes)?),
+            Mode::Continuous => None,
+        };
+        let producer = Arc::new(producer::create(
+            plan.target_producer.clone(),
+            self.metrics.clone(),
+            self.health.clone(),
+        )?);
+        let (routes_tx, routes_rx) = watch::channel::<Routes>(Arc::new(routes));
+        let stop = Arc::new(AtomicBool::new(false));
+
+        let mut streams = Vec::new();
+        for stream in 0..spec.num_streams as usize {
+            let settings = StreamSettings {
+                stream,
+                consumer_config: plan.source_consumer.clone(),
+                group_id: plan.group_id.clone(),
+                partitioning: spec.partitioning,
+                commit_interval: self.options.commit_interval,
+                drain_timeout: self.options.drain_timeout,
+                end_offsets: migration.as_ref().map(|m| m.ends.clone()),
+            };
+            let stream = Stream::new(
+                settings,
+                producer.clone(),
+                routes_rx.clone(),
+                stop.clone(),
+                self.health.clone(),
+                self.metrics.clone(),
+            )?;
+            streams.push(tokio::task::spawn_blocking(move || stream.run()));
+        }
+
+        let refresh = Duration::from_secs(spec.topics.refresh_interval_seconds.max(1) as u64);
+        let mut refresh_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+        let mut tick = tokio::time::interval(TICK);
+        let mut migration_complete = false;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    info!("shutdown requested; draining in-flight records and committing");
+                    break;
+                }
+                _ = refresh_timer.tick(), if migration.is_none() => {
+                    match discovery.refresh().await {
+                        Ok((routes, _)) => {
+                            routes_tx.send_if_modified(|current| {
+                                let changed = **current != routes;
+                                if changed {
+                                    info!(topics = ?routes.keys().collect::<Vec<_>>(), "topic routes changed");
+                                    *current = Arc::new(routes);
+                                }
+                                changed
+                            });
+                        }
+                        Err(e) => {
+                            self.metrics.error("discovery");
+                            warn!(error = %e, "topic discovery failed; keeping the current topics");
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    if self.health.fatal().is_some() || streams.iter().any(|s| s.is_finished()) {
+                        break;
+                    }
+                    if let Some(migration) = &migration {
+                        match migration.complete() {
+                            Ok(true) => {
+                                info!("migration complete: every partition reached its start-time high watermark");
+                                migration_complete = true;
+                                break;
+                            }
+                            Ok(false) => {}
+                            Err(e) => warn!(error = %e, "checking migration progress failed; retrying"),
+                        }
+                    }
+                }
+            }
+        }
+
+        stop.store(true, Ordering::Release);
+        let mut first_error = None;
+        for stream in streams {
+            match stream.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(join) => {
+                    first_error
+                        .get_or_insert(Error::Fatal(format!("a stream thread panicked: {join}")));
+                }
+            }
+        }
+        // Streams drained before returning; this only waits for anything left after a drain timeout.
+        let _ = producer.flush(self.options.drain_timeout);
+        if let Some(reason) = self.health.fatal() {
+            error!(
+                reason,
+                "stopped on a fatal error; offsets were committed only up to acknowledged records"
+            );
+            return Err(Error::Fatal(reason));
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(Summary {
+            topics: self.summary(&routes_rx.borrow()),
+            migration_complete,
+        })
+    }
+
+    fn summary(&self, routes: &Routes) -> BTreeMap<String, TopicSummary> {
+        routes
+            .iter()
+            .map(|(topic, route)| {
+                let labels = TopicLabels {
+                    topic: topic.clone(),
+                };
+                let summary = TopicSummary {
+                    target_topic: route.target_topic.clone(),
+                    records: self.metrics.records_mirrored.get_or_create(&labels).get(),
+                    bytes: self.metrics.bytes_mirrored.get_or_create(&labels).get(),
+                };
+                (topic.clone(), summary)
+            })
+            .collect()
+    }
+}
+
+/// The first discovery: `continuous` keeps trying until the clusters answer; `migrate` needs every matching
+/// topic routable, since its set of topics is fixed at start.
+async fn first_routes(discovery: &Discovery, mode: Mode) -> Result<BTreeMap<String, Route>> {
+    loop {
+        match discovery.refresh().await {
+            Ok((routes, unroutable)) if mode == Mode::Migrate => {
+                if let Some(u) = unroutable.first() {
+                    return Err(Error::Fatal(format!(
+                        "cannot migrate topic {}: {}",
+                        u.topic, u.reason
+                    )));
+                }
+                return Ok(routes);
+            }
+            Ok((routes, _)) => return Ok(routes),
+            Err(e) if mode == Mode::Migrate => return Err(e),
+            Err(e) => {
+                warn!(error = %e, "topic discovery failed; retrying");
+                tokio::time::sleep(DISCOVERY_RETRY).await;
+            }
+        }
+    }
+}
+
+/// `mode: migrate`: the high watermarks seen at start, and whether the group's commits reached them.
+struct Migration {
+    positions: GroupPositions,
+    ends: Arc<EndOffsets>,
+    /// Partitions with records to copy (`high > low` at start).
+    to_copy: Vec<SourcePartition>,
+}
+
+impl Migration {
+    fn start(plan: &MirrorPlan, routes: &BTreeMap<String, Route>) -> Result<Self> {
+        let positions = GroupPositions::new(&plan.source_admin, &plan.group_id)?;
+        let partitions: Vec<SourcePartition> = routes
+            .iter()
+            .flat_map(|(topic, route)| {
+                (0..route.source_partitions).map(move |p| (topic.clone(), p))
+            })
+            .collect();
+        let start = tokio::task::block_in_place(|| positions.positions(&partitions))?;
+        let ends: EndOffsets = start
+            .iter()
+            .map(|(tp, pos)| (tp.clone(), pos.high))
+            .collect::<HashMap<_, _>>();
+        let to_copy = start
+            .iter()
+            .filter(|(_, pos)| pos.high > pos.low)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let records: i64 = start.values().map(|p| p.lag()).sum();
+        info!(
+            partitions = partitions.len(),
+            records, "migration: copying up to the high watermarks seen now"
+        );
+        Ok(Self {
+            positions,
+            ends: Arc::new(ends),
+            to_copy,
+        })
+    }
+
+    fn complete(&self) -> Result<bool> {
+        let committed = tokio::task::block_in_place(|| self.positions.committed(&self.to_copy))?;
+        Ok(self.to_copy.iter().all(|tp| {
+            committed
+                .get(tp)
+                .copied()
+                .flatten()
+                .is_some_and(|c| c >= self.ends[tp])
+        }))
+    }
+}

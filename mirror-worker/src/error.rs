@@ -1,0 +1,54 @@
+//! The worker's one error type. Configuration mistakes exit with code 2, runtime failures with 1.
+
+use std::path::PathBuf;
+
+use kafka_mirror_crds::{DocumentError, FieldError};
+use rdkafka::error::KafkaError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    ReadDocument {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("invalid KafkaMirror document {path}:\n{source}")]
+    Document {
+        path: PathBuf,
+        source: DocumentError,
+    },
+
+    /// A field that is well-formed but cannot be used here (e.g. a Secret that cannot be found).
+    #[error("{0}")]
+    Field(FieldError),
+
+    #[error("{what}: {source}")]
+    Kafka { what: String, source: KafkaError },
+
+    /// The mirror cannot go on without losing or corrupting records.
+    #[error("{0}")]
+    Fatal(String),
+
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// 2 for anything the user must fix in the document or its Secrets, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::ReadDocument { .. } | Error::Document { .. } | Error::Field(_) => 2,
+            Error::Kafka {
+                source: KafkaError::ClientConfig(..),
+                ..
+            } => 2,
+            _ => 1,
+        }
+    }
+}

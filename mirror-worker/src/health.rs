@@ -1,0 +1,71 @@
+//! What `/healthz` and `/readyz` answer, updated by the engine's threads.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+#[derive(Default)]
+pub struct Health {
+    /// Stream threads running their consume loop.
+    streams_running: AtomicUsize,
+    streams_expected: AtomicUsize,
+    /// False while librdkafka reports every target broker down; set true again by the next delivery.
+    target_reachable: AtomicBool,
+    /// A reason the engine must stop (e.g. a record the target refuses for good). Set once.
+    fatal: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn new(streams: usize) -> Self {
+        Self {
+            streams_expected: AtomicUsize::new(streams),
+            target_reachable: AtomicBool::new(true),
+            ..Self::default()
+        }
+    }
+
+    pub fn stream_started(&self) {
+        self.streams_running.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn stream_stopped(&self) {
+        self.streams_running.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn set_target_reachable(&self, reachable: bool) {
+        self.target_reachable.store(reachable, Ordering::Release);
+    }
+
+    /// Records the first fatal error; later ones are consequences and only logged.
+    pub fn set_fatal(&self, reason: String) {
+        let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        if fatal.is_none() {
+            *fatal = Some(reason);
+        }
+    }
+
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Alive: no fatal error. (A stuck target is not a reason to restart the pod; it is one to not be ready.)
+    pub fn live(&self) -> Result<(), String> {
+        match self.fatal() {
+            Some(reason) => Err(format!("fatal: {reason}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Ready: alive, every stream consuming, and the target reachable.
+    pub fn ready(&self) -> Result<(), String> {
+        self.live()?;
+        let running = self.streams_running.load(Ordering::Acquire);
+        let expected = self.streams_expected.load(Ordering::Acquire);
+        if running < expected {
+            return Err(format!("{running} of {expected} streams running"));
+        }
+        if !self.target_reachable.load(Ordering::Acquire) {
+            return Err("all target brokers are down or unreachable".to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! The kafka-mirror replication engine: copies the whitelisted topics of a source Kafka cluster to a target
+//! cluster, keeping keys, values, headers, timestamps and per-key order, and committing a source offset only
+//! after the target acknowledged every record before it.
+//!
+//! It knows Kafka, not Kubernetes: its whole input is a `KafkaMirror` document and Secret values from files
+//! or environment variables.
+
+mod ack_tracker;
+mod assignment;
+mod client_config;
+pub mod demo;
+pub mod discovery;
+pub mod engine;
+mod error;
+pub mod health;
+pub mod http;
+pub mod metrics;
+mod partition_state;
+pub mod partitioner;
+pub mod plan;
+pub mod positions;
+mod producer;
+pub mod secrets;
+mod stream;
+pub mod testkit;
+
+pub use engine::{Engine, EngineOptions, Summary, TopicSummary};
+pub use error::{Error, Result};
+pub use plan::MirrorPlan;

@@ -1,0 +1,199 @@
+//! `mirror-worker`: runs the mirror a `KafkaMirror` document describes, or the one-command demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mirror_worker::demo::{self, DemoOptions};
+use mirror_worker::health::Health;
+use mirror_worker::metrics::Metrics;
+use mirror_worker::secrets::{DEFAULT_SECRETS_DIR, Secrets};
+use mirror_worker::{Engine, EngineOptions, Error, MirrorPlan, Summary};
+use tracing::{error, info};
+
+/// Mirrors Kafka topics from a source cluster to a target cluster, as a `KafkaMirror` document describes.
+#[derive(Parser, Debug)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// The `KafkaMirror` YAML document to run (what you would `kubectl apply`).
+    #[arg(long, env = "KMIRROR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Directory with Secret values as `<secret>/<key>` files (environment variables
+    /// `KMIRROR_SECRET_<SECRET>_<KEY>` take precedence).
+    #[arg(long, env = "KMIRROR_SECRETS_DIR", default_value = DEFAULT_SECRETS_DIR)]
+    secrets_dir: PathBuf,
+
+    /// Address of the HTTP endpoint serving /metrics, /healthz and /readyz.
+    #[arg(long, env = "KMIRROR_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    http_listen: SocketAddr,
+
+    /// Seconds between commits of acknowledged source offsets.
+    #[arg(long, default_value_t = 2.0)]
+    commit_interval: f64,
+
+    /// Seconds a shutdown or rebalance waits for in-flight records before committing what is acknowledged.
+    #[arg(long, default_value_t = 30.0)]
+    drain_timeout: f64,
+
+    /// Log format: `text` for a terminal, `json` for a log pipeline.
+    #[arg(long, env = "KMIRROR_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Starts two embedded Kafka clusters, seeds `testtopic` with keyed records, mirrors it with the real
+    /// engine while showing progress, and verifies the copy record by record.
+    Demo {
+        /// Records to seed (two thirds before the mirror starts, the rest while it runs).
+        #[arg(long, default_value_t = 50_000)]
+        records: u64,
+        /// Distinct keys.
+        #[arg(long, default_value_t = 500)]
+        keys: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+        /// Consumer instances (MirrorMaker's --num.streams).
+        #[arg(long, default_value_t = 4)]
+        num_streams: i32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mirror-worker: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Demo {
+                records,
+                keys,
+                value_size,
+                num_streams,
+            }) => {
+                let options = DemoOptions {
+                    records,
+                    keys,
+                    value_size,
+                    num_streams,
+                    ..DemoOptions::default()
+                };
+                let verification = demo::run(options).await?;
+                if verification.is_intact() {
+                    println!("the copy is complete and intact");
+                    Ok(())
+                } else {
+                    Err(Error::Fatal(format!(
+                        "the copy is not intact: {verification}"
+                    )))
+                }
+            }
+            None => run_mirror(&cli).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "mirror-worker stopped");
+            eprintln!("mirror-worker: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run_mirror(cli: &Cli) -> Result<(), Error> {
+    let Some(config) = &cli.config else {
+        return Err(Error::Field(kafka_mirror_crds::FieldError::new(
+            "--config",
+            "required: the KafkaMirror document to run (or use `mirror-worker demo`)",
+        )));
+    };
+    let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(plan.spec.num_streams as usize));
+    let bound =
+        mirror_worker::http::serve(cli.http_listen, metrics.clone(), health.clone()).await?;
+    info!(mirror = plan.name, http = %bound, "serving /metrics, /healthz and /readyz");
+    let options = EngineOptions {
+        commit_interval: seconds("--commit-interval", cli.commit_interval)?,
+        drain_timeout: seconds("--drain-timeout", cli.drain_timeout)?,
+    };
+    let summary = Engine::new(plan, options, metrics, health)
+        .run(shutdown_signal())
+        .await?;
+    print_summary(&summary);
+    Ok(())
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::Field(kafka_mirror_crds::FieldError::new(
+                flag,
+                format!("{value} is not a positive number of seconds"),
+            ))
+        })
+}
+
+fn print_summary(summary: &Summary) {
+    if summary.migration_complete {
+        println!("migration complete");
+    }
+    println!(
+        "{:<40} {:<40} {:>12} {:>14}",
+        "SOURCE TOPIC", "TARGET TOPIC", "RECORDS", "BYTES"
+    );
+    for (topic, s) in &summary.topics {
+        println!(
+            "{topic:<40} {:<40} {:>12} {:>14}",
+            s.target_topic, s.records, s.bytes
+        );
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl+C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

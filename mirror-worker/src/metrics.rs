@@ -1,0 +1,143 @@
+//! Prometheus metrics of one worker process, served as text on `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// `delivery_retriable`, `delivery_fatal`, `consume`, `commit`, `topic_creation`, `target_unreachable`, ...
+    pub kind: String,
+}
+
+/// Every metric the worker exports. Cheap to clone handles out of: each is an `Arc` inside.
+pub struct Metrics {
+    registry: Registry,
+    pub records_mirrored: Family<TopicLabels, Counter>,
+    pub bytes_mirrored: Family<TopicLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub partition_lag: Family<PartitionLabels, Gauge>,
+    pub commit_latency: Histogram,
+    pub in_flight_records: Gauge,
+    pub assigned_partitions: Gauge,
+    pub rebalances: Counter,
+    pub rewinds: Counter,
+    pub mirrored_topics: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("kafka_mirror");
+        let records_mirrored = Family::<TopicLabels, Counter>::default();
+        let bytes_mirrored = Family::<TopicLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let partition_lag = Family::<PartitionLabels, Gauge>::default();
+        // 1 ms .. ~16 s: a commit is a round trip to the group coordinator.
+        let commit_latency = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        let in_flight_records = Gauge::default();
+        let assigned_partitions = Gauge::default();
+        let rebalances = Counter::default();
+        let rewinds = Counter::default();
+        let mirrored_topics = Gauge::default();
+        registry.register(
+            "records_mirrored",
+            "Records written to the target and acknowledged by it, by source topic",
+            records_mirrored.clone(),
+        );
+        registry.register(
+            "bytes_mirrored",
+            "Key and value bytes written to the target and acknowledged by it, by source topic",
+            bytes_mirrored.clone(),
+        );
+        registry.register(
+            "errors",
+            "Errors by kind; see the worker's log for each one",
+            errors.clone(),
+        );
+        registry.register(
+            "partition_lag",
+            "Records on the source partition after the mirror's committed offset (from the consumer's statistics)",
+            partition_lag.clone(),
+        );
+        registry.register(
+            "commit_latency_seconds",
+            "Time from sending an offset commit to the source cluster's answer",
+            commit_latency.clone(),
+        );
+        registry.register(
+            "in_flight_records",
+            "Records handed to the producer and not yet acknowledged by the target",
+            in_flight_records.clone(),
+        );
+        registry.register(
+            "assigned_partitions",
+            "Source partitions assigned to this process",
+            assigned_partitions.clone(),
+        );
+        registry.register(
+            "rebalances",
+            "Consumer group rebalances seen by this process",
+            rebalances.clone(),
+        );
+        registry.register(
+            "rewinds",
+            "Partitions re-read from their last acknowledged offset after a failed delivery",
+            rewinds.clone(),
+        );
+        registry.register(
+            "mirrored_topics",
+            "Source topics matched and subscribed",
+            mirrored_topics.clone(),
+        );
+        Self {
+            registry,
+            records_mirrored,
+            bytes_mirrored,
+            errors,
+            partition_lag,
+            commit_latency,
+            in_flight_records,
+            assigned_partitions,
+            rebalances,
+            rewinds,
+            mirrored_topics,
+        }
+    }
+
+    /// Counts one error of `kind`.
+    pub fn error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

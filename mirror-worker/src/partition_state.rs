@@ -1,0 +1,152 @@
+//! One assigned source partition, shared between the consumer thread that sends its records and the
+//! producer thread that reports their delivery.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+
+use crate::ack_tracker::{AckTracker, Settled};
+
+/// Offset value meaning "nothing committed by this process yet".
+const NONE: i64 = -1;
+
+pub struct PartitionState {
+    pub topic: String,
+    pub partition: i32,
+    tracker: Mutex<AckTracker>,
+    /// Signalled whenever a record of this partition settles, so a drain can wait without spinning.
+    settled: Condvar,
+    /// The last offset this process committed for the partition.
+    last_committed: AtomicI64,
+    /// Counters of the partition's topic, resolved once instead of per record.
+    records: Counter,
+    bytes: Counter,
+    /// The owning stream's flag, raised when this partition must be rewound.
+    attention: Arc<AtomicBool>,
+    /// `mode: migrate`: the high watermark seen at start; records from here on are not mirrored.
+    pub end: Option<i64>,
+    /// `mode: migrate`: every record before `end` has been handed to the producer.
+    reached_end: AtomicBool,
+}
+
+impl PartitionState {
+    pub fn new(
+        topic: String,
+        partition: i32,
+        records: Counter,
+        bytes: Counter,
+        attention: Arc<AtomicBool>,
+        end: Option<i64>,
+    ) -> Self {
+        Self {
+            topic,
+            partition,
+            tracker: Mutex::new(AckTracker::new(None)),
+            settled: Condvar::new(),
+            last_committed: AtomicI64::new(NONE),
+            records,
+            bytes,
+            attention,
+            end,
+            reached_end: AtomicBool::new(false),
+        }
+    }
+
+    /// `mode: migrate`: marks that nothing before `end` remains to be read.
+    pub fn set_reached_end(&self) {
+        self.reached_end.store(true, Ordering::Release);
+    }
+
+    /// A rewind past the end undoes it: the partition must be read again up to `end`.
+    pub fn clear_reached_end(&self) -> bool {
+        self.reached_end.swap(false, Ordering::AcqRel)
+    }
+
+    pub fn reached_end(&self) -> bool {
+        self.reached_end.load(Ordering::Acquire)
+    }
+
+    fn tracker(&self) -> MutexGuard<'_, AckTracker> {
+        // A panic while holding the lock leaves a tracker that is still consistent (every method keeps its
+        // invariants before it can panic), so a poisoned lock is used as it is.
+        self.tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a record about to be produced; returns the generation its token must carry.
+    pub fn sent(&self, offset: i64) -> u64 {
+        let mut tracker = self.tracker();
+        tracker.sent(offset);
+        tracker.generation()
+    }
+
+    /// The target acknowledged a record.
+    pub fn acked(&self, offset: i64, generation: u64, bytes: u64) {
+        let settled = self.tracker().acked(offset, generation);
+        if let Settled::Counted { .. } = settled {
+            self.records.inc();
+            self.bytes.inc_by(bytes);
+        }
+        self.settled.notify_all();
+    }
+
+    /// A record could not be delivered; the partition will be re-read from its last acknowledged offset.
+    pub fn failed(&self, offset: i64, generation: u64) {
+        self.tracker().failed(offset, generation);
+        self.attention.store(true, Ordering::Release);
+        self.settled.notify_all();
+    }
+
+    /// Where to seek to after a failed delivery, if one happened; starts a new generation there.
+    pub fn take_rewind(&self) -> Option<i64> {
+        let mut tracker = self.tracker();
+        let point = tracker.rewind_point()?;
+        tracker.rewind(point);
+        Some(point)
+    }
+
+    /// Moves the commit point over offsets without records once the partition is drained.
+    pub fn advance_idle(&self, position: i64) {
+        self.tracker().advance_idle(position);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.tracker().pending()
+    }
+
+    pub fn committable(&self) -> Option<i64> {
+        self.tracker().committable()
+    }
+
+    /// The committable offset when it moved since the last commit.
+    pub fn commit_candidate(&self) -> Option<i64> {
+        let committable = self.committable()?;
+        (committable > self.last_committed.load(Ordering::Acquire)).then_some(committable)
+    }
+
+    /// Records that `offset` was committed.
+    pub fn committed(&self, offset: i64) {
+        self.last_committed.fetch_max(offset, Ordering::AcqRel);
+    }
+
+    /// Waits until no record of this partition is in flight, or until `timeout`. True when drained.
+    pub fn wait_drained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut tracker = self.tracker();
+        while tracker.pending() > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            tracker = self
+                .settled
+                .wait_timeout(tracker, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        true
+    }
+}

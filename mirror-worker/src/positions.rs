@@ -1,0 +1,157 @@
+//! The mirror's position as Kafka itself records it: the group's committed offsets against the source's
+//! watermarks. Used to decide when a migration is complete and to show progress; true even when every
+//! worker is down, because it asks the source cluster, not the workers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::{Error, Result};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A partition of the source: `(topic, partition)`.
+pub type SourcePartition = (String, i32);
+
+/// Reads a consumer group's committed offsets without joining the group.
+pub struct GroupPositions {
+    consumer: BaseConsumer,
+}
+
+/// One partition's watermarks and the group's committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionPosition {
+    pub low: i64,
+    pub high: i64,
+    pub committed: Option<i64>,
+}
+
+impl PartitionPosition {
+    /// Records on the source not yet mirrored. A partition never committed counts from its low watermark
+    /// (what `auto.offset.reset=earliest` will read).
+    pub fn lag(&self) -> i64 {
+        let from = self.committed.unwrap_or(self.low).max(self.low);
+        (self.high - from).max(0)
+    }
+}
+
+impl GroupPositions {
+    /// `source` is the source cluster's connection config; `group_id` the mirror's group.
+    pub fn new(source: &ClientConfig, group_id: &str) -> Result<Self> {
+        let mut config = source.clone();
+        config
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false");
+        let consumer = config.create().map_err(|source| Error::Kafka {
+            what: "creating the source position reader".into(),
+            source,
+        })?;
+        Ok(Self { consumer })
+    }
+
+    /// Committed offsets of the group for `partitions` (`None` where nothing was committed).
+    pub fn committed(
+        &self,
+        partitions: &[SourcePartition],
+    ) -> Result<BTreeMap<SourcePartition, Option<i64>>> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                what: "reading the mirror group's committed offsets".into(),
+                source,
+            })?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                };
+                ((e.topic().to_string(), e.partition()), offset)
+            })
+            .collect())
+    }
+
+    /// Watermarks and committed offset of every partition.
+    pub fn positions(
+        &self,
+        partitions: &[SourcePartition],
+    ) -> Result<BTreeMap<SourcePartition, PartitionPosition>> {
+        let committed = self.committed(partitions)?;
+        let mut positions = BTreeMap::new();
+        for (topic, partition) in partitions {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(topic, *partition, TIMEOUT)
+                .map_err(|source| Error::Kafka {
+                    what: format!("reading watermarks of {topic}[{partition}]"),
+                    source,
+                })?;
+            let key = (topic.clone(), *partition);
+            let committed = committed.get(&key).copied().flatten();
+            positions.insert(
+                key,
+                PartitionPosition {
+                    low,
+                    high,
+                    committed,
+                },
+            );
+        }
+        Ok(positions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartitionPosition;
+
+    #[test]
+    fn lag_counts_from_the_committed_offset_or_the_low_watermark() {
+        assert_eq!(
+            PartitionPosition {
+                low: 0,
+                high: 100,
+                committed: Some(40)
+            }
+            .lag(),
+            60
+        );
+        assert_eq!(
+            PartitionPosition {
+                low: 10,
+                high: 100,
+                committed: None
+            }
+            .lag(),
+            90
+        );
+        // Retention deleted records the mirror never read: they are gone, not lag.
+        assert_eq!(
+            PartitionPosition {
+                low: 50,
+                high: 100,
+                committed: Some(20)
+            }
+            .lag(),
+            50
+        );
+        assert_eq!(
+            PartitionPosition {
+                low: 0,
+                high: 100,
+                committed: Some(100)
+            }
+            .lag(),
+            0
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! One stream (MirrorMaker's `--num.streams`): a consumer in the mirror's group on the source, feeding the
+//! shared target producer. Runs on its own thread because librdkafka delivers rebalances on the thread that
+//! polls, and a revoke must be able to wait there until its partitions are drained.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::BaseRecord;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use crate::assignment::{self, EndOffsets, StreamContext};
+use crate::discovery::Routes;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::partition_state::PartitionState;
+use crate::partitioner;
+use crate::producer::{DeliveryToken, FailureClass, MirrorProducer, classify};
+use crate::{Error, Result};
+use kafka_mirror_crds::Partitioning;
+
+/// How long one poll waits for a record before the loop looks at its other duties.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Wait before retrying a record the producer's full queue refused.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
+
+/// Everything a stream needs, cloned per stream.
+pub struct StreamSettings {
+    pub stream: usize,
+    pub consumer_config: ClientConfig,
+    pub group_id: String,
+    pub partitioning: Partitioning,
+    pub commit_interval: Duration,
+    pub drain_timeout: Duration,
+    pub end_offsets: Option<Arc<EndOffsets>>,
+}
+
+pub struct Stream {
+    consumer: BaseConsumer<StreamContext>,
+    producer: Arc<MirrorProducer>,
+    routes: watch::Receiver<Routes>,
+    stop: Arc<AtomicBool>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    partitioning: Partitioning,
+    commit_interval: Duration,
+}
+
+impl Stream {
+    pub fn new(
+        settings: StreamSettings,
+        producer: Arc<MirrorProducer>,
+        routes: watch::Receiver<Routes>,
+        stop: Arc<AtomicBool>,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let mut config = settings.consumer_config;
+        let client_id = config
+            .get("client.id")
+            .unwrap_or("kafka-mirror")
+            .to_string();
+        config
+            .set("client.id", format!("{client_id}-{}", settings.stream))
+            .set("group.id", &settings.group_id)
+            // Offsets are committed by the stream, only up to what the target acknowledged.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // A rebalance moves only the partitions that change owner; the others keep flowing.
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            // Aborted transactions on the source are not mirrored.
+            .set("isolation.level", "read_committed");
+        let context = StreamContext::new(
+            settings.stream,
+            metrics.clone(),
+            settings.drain_timeout,
+            settings.end_offsets,
+        );
+        let consumer: BaseConsumer<StreamContext> =
+            config
+                .create_with_context(context)
+                .map_err(|source| Error::Kafka {
+                    what: format!("creating source consumer of stream {}", settings.stream),
+                    source,
+                })?;
+        Ok(Self {
+            consumer,
+            producer,
+            routes,
+            stop,
+            health,
+            metrics,
+            partitioning: settings.partitioning,
+            commit_interval: settings.commit_interval,
+        })
+    }
+
+    /// Mirrors until `stop` is raised or a fatal error occurs, then drains and commits.
+    pub fn run(mut self) -> Result<()> {
+        let stream = self.consumer.context().stream;
+        let mut routes = self.routes.borrow_and_update().clone();
+        self.subscribe(&routes)?;
+        self.health.stream_started();
+        let mut last_commit = Instant::now();
+        let result = loop {
+            if self.stop.load(Ordering::Acquire) {
+                break Ok(());
+            }
+            if let Some(reason) = self.health.fatal() {
+                break Err(Error::Fatal(reason));
+            }
+            if self.routes.has_changed().unwrap_or(false) {
+                let next = self.routes.borrow_and_update().clone();
+                if next.keys().ne(routes.keys()) {
+                    self.subscribe(&next)?;
+                }
+                routes = next;
+            }
+            if assignment::take(&self.consumer.context().attention) {
+                self.rewind_failed_partitions();
+            }
+            if last_commit.elapsed() >= self.commit_interval {
+                self.finish_drained_partitions();
+                assignment::commit(
+                    &self.consumer,
+                    &self.consumer.context().all_states(),
+                    &self.metrics,
+                );
+                last_commit = Instant::now();
+            }
+            match self.consumer.poll(POLL_TIMEOUT) {
+                None => {}
+                Some(Ok(message)) => self.mirror(&message, &routes),
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(error)) => {
+                    self.metrics.error("consume");
+                    warn!(stream, %error, "consuming from the source failed; librdkafka retries on its own");
+                }
+            }
+        };
+        self.health.stream_stopped();
+        // Shutdown, fatal error or end of migration: everything this stream got acknowledged is committed
+        // before the consumer leaves the group (whose revoke then finds nothing left to drain).
+        self.finish_drained_partitions();
+        let states = self.consumer.context().all_states();
+        self.consumer
+            .context()
+            .drain_and_commit(&self.consumer, &states);
+        info!(stream, "stream stopped");
+        result
+    }
+
+    fn subscribe(&self, routes: &Routes) -> Result<()> {
+        let topics: Vec<&str> = routes.keys().map(String::as_str).collect();
+        self.metrics.mirrored_topics.set(topics.len() as i64);
+        if topics.is_empty() {
+            self.consumer.unsubscribe();
+            return Ok(());
+        }
+        info!(stream = self.consumer.context().stream, topics = ?topics, "subscribing");
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|source| Error::Kafka {
+                what: "subscribing to the source topics".into(),
+                source,
+            })
+    }
+
+    /// Hands one source record to the producer, keeping key, value, headers and timestamp.
+    fn mirror(&self, message: &BorrowedMessage<'_>, routes: &Routes) {
+        let topic = message.topic();
+        let partition = message.partition();
+        let offset = message.offset();
+        let Some(route) = routes.get(topic) else {
+            debug!(
+                topic,
+                "record of a topic no longer routed; left for its next owner"
+            );
+            return;
+        };
+        let Some(state) = self.state(topic, partition) else {
+            return;
+        };
+        if let Some(end) = state.end {
+            if offset >= end {
+                self.reach_end(&state);
+                return;
+            }
+        }
+        let key = message.key();
+        let payload = message.payload();
+        let target_partition = partitioner::target_partition(
+            self.partitioning,
+            key,
+            partition,
+            route.target_partitions,
+        );
+        let bytes = (key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len)) as u64;
+        let generation = state.sent(offset);
+        let token = Box::new(DeliveryToken {
+            state: state.clone(),
+            offset,
+            generation,
+            bytes,
+        });
+        let mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryToken>> =
+            BaseRecord::with_opaque_to(&route.target_topic, token).partition(target_partition);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        if let Some(timestamp) = message.timestamp().to_millis() {
+            record = record.timestamp(timestamp);
+        }
+        if let Some(headers) = message.headers() {
+            record = record.headers(headers.detach());
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.metrics.in_flight_records.inc();
+                    break;
+                }
+                // Backpressure: the producer's bounded queue is full, so this thread waits instead of buffering.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    if self.stop.load(Ordering::Acquire) || self.health.fatal().is_some() {
+                        state.failed(offset, generation);
+                        return;
+                    }
+                    record = returned;
+                    std::thread::sleep(QUEUE_FULL_BACKOFF);
+                }
+                Err((error, _)) => {
+                    if classify(&error) == FailureClass::Fatal {
+                        self.metrics.error("delivery_fatal");
+                        error!(%error, topic, partition, offset, "the target producer refused a record");
+                        self.health.set_fatal(format!(
+                            "the producer refused record {topic}[{partition}]@{offset}: {error}"
+                        ));
+                    } else {
+                        self.metrics.error("delivery_retriable");
+                    }
+                    state.failed(offset, generation);
+                    return;
+                }
+            }
+        }
+        if state.end.is_some_and(|end| offset + 1 >= end) {
+            self.reach_end(&state);
+        }
+    }
+
+    fn state(&self, topic: &str, partition: i32) -> Option<Arc<PartitionState>> {
+        self.consumer
+            .context()
+            .partitions()
+            .get(topic)
+            .and_then(|by_partition| by_partition.get(&partition))
+            .cloned()
+    }
+
+    /// `mode: migrate`: nothing more of this partition is mirrored; stop fetching it.
+    fn reach_end(&self, state: &PartitionState) {
+        if state.reached_end() {
+            return;
+        }
+        state.set_reached_end();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&state.topic, state.partition);
+        if let Err(error) = self.consumer.pause(&tpl) {
+            warn!(%error, topic = state.topic, partition = state.partition, "pausing a migrated partition failed");
+        }
+    }
+
+    /// `mode: migrate`: partitions whose position passed their end (nothing left, or only markers) and whose
+    /// records are all acknowledged commit their end offset.
+    fn finish_drained_partitions(&self) {
+        let states = self.consumer.context().all_states();
+        let with_end: Vec<_> = states.iter().filter(|s| s.end.is_some()).collect();
+        if with_end.is_empty() {
+            return;
+        }
+        let positions = self.consumer.position().unwrap_or_default();
+        for state in with_end {
+            let end = state.end.expect("filtered on end");
+            let position = positions
+                .find_partition(&state.topic, state.partition)
+                .and_then(|e| {
+                    if let Offset::Offset(o) = e.offset() {
+                        Some(o)
+                    } else {
+                        None
+                    }
+                });
+            if state.reached_end() || position.is_some_and(|p| p >= end) {
+                self.reach_end(state);
+                state.advance_idle(end);
+            }
+        }
+    }
+
+    /// Seeks every partition with a failed delivery back to its first unacknowledged record.
+    fn rewind_failed_partitions(&self) {
+        for state in self.consumer.context().all_states() {
+            if let Some(offset) = state.take_rewind() {
+                self.metrics.rewinds.inc();
+                warn!(
+                    topic = state.topic,
+                    partition = state.partition,
+                    offset,
+                    "re-reading the partition after a failed delivery"
+                );
+                if state.clear_reached_end() {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&state.topic, state.partition);
+                    let _ = self.consumer.resume(&tpl);
+                }
+                if let Err(error) = self.consumer.seek(
+                    &state.topic,
+                    state.partition,
+                    Offset::Offset(offset),
+                    Duration::from_secs(10),
+                ) {
+                    // The tracker already waits at `offset`; without the seek the partition stalls rather than
+                    // skip a record, and the health check shows it.
+                    self.health.set_fatal(format!(
+                        "cannot re-read {}[{}] from offset {offset} after a failed delivery: {error}",
+                        state.topic, state.partition
+                    ));
+                }
+            }
+        }
+    }
+}
