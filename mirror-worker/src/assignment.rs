@@ -2,16 +2,16 @@
 //! partitions being revoked are drained and committed before the revoke completes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::{Metrics, PartitionLabels, TopicLabels};
 use crate::partition_state::PartitionState;
@@ -30,6 +30,11 @@ pub struct StreamContext {
     end_offsets: Option<Arc<EndOffsets>>,
     /// Set when a partition needs the consumer thread's attention (a failed delivery to rewind).
     pub attention: Arc<AtomicBool>,
+    /// When the oldest stored-but-uncommitted offset was stored: the start of the commit latency.
+    uncommitted_since: Mutex<Option<Instant>>,
+    /// Commits answered (successfully or with nothing to commit) and refused, for the final commit.
+    commits_answered: AtomicU64,
+    commits_refused: AtomicU64,
 }
 
 impl StreamContext {
@@ -46,6 +51,9 @@ impl StreamContext {
             drain_timeout,
             end_offsets,
             attention: Arc::new(AtomicBool::new(false)),
+            uncommitted_since: Mutex::new(None),
+            commits_answered: AtomicU64::new(0),
+            commits_refused: AtomicU64::new(0),
         }
     }
 
@@ -61,7 +69,8 @@ impl StreamContext {
             .collect()
     }
 
-    /// Waits for every listed partition to drain (bounded by the drain timeout), then commits them.
+    /// Waits for every listed partition to drain (bounded by the drain timeout), then stores their offsets for
+    /// librdkafka to commit.
     pub fn drain_and_commit(
         &self,
         consumer: &BaseConsumer<StreamContext>,
@@ -80,7 +89,15 @@ impl StreamContext {
                 );
             }
         }
-        commit(consumer, states, &self.metrics);
+        store(consumer, states);
+    }
+
+    /// Notes that acknowledged offsets were stored and wait for librdkafka's next commit.
+    fn stored_uncommitted(&self) {
+        self.uncommitted_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Instant::now);
     }
 
     fn assign(&self, tpl: &TopicPartitionList) {
@@ -132,44 +149,35 @@ impl StreamContext {
     }
 }
 
-/// Commits the committable offset of every listed partition that moved since its last commit.
-/// Synchronous: the caller learns whether the position is stored, and the latency is measured exactly.
-pub fn commit(
-    consumer: &BaseConsumer<StreamContext>,
-    states: &[Arc<PartitionState>],
-    metrics: &Metrics,
-) -> bool {
+/// Stores the committable offset of every listed partition that moved since it was last stored. librdkafka
+/// commits stored offsets on its own: every commit interval, when partitions are unassigned, and when the
+/// consumer closes. (A synchronous commit from the polling thread could wait forever on a rebalance that only
+/// this same thread can serve.)
+pub fn store(consumer: &BaseConsumer<StreamContext>, states: &[Arc<PartitionState>]) {
     let mut tpl = TopicPartitionList::new();
-    let mut committing = Vec::new();
+    let mut storing = Vec::new();
     for state in states {
         if let Some(offset) = state.commit_candidate() {
             if tpl
                 .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
                 .is_ok()
             {
-                committing.push((state, offset));
+                storing.push((state, offset));
             }
         }
     }
-    if committing.is_empty() {
-        return true;
+    if storing.is_empty() {
+        return;
     }
-    let started = Instant::now();
-    match consumer.commit(&tpl, CommitMode::Sync) {
+    match consumer.store_offsets(&tpl) {
         Ok(()) => {
-            metrics
-                .commit_latency
-                .observe(started.elapsed().as_secs_f64());
-            for (state, offset) in committing {
+            consumer.context().stored_uncommitted();
+            for (state, offset) in storing {
                 state.committed(offset);
             }
-            true
         }
-        Err(error) => {
-            metrics.error("commit");
-            warn!(%error, partitions = committing.len(), "committing source offsets failed; retrying at the next interval");
-            false
-        }
+        // A partition revoked in the meantime refuses the store; its new owner resumes from the last commit.
+        Err(error) => debug!(%error, "storing acknowledged offsets failed"),
     }
 }
 
@@ -211,13 +219,40 @@ impl ConsumerContext for StreamContext {
             Rebalance::Revoke(tpl) => {
                 let revoked = self.revoke(tpl);
                 info!(stream = self.stream, partitions = %describe(tpl), "partitions revoked; draining and committing them");
-                // The revoke completes only after this returns: the next owner starts from a position that
-                // covers every record this stream got acknowledged.
+                // The revoke completes only after this returns, and librdkafka then commits the stored offsets
+                // of the removed partitions: the next owner starts after every record acknowledged here.
                 self.drain_and_commit(consumer, &revoked);
             }
             Rebalance::Error(error) => {
                 self.metrics.error("rebalance");
                 warn!(stream = self.stream, %error, "rebalance error");
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                if let Some(since) = self
+                    .uncommitted_since
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                {
+                    self.metrics
+                        .commit_latency
+                        .observe(since.elapsed().as_secs_f64());
+                }
+                self.commits_answered.fetch_add(1, Ordering::AcqRel);
+            }
+            // An auto-commit tick with nothing new stored.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+                self.commits_answered.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(error) => {
+                self.commits_refused.fetch_add(1, Ordering::AcqRel);
+                self.metrics.error("commit");
+                warn!(stream = self.stream, %error, "committing source offsets failed; librdkafka retries with the next commit");
             }
         }
     }
@@ -229,6 +264,33 @@ fn describe(tpl: &TopicPartitionList) -> String {
         .map(|e| format!("{}[{}]", e.topic(), e.partition()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Commits everything stored and polls until the source cluster confirmed it or `deadline` passed, retrying
+/// refused commits. Records polled meanwhile are dropped unstored: their next owner reads them again.
+pub fn commit_stored(consumer: &BaseConsumer<StreamContext>, deadline: Instant) -> bool {
+    let context = consumer.context();
+    loop {
+        let answered = context.commits_answered.load(Ordering::Acquire);
+        let refused = context.commits_refused.load(Ordering::Acquire);
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+            // Nothing assigned or nothing stored: nothing to wait for.
+            debug!(%error, "final commit not sent");
+            return true;
+        }
+        while context.commits_answered.load(Ordering::Acquire) == answered
+            && context.commits_refused.load(Ordering::Acquire) == refused
+        {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let _ = consumer.poll(Duration::from_millis(50));
+        }
+        if context.commits_answered.load(Ordering::Acquire) > answered {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// True once and then false until set again: whether something asked for attention.

@@ -18,6 +18,7 @@ use crate::health::Health;
 use crate::metrics::{Metrics, TopicLabels};
 use crate::plan::MirrorPlan;
 use crate::positions::{GroupPositions, SourcePartition};
+use crate::shutdown_gate::ShutdownGate;
 use crate::stream::{Stream, StreamSettings};
 use crate::{Error, Result, producer};
 
@@ -112,6 +113,7 @@ impl Engine {
         let (routes_tx, routes_rx) = watch::channel::<Routes>(Arc::new(routes));
         let stop = Arc::new(AtomicBool::new(false));
 
+        let gate = Arc::new(ShutdownGate::new(spec.num_streams as usize));
         let mut streams = Vec::new();
         for stream in 0..spec.num_streams as usize {
             let settings = StreamSettings {
@@ -122,6 +124,7 @@ impl Engine {
                 commit_interval: self.options.commit_interval,
                 drain_timeout: self.options.drain_timeout,
                 end_offsets: migration.as_ref().map(|m| m.ends.clone()),
+                gate: gate.clone(),
             };
             let stream = Stream::new(
                 settings,

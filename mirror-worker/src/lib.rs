@@ -21,6 +21,7 @@ pub mod plan;
 pub mod positions;
 mod producer;
 pub mod secrets;
+mod shutdown_gate;
 mod stream;
 pub mod testkit;
 

@@ -18,7 +18,7 @@ pub struct PartitionState {
     tracker: Mutex<AckTracker>,
     /// Signalled whenever a record of this partition settles, so a drain can wait without spinning.
     settled: Condvar,
-    /// The last offset this process committed for the partition.
+    /// The last offset this process stored for librdkafka to commit.
     last_committed: AtomicI64,
     /// Counters of the partition's topic, resolved once instead of per record.
     records: Counter,
@@ -121,13 +121,13 @@ impl PartitionState {
         self.tracker().committable()
     }
 
-    /// The committable offset when it moved since the last commit.
+    /// The committable offset when it moved since it was last stored.
     pub fn commit_candidate(&self) -> Option<i64> {
         let committable = self.committable()?;
         (committable > self.last_committed.load(Ordering::Acquire)).then_some(committable)
     }
 
-    /// Records that `offset` was committed.
+    /// Records that `offset` was stored for commit.
     pub fn committed(&self, offset: i64) {
         self.last_committed.fetch_max(offset, Ordering::AcqRel);
     }

@@ -22,11 +22,14 @@ use crate::metrics::Metrics;
 use crate::partition_state::PartitionState;
 use crate::partitioner;
 use crate::producer::{DeliveryToken, FailureClass, MirrorProducer, classify};
+use crate::shutdown_gate::ShutdownGate;
 use crate::{Error, Result};
 use kafka_mirror_crds::Partitioning;
 
 /// How long one poll waits for a record before the loop looks at its other duties.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often acknowledged positions are handed to librdkafka's offset store (a local, cheap call).
+const STORE_INTERVAL: Duration = Duration::from_millis(100);
 /// Wait before retrying a record the producer's full queue refused.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
 
@@ -39,6 +42,8 @@ pub struct StreamSettings {
     pub commit_interval: Duration,
     pub drain_timeout: Duration,
     pub end_offsets: Option<Arc<EndOffsets>>,
+    /// Shared by the streams of one process, so all commit before any leaves the group.
+    pub gate: Arc<ShutdownGate>,
 }
 
 pub struct Stream {
@@ -49,7 +54,8 @@ pub struct Stream {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     partitioning: Partitioning,
-    commit_interval: Duration,
+    drain_timeout: Duration,
+    gate: Arc<ShutdownGate>,
 }
 
 impl Stream {
@@ -69,9 +75,14 @@ impl Stream {
         config
             .set("client.id", format!("{client_id}-{}", settings.stream))
             .set("group.id", &settings.group_id)
-            // Offsets are committed by the stream, only up to what the target acknowledged.
-            .set("enable.auto.commit", "false")
+            // The stream stores offsets only up to what the target acknowledged; librdkafka commits what is
+            // stored every interval, on unassign and on close.
+            .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                settings.commit_interval.as_millis().max(1).to_string(),
+            )
             // A rebalance moves only the partitions that change owner; the others keep flowing.
             .set("partition.assignment.strategy", "cooperative-sticky")
             // Aborted transactions on the source are not mirrored.
@@ -97,7 +108,8 @@ impl Stream {
             health,
             metrics,
             partitioning: settings.partitioning,
-            commit_interval: settings.commit_interval,
+            drain_timeout: settings.drain_timeout,
+            gate: settings.gate,
         })
     }
 
@@ -107,7 +119,7 @@ impl Stream {
         let mut routes = self.routes.borrow_and_update().clone();
         self.subscribe(&routes)?;
         self.health.stream_started();
-        let mut last_commit = Instant::now();
+        let mut last_store = Instant::now();
         let result = loop {
             if self.stop.load(Ordering::Acquire) {
                 break Ok(());
@@ -125,14 +137,10 @@ impl Stream {
             if assignment::take(&self.consumer.context().attention) {
                 self.rewind_failed_partitions();
             }
-            if last_commit.elapsed() >= self.commit_interval {
+            if last_store.elapsed() >= STORE_INTERVAL {
                 self.finish_drained_partitions();
-                assignment::commit(
-                    &self.consumer,
-                    &self.consumer.context().all_states(),
-                    &self.metrics,
-                );
-                last_commit = Instant::now();
+                assignment::store(&self.consumer, &self.consumer.context().all_states());
+                last_store = Instant::now();
             }
             match self.consumer.poll(POLL_TIMEOUT) {
                 None => {}
@@ -145,13 +153,25 @@ impl Stream {
             }
         };
         self.health.stream_stopped();
-        // Shutdown, fatal error or end of migration: everything this stream got acknowledged is committed
-        // before the consumer leaves the group (whose revoke then finds nothing left to drain).
+        // Shutdown, fatal error or end of migration. Phase one, while the group is stable: stop fetching,
+        // drain, store and commit everything acknowledged. Phase two, once every stream of this process got
+        // there: leave the group (dropping the consumer closes it; its revoke finds nothing new to commit).
+        let deadline = Instant::now() + self.drain_timeout;
+        if let Ok(assigned) = self.consumer.assignment() {
+            let _ = self.consumer.pause(&assigned);
+        }
         self.finish_drained_partitions();
         let states = self.consumer.context().all_states();
         self.consumer
             .context()
             .drain_and_commit(&self.consumer, &states);
+        if !assignment::commit_stored(&self.consumer, deadline) {
+            warn!(
+                stream,
+                "the final commit was not confirmed; the next owner may mirror some records again"
+            );
+        }
+        self.gate.arrive_and_wait(deadline);
         info!(stream, "stream stopped");
         result
     }

@@ -1,0 +1,132 @@
+//! Shared set-up for the engine suites: two librdkafka mock clusters in this process, documents pointing at
+//! them, an engine running until told to stop, and waiting with a deadline.
+#![allow(dead_code)] // each suite uses a different part
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mirror_worker::health::Health;
+use mirror_worker::metrics::{Metrics, TopicLabels};
+use mirror_worker::positions::GroupPositions;
+use mirror_worker::secrets::Secrets;
+use mirror_worker::{Engine, EngineOptions, MirrorPlan, Result, Summary};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub type Mock = MockCluster<'static, DefaultProducerContext>;
+
+pub fn mock(brokers: i32) -> Mock {
+    MockCluster::new(brokers).expect("starting a mock cluster")
+}
+
+/// A `KafkaMirror` between two clusters; `extra` is appended under `spec:` (two-space indented lines).
+pub fn document(name: &str, source: &str, target: &str, include: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
+         bootstrapServers: \"{source}\"\n  target:\n    bootstrapServers: \"{target}\"\n  topics:\n    include: \
+         [\"{include}\"]\n    refreshIntervalSeconds: 1\n{extra}"
+    )
+}
+
+pub fn plan(document: &str) -> MirrorPlan {
+    let mirror = kafka_mirror_crds::parse_document(document).expect("test document is valid");
+    MirrorPlan::from_resource(mirror, &Secrets::new("/nonexistent")).expect("plan")
+}
+
+/// An engine running in the background until `stop` is called.
+pub struct Running {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<Summary>>,
+}
+
+pub fn start(document: &str) -> Running {
+    // Engine logs go to the test's captured output, shown when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .try_init();
+    let plan = plan(document);
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(plan.spec.num_streams as usize));
+    let options = EngineOptions {
+        commit_interval: Duration::from_millis(200),
+        drain_timeout: Duration::from_secs(20),
+    };
+    let engine = Engine::new(plan, options, metrics.clone(), health.clone());
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(engine.run(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        metrics,
+        health,
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl Running {
+    pub fn mirrored(&self, topic: &str) -> u64 {
+        self.metrics
+            .records_mirrored
+            .get_or_create(&TopicLabels {
+                topic: topic.into(),
+            })
+            .get()
+    }
+
+    pub fn assigned(&self) -> i64 {
+        self.metrics.assigned_partitions.get()
+    }
+
+    pub async fn stop(mut self) -> Summary {
+        let _ = self.stop.take().expect("stopped once").send(());
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the engine stops within 60 s")
+            .expect("the engine task does not panic")
+            .expect("the engine stops without error")
+    }
+}
+
+/// Waits until `condition` holds, failing the test with `what` after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sum of the group's lag over `partitions` partitions of `topic`.
+pub fn lag(source: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", source);
+    let positions = GroupPositions::new(&config, group).unwrap();
+    let parts: Vec<_> = (0..partitions).map(|p| (topic.to_string(), p)).collect();
+    positions
+        .positions(&parts)
+        .unwrap()
+        .values()
+        .map(|p| p.lag())
+        .sum()
+}
+
+/// Runs blocking client code (producing, reading back) off the async worker threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+pub fn in_background<T: Send + 'static>(
+    f: impl Future<Output = T> + Send + 'static,
+) -> JoinHandle<T> {
+    tokio::spawn(f)
+}
