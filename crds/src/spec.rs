@@ -10,6 +10,8 @@ use crate::topics::TopicSelection;
 
 /// Mirrors Kafka topics from a source cluster to a target cluster, like Apache Kafka's MirrorMaker
 /// (`--consumer.config`, `--producer.config`, `--whitelist`, `--num.streams`), declared as one resource.
+// Each `printcolumn(...)` repeats the keys `type_` and `priority`, which clippy takes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "kafkamirror.io",

@@ -21,13 +21,13 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
     check_rename(&spec.topics.rename, &mut errors);
     check_connection("spec.source", &spec.source.connection, &mut errors);
     check_connection("spec.target", &spec.target.connection, &mut errors);
-    if let Some(group) = &spec.source.group_id {
-        if !valid_kafka_name(group) {
-            errors.push(FieldError::new(
+    if let Some(group) = &spec.source.group_id
+        && !valid_kafka_name(group)
+    {
+        errors.push(FieldError::new(
                 "spec.source.groupId",
                 format!("{group:?} is not a valid group id: use 1 to 249 of the characters a-z A-Z 0-9 . _ -"),
             ));
-        }
     }
     if same_cluster(
         &spec.source.connection.bootstrap_servers,
@@ -61,13 +61,13 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
             ),
         ));
     }
-    if let Some(rf) = spec.topics.create.replication_factor {
-        if !(1..=32).contains(&rf) {
-            errors.push(FieldError::new(
-                "spec.topics.create.replicationFactor",
-                format!("{rf} is out of range 1..=32"),
-            ));
-        }
+    if let Some(rf) = spec.topics.create.replication_factor
+        && !(1..=32).contains(&rf)
+    {
+        errors.push(FieldError::new(
+            "spec.topics.create.replicationFactor",
+            format!("{rf} is out of range 1..=32"),
+        ));
     }
     match filter {
         Ok(filter) if errors.is_empty() => Ok(filter),

@@ -2,7 +2,7 @@
 //! partitions being revoked are drained and committed before the revoke completes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,6 @@ pub struct StreamContext {
     pub attention: Arc<AtomicBool>,
     /// When the oldest stored-but-uncommitted offset was stored: the start of the commit latency.
     uncommitted_since: Mutex<Option<Instant>>,
-    /// Commits answered (successfully or with nothing to commit) and refused, for the final commit.
-    commits_answered: AtomicU64,
-    commits_refused: AtomicU64,
 }
 
 impl StreamContext {
@@ -52,8 +49,6 @@ impl StreamContext {
             end_offsets,
             attention: Arc::new(AtomicBool::new(false)),
             uncommitted_since: Mutex::new(None),
-            commits_answered: AtomicU64::new(0),
-            commits_refused: AtomicU64::new(0),
         }
     }
 
@@ -157,13 +152,12 @@ pub fn store(consumer: &BaseConsumer<StreamContext>, states: &[Arc<PartitionStat
     let mut tpl = TopicPartitionList::new();
     let mut storing = Vec::new();
     for state in states {
-        if let Some(offset) = state.commit_candidate() {
-            if tpl
+        if let Some(offset) = state.commit_candidate()
+            && tpl
                 .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
                 .is_ok()
-            {
-                storing.push((state, offset));
-            }
+        {
+            storing.push((state, offset));
         }
     }
     if storing.is_empty() {
@@ -243,14 +237,10 @@ impl ConsumerContext for StreamContext {
                         .commit_latency
                         .observe(since.elapsed().as_secs_f64());
                 }
-                self.commits_answered.fetch_add(1, Ordering::AcqRel);
             }
-            // An auto-commit tick with nothing new stored.
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
-                self.commits_answered.fetch_add(1, Ordering::AcqRel);
-            }
+            // A commit with nothing new stored.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => {
-                self.commits_refused.fetch_add(1, Ordering::AcqRel);
                 self.metrics.error("commit");
                 warn!(stream = self.stream, %error, "committing source offsets failed; librdkafka retries with the next commit");
             }
@@ -266,30 +256,49 @@ fn describe(tpl: &TopicPartitionList) -> String {
         .join(",")
 }
 
-/// Commits everything stored and polls until the source cluster confirmed it or `deadline` passed, retrying
-/// refused commits. Records polled meanwhile are dropped unstored: their next owner reads them again.
-pub fn commit_stored(consumer: &BaseConsumer<StreamContext>, deadline: Instant) -> bool {
-    let context = consumer.context();
-    loop {
-        let answered = context.commits_answered.load(Ordering::Acquire);
-        let refused = context.commits_refused.load(Ordering::Acquire);
-        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
-            // Nothing assigned or nothing stored: nothing to wait for.
-            debug!(%error, "final commit not sent");
-            return true;
-        }
-        while context.commits_answered.load(Ordering::Acquire) == answered
-            && context.commits_refused.load(Ordering::Acquire) == refused
-        {
-            if Instant::now() >= deadline {
-                return false;
+/// Commits the committable offsets of `states` and confirms them by reading the group's committed offsets
+/// back, retrying until `deadline`. Does not rely on commit callbacks (librdkafka sends none for an empty
+/// commit) and never blocks on a synchronous commit, which could wait on a rebalance only this thread
+/// serves. Records polled meanwhile are dropped unstored: their next owner reads them again.
+pub fn commit_and_confirm(
+    consumer: &BaseConsumer<StreamContext>,
+    states: &[Arc<PartitionState>],
+    deadline: Instant,
+) -> bool {
+    let mut tpl = TopicPartitionList::new();
+    let mut wanted = Vec::new();
+    for state in states {
+        if let Some(offset) = state.committable() {
+            if tpl
+                .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
+                .is_ok()
+            {
+                wanted.push((state.topic.as_str(), state.partition, offset));
             }
+        }
+    }
+    if wanted.is_empty() {
+        return true;
+    }
+    loop {
+        if let Err(error) = consumer.commit(&tpl, CommitMode::Async) {
+            debug!(%error, "final commit not sent");
+        }
+        let round = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < round.min(deadline) {
             let _ = consumer.poll(Duration::from_millis(50));
         }
-        if context.commits_answered.load(Ordering::Acquire) > answered {
+        let confirmed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(2)).is_ok_and(|committed| {
+            wanted.iter().all(|(topic, partition, offset)| {
+                matches!(committed.find_partition(topic, *partition).map(|e| e.offset()), Some(Offset::Offset(c)) if c >= *offset)
+            })
+        });
+        if confirmed {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if Instant::now() >= deadline {
+            return false;
+        }
     }
 }
 

@@ -165,7 +165,7 @@ impl Stream {
         self.consumer
             .context()
             .drain_and_commit(&self.consumer, &states);
-        if !assignment::commit_stored(&self.consumer, deadline) {
+        if !assignment::commit_and_confirm(&self.consumer, &states, deadline) {
             warn!(
                 stream,
                 "the final commit was not confirmed; the next owner may mirror some records again"
@@ -207,11 +207,11 @@ impl Stream {
         let Some(state) = self.state(topic, partition) else {
             return;
         };
-        if let Some(end) = state.end {
-            if offset >= end {
-                self.reach_end(&state);
-                return;
-            }
+        if let Some(end) = state.end
+            && offset >= end
+        {
+            self.reach_end(&state);
+            return;
         }
         let key = message.key();
         let payload = message.payload();

@@ -297,10 +297,10 @@ pub fn verify(seeded: &[SampleRecord], arrived: &[ReadRecord]) -> Verification {
             v.altered += 1;
         }
         // A first copy of seq n after seq m > n of the same key: order broken.
-        if let Some(last) = last_seq.get(key) {
-            if seq < *last {
-                out_of_order.insert(key.to_string());
-            }
+        if let Some(last) = last_seq.get(key)
+            && seq < *last
+        {
+            out_of_order.insert(key.to_string());
         }
         let entry = last_seq.entry(key.to_string()).or_insert(seq);
         *entry = (*entry).max(seq);

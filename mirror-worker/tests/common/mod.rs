@@ -23,11 +23,12 @@ pub fn mock(brokers: i32) -> Mock {
 }
 
 /// A `KafkaMirror` between two clusters; `extra` is appended under `spec:` (two-space indented lines).
+/// The source consumer reports statistics (and so per-partition lag) every 500 ms.
 pub fn document(name: &str, source: &str, target: &str, include: &str, extra: &str) -> String {
     format!(
         "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
-         bootstrapServers: \"{source}\"\n  target:\n    bootstrapServers: \"{target}\"\n  topics:\n    include: \
-         [\"{include}\"]\n    refreshIntervalSeconds: 1\n{extra}"
+         bootstrapServers: \"{source}\"\n    config: {{statistics.interval.ms: 500}}\n  target:\n    \
+         bootstrapServers: \"{target}\"\n  topics:\n    include: [\"{include}\"]\n    refreshIntervalSeconds: 1\n{extra}"
     )
 }
 

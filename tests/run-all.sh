@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need (the nisshi broker, cached outside
+# the work tree), builds, lints and runs every test. README.md names this command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NISSHI_VERSION=0.8.1
+CACHE="${KAFKA_MIRROR_CACHE:-$HOME/.cache/kafka-mirror}"
+export NISSHI_BIN="$CACHE/nisshi-$NISSHI_VERSION/bin/nisshi"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# nisshi, an independent Kafka-compatible broker, for the admin path and two-process runs. It needs
+# rustc >= 1.96: the machine's nightly toolchain builds it (about 10 minutes on 2 cores, once).
+if [ ! -x "$NISSHI_BIN" ]; then
+  step "installing nisshi $NISSHI_VERSION into $CACHE (once)"
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  cargo +nightly install nisshi --version "$NISSHI_VERSION" --locked --no-default-features \
+    --features dynostore --root "$CACHE/nisshi-$NISSHI_VERSION"
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build (the process tests run the mirror-worker binary)"
+cargo build --workspace --bins --locked
+
+step "tests"
+cargo test --workspace --locked
