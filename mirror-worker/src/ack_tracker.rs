@@ -69,15 +69,15 @@ impl AckTracker {
         }
     }
 
-    /// Delivery of the record at `offset` failed for good (after the producer's own retries).
-    pub fn failed(&mut self, offset: i64, generation: u64) -> Settled {
+    /// Delivery of the record at `offset` failed for good (after the producer's own retries). True when it
+    /// is the first failure of this generation (the one worth a log line; the rest follow from it).
+    pub fn failed(&mut self, offset: i64, generation: u64) -> bool {
         if generation != self.generation {
-            return Settled::Stale;
+            return false;
         }
+        let first = self.failed_at.is_none();
         self.failed_at = Some(self.failed_at.map_or(offset, |f| f.min(offset)));
-        Settled::Counted {
-            pending: self.pending.len(),
-        }
+        first
     }
 
     /// Where to re-read from when a delivery failed: the first offset not acknowledged.
@@ -152,7 +152,8 @@ mod tests {
     fn a_failure_holds_the_commit_point_and_asks_for_a_rewind() {
         let mut t = sent(&[0, 1, 2, 3]);
         t.acked(0, 0);
-        t.failed(1, 0);
+        assert!(t.failed(1, 0), "the first failure of a generation");
+        assert!(!t.failed(2, 0), "later failures follow from the first");
         t.acked(2, 0);
         t.acked(3, 0);
         assert_eq!(t.committable(), Some(1), "never past the failed record");

@@ -149,17 +149,7 @@ impl StreamContext {
 /// consumer closes. (A synchronous commit from the polling thread could wait forever on a rebalance that only
 /// this same thread can serve.)
 pub fn store(consumer: &BaseConsumer<StreamContext>, states: &[Arc<PartitionState>]) {
-    let mut tpl = TopicPartitionList::new();
-    let mut storing = Vec::new();
-    for state in states {
-        if let Some(offset) = state.commit_candidate()
-            && tpl
-                .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
-                .is_ok()
-        {
-            storing.push((state, offset));
-        }
-    }
+    let (tpl, storing) = offsets_list(states, PartitionState::commit_candidate);
     if storing.is_empty() {
         return;
     }
@@ -265,18 +255,7 @@ pub fn commit_and_confirm(
     states: &[Arc<PartitionState>],
     deadline: Instant,
 ) -> bool {
-    let mut tpl = TopicPartitionList::new();
-    let mut wanted = Vec::new();
-    for state in states {
-        if let Some(offset) = state.committable() {
-            if tpl
-                .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
-                .is_ok()
-            {
-                wanted.push((state.topic.as_str(), state.partition, offset));
-            }
-        }
-    }
+    let (tpl, wanted) = offsets_list(states, PartitionState::committable);
     if wanted.is_empty() {
         return true;
     }
@@ -289,8 +268,8 @@ pub fn commit_and_confirm(
             let _ = consumer.poll(Duration::from_millis(50));
         }
         let confirmed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(2)).is_ok_and(|committed| {
-            wanted.iter().all(|(topic, partition, offset)| {
-                matches!(committed.find_partition(topic, *partition).map(|e| e.offset()), Some(Offset::Offset(c)) if c >= *offset)
+            wanted.iter().all(|(state, offset)| {
+                matches!(committed.find_partition(&state.topic, state.partition).map(|e| e.offset()), Some(Offset::Offset(c)) if c >= *offset)
             })
         });
         if confirmed {
@@ -300,6 +279,25 @@ pub fn commit_and_confirm(
             return false;
         }
     }
+}
+
+/// The offsets `offset_of` picks for `states`, as a list for librdkafka and as pairs for the caller.
+fn offsets_list(
+    states: &[Arc<PartitionState>],
+    offset_of: impl Fn(&PartitionState) -> Option<i64>,
+) -> (TopicPartitionList, Vec<(&Arc<PartitionState>, i64)>) {
+    let mut tpl = TopicPartitionList::new();
+    let mut picked = Vec::new();
+    for state in states {
+        if let Some(offset) = offset_of(state)
+            && tpl
+                .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
+                .is_ok()
+        {
+            picked.push((state, offset));
+        }
+    }
+    (tpl, picked)
 }
 
 /// True once and then false until set again: whether something asked for attention.

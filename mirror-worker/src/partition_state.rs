@@ -94,10 +94,12 @@ impl PartitionState {
     }
 
     /// A record could not be delivered; the partition will be re-read from its last acknowledged offset.
-    pub fn failed(&self, offset: i64, generation: u64) {
-        self.tracker().failed(offset, generation);
+    /// True for the first failure since the last rewind.
+    pub fn failed(&self, offset: i64, generation: u64) -> bool {
+        let first = self.tracker().failed(offset, generation);
         self.attention.store(true, Ordering::Release);
         self.settled.notify_all();
+        first
     }
 
     /// Where to seek to after a failed delivery, if one happened; starts a new generation there.

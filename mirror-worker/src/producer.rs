@@ -86,15 +86,18 @@ impl ProducerContext for DeliveryContext {
                     .acked(token.offset, token.generation, token.bytes);
             }
             Err((error, message)) => {
-                let class = classify(error);
+                let first = token.state.failed(token.offset, token.generation);
                 let source = format!(
                     "{}[{}]@{}",
                     token.state.topic, token.state.partition, token.offset
                 );
-                match class {
+                match classify(error) {
                     FailureClass::Retriable => {
                         self.metrics.error("delivery_retriable");
-                        warn!(%error, source, target = message.topic(), "delivery failed; the partition will be re-read from its last acknowledged offset");
+                        // One line per partition and rewind; every failure is counted in the metric.
+                        if first {
+                            warn!(%error, source, target = message.topic(), "delivery failed; the partition will be re-read from its last acknowledged offset");
+                        }
                     }
                     FailureClass::Fatal => {
                         self.metrics.error("delivery_fatal");
@@ -105,7 +108,6 @@ impl ProducerContext for DeliveryContext {
                         ));
                     }
                 }
-                token.state.failed(token.offset, token.generation);
             }
         }
     }

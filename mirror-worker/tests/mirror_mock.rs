@@ -190,3 +190,49 @@ async fn a_topic_created_later_that_matches_is_picked_up_without_a_restart() {
     let v = verify(&seeded, &copy);
     assert!(v.is_intact() && v.duplicated == 0, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_that_time_out_are_re_read_from_the_last_acknowledged_offset() {
+    let (source, target) = (mock(1), mock(3));
+    source.create_topic("audit", 3, 1).unwrap();
+    target.create_topic("audit", 3, 3).unwrap();
+    for partition in 0..3 {
+        target
+            .partition_leader("audit", partition, Some(1))
+            .unwrap();
+    }
+    let (s, t) = (source.bootstrap_servers(), target.bootstrap_servers());
+    // Deliveries give up after 1.5 s, so an outage of the leader longer than that makes them fail for good.
+    let doc = document("rewind", &s, &t, "audit", "").replace(
+        &format!("bootstrapServers: \"{t}\""),
+        &format!("bootstrapServers: \"{t}\"\n    config: {{message.timeout.ms: 1500}}"),
+    );
+    let running = start(&doc);
+    wait_for("the partitions are assigned", MINUTE, || {
+        running.assigned() == 3
+    })
+    .await;
+    target.broker_down(1).unwrap();
+    let seeded = blocking({
+        let s = s.clone();
+        move || testkit::produce(&s, "audit", 0, 3000, 30, 32).unwrap()
+    })
+    .await;
+    wait_for(
+        "deliveries failed and partitions were rewound",
+        MINUTE,
+        || running.metrics.rewinds.get() > 0,
+    )
+    .await;
+    target.broker_up(1).unwrap();
+    wait_for("the group caught up after the rewinds", MINUTE * 2, || {
+        lag(&s, "kafka-mirror.rewind", "audit", 3) == 0
+    })
+    .await;
+    running.stop().await;
+
+    let copy = blocking(move || testkit::read_all(&t, "audit", 3000, MINUTE).unwrap()).await;
+    let v = verify(&seeded, &copy);
+    assert!(v.is_intact(), "{v}");
+    eprintln!("deliveries timed out during a 1.5 s+ target outage: {v}");
+}
