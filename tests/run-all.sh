@@ -10,6 +10,17 @@ export NISSHI_BIN="$CACHE/nisshi-$NISSHI_VERSION/bin/nisshi"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# librdkafka is compiled from source by rdkafka-sys: it needs a C compiler, make, pkg-config and OpenSSL headers.
+missing=()
+command -v cc >/dev/null || missing+=(gcc)
+command -v make >/dev/null || missing+=(make)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
 # nisshi, an independent Kafka-compatible broker, for the admin path and two-process runs. It needs
 # rustc >= 1.96: the machine's nightly toolchain builds it (about 10 minutes on 2 cores, once).
 if [ ! -x "$NISSHI_BIN" ]; then

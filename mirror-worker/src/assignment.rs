@@ -32,6 +32,9 @@ pub struct StreamContext {
     pub attention: Arc<AtomicBool>,
     /// When the oldest stored-but-uncommitted offset was stored: the start of the commit latency.
     uncommitted_since: Mutex<Option<Instant>>,
+    /// Set once the final commit was confirmed: librdkafka's own commit on leaving the group repeats it and
+    /// may be refused by the rebalance other leaving streams started, which is then no news.
+    pub leaving: AtomicBool,
 }
 
 impl StreamContext {
@@ -49,6 +52,7 @@ impl StreamContext {
             end_offsets,
             attention: Arc::new(AtomicBool::new(false)),
             uncommitted_since: Mutex::new(None),
+            leaving: AtomicBool::new(false),
         }
     }
 
@@ -230,6 +234,9 @@ impl ConsumerContext for StreamContext {
             }
             // A commit with nothing new stored.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) if self.leaving.load(Ordering::Acquire) => {
+                debug!(stream = self.stream, %error, "commit while leaving the group refused; the final commit was confirmed before");
+            }
             Err(error) => {
                 self.metrics.error("commit");
                 warn!(stream = self.stream, %error, "committing source offsets failed; librdkafka retries with the next commit");

@@ -179,7 +179,9 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
         let rate = (mirrored - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
         last = (now, mirrored);
         println!(
-            "mirrored {mirrored:>7} records  {rate:>9.0} records/s  lag {lag:>6}  ready: {}",
+            "mirrored {mirrored:>7} records  {rate:>9.0} records/s  lag {lag:>6}  partitions assigned {}/{}  ready: {}",
+            metrics.assigned_partitions.get(),
+            options.partitions,
             health.ready().map_or_else(|e| e, |()| "yes".into())
         );
         if second_batch.is_none() && lag == 0 && mirrored >= seeded.len() as u64 {

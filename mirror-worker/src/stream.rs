@@ -165,7 +165,12 @@ impl Stream {
         self.consumer
             .context()
             .drain_and_commit(&self.consumer, &states);
-        if !assignment::commit_and_confirm(&self.consumer, &states, deadline) {
+        if assignment::commit_and_confirm(&self.consumer, &states, deadline) {
+            self.consumer
+                .context()
+                .leaving
+                .store(true, Ordering::Release);
+        } else {
             warn!(
                 stream,
                 "the final commit was not confirmed; the next owner may mirror some records again"
