@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
@@ -136,19 +136,10 @@ impl PartitionState {
 
     /// Waits until no record of this partition is in flight, or until `timeout`. True when drained.
     pub fn wait_drained(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut tracker = self.tracker();
-        while tracker.pending() > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            tracker = self
-                .settled
-                .wait_timeout(tracker, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
-        true
+        let (tracker, _) = self
+            .settled
+            .wait_timeout_while(self.tracker(), timeout, |tracker| tracker.pending() > 0)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tracker.pending() == 0
     }
 }

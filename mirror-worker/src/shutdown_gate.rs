@@ -24,18 +24,12 @@ impl ShutdownGate {
         let mut arrived = self.arrived.lock().unwrap_or_else(|p| p.into_inner());
         *arrived += 1;
         self.all_arrived.notify_all();
-        while *arrived < self.expected {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            arrived = self
-                .all_arrived
-                .wait_timeout(arrived, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let (arrived, _) = self
+            .all_arrived
+            .wait_timeout_while(arrived, timeout, |arrived| *arrived < self.expected)
+            .unwrap_or_else(|p| p.into_inner());
+        *arrived >= self.expected
     }
 }
 

@@ -78,16 +78,7 @@ async fn two_workers_split_the_partitions_and_one_leaving_mid_stream_loses_nothi
         "the group splits the 8 partitions"
     );
 
-    let producer = {
-        let s = s.clone();
-        in_background(blocking(move || {
-            (0..10)
-                .flat_map(|i| {
-                    testkit::produce(&s, "orders", i * 1000, (i + 1) * 1000, 200, 32).unwrap()
-                })
-                .collect::<Vec<_>>()
-        }))
-    };
+    let producer = produce_in_background(&s, "orders", 10, 200);
     wait_for("the first worker mirrored something", MINUTE, || {
         first.mirrored("orders") > 500
     })
@@ -120,16 +111,7 @@ async fn a_source_and_a_target_broker_down_and_back_mid_stream_lose_nothing() {
     target.create_topic("payments", 6, 3).unwrap();
     let (s, t) = (source.bootstrap_servers(), target.bootstrap_servers());
     let running = start(&document("outage", &s, &t, "payments", "  numStreams: 2\n"));
-    let producer = {
-        let s = s.clone();
-        in_background(blocking(move || {
-            (0..8)
-                .flat_map(|i| {
-                    testkit::produce(&s, "payments", i * 1000, (i + 1) * 1000, 100, 32).unwrap()
-                })
-                .collect::<Vec<_>>()
-        }))
-    };
+    let producer = produce_in_background(&s, "payments", 8, 100);
     wait_for("mirroring under way", MINUTE, || {
         running.mirrored("payments") > 300
     })

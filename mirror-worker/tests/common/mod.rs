@@ -2,7 +2,6 @@
 //! them, an engine running until told to stop, and waiting with a deadline.
 #![allow(dead_code)] // each suite uses a different part
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use mirror_worker::health::Health;
 use mirror_worker::metrics::{Metrics, TopicLabels};
 use mirror_worker::positions::GroupPositions;
 use mirror_worker::secrets::Secrets;
+use mirror_worker::testkit::{self, SampleRecord};
 use mirror_worker::{Engine, EngineOptions, MirrorPlan, Result, Summary};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -126,8 +126,20 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
-pub fn in_background<T: Send + 'static>(
-    f: impl Future<Output = T> + Send + 'static,
-) -> JoinHandle<T> {
-    tokio::spawn(f)
+/// Produces `batches` × 1000 sample records with `keys` keys to `topic` on a background thread, as the
+/// source's producers would while the mirror runs; the handle yields what was written.
+pub fn produce_in_background(
+    bootstrap: &str,
+    topic: &str,
+    batches: u64,
+    keys: u64,
+) -> JoinHandle<Vec<SampleRecord>> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        (0..batches)
+            .flat_map(|i| {
+                testkit::produce(&bootstrap, &topic, i * 1000, (i + 1) * 1000, keys, 32).unwrap()
+            })
+            .collect()
+    })
 }
