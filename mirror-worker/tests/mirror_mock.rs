@@ -98,9 +98,7 @@ async fn two_workers_split_the_partitions_and_one_leaving_mid_stream_loses_nothi
     .await;
     second.stop().await;
 
-    let copy = blocking(move || testkit::read_all(&t, "orders", 10_000, MINUTE).unwrap()).await;
-    let v = verify(&seeded, &copy);
-    assert!(v.is_intact(), "{v}");
+    let v = assert_intact_copy(&t, "orders", &seeded).await;
     eprintln!("hand-over mid-stream: {v}");
 }
 
@@ -128,9 +126,7 @@ async fn a_source_and_a_target_broker_down_and_back_mid_stream_lose_nothing() {
     .await;
     running.stop().await;
 
-    let copy = blocking(move || testkit::read_all(&t, "payments", 8000, MINUTE).unwrap()).await;
-    let v = verify(&seeded, &copy);
-    assert!(v.is_intact(), "{v}");
+    let v = assert_intact_copy(&t, "payments", &seeded).await;
     eprintln!("broker outage mid-stream: {v}");
 }
 
@@ -168,9 +164,8 @@ async fn a_topic_created_later_that_matches_is_picked_up_without_a_restart() {
         !summary.topics.contains_key("payments"),
         "payments does not match orders\\..*"
     );
-    let copy = blocking(move || testkit::read_all(&t, "orders.us", 500, MINUTE).unwrap()).await;
-    let v = verify(&seeded, &copy);
-    assert!(v.is_intact() && v.duplicated == 0, "{v}");
+    let v = assert_intact_copy(&t, "orders.us", &seeded).await;
+    assert_eq!(v.duplicated, 0, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,8 +208,6 @@ async fn deliveries_that_time_out_are_re_read_from_the_last_acknowledged_offset(
     .await;
     running.stop().await;
 
-    let copy = blocking(move || testkit::read_all(&t, "audit", 3000, MINUTE).unwrap()).await;
-    let v = verify(&seeded, &copy);
-    assert!(v.is_intact(), "{v}");
+    let v = assert_intact_copy(&t, "audit", &seeded).await;
     eprintln!("deliveries timed out during a 1.5 s+ target outage: {v}");
 }

@@ -9,7 +9,7 @@ use mirror_worker::health::Health;
 use mirror_worker::metrics::{Metrics, TopicLabels};
 use mirror_worker::positions::GroupPositions;
 use mirror_worker::secrets::Secrets;
-use mirror_worker::testkit::{self, SampleRecord};
+use mirror_worker::testkit::{self, SampleRecord, Verification};
 use mirror_worker::{Engine, EngineOptions, MirrorPlan, Result, Summary};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -142,4 +142,21 @@ pub fn produce_in_background(
             })
             .collect()
     })
+}
+
+/// Reads `topic` back from the `target` cluster and asserts that every seeded record arrived intact (with key,
+/// value, headers, timestamp, per-key order). Returns the verification for further assertions.
+pub async fn assert_intact_copy(
+    target: &str,
+    topic: &str,
+    seeded: &[SampleRecord],
+) -> Verification {
+    let (target, topic, expected) = (target.to_string(), topic.to_string(), seeded.len());
+    let copy = blocking(move || {
+        testkit::read_all(&target, &topic, expected, Duration::from_secs(60)).unwrap()
+    })
+    .await;
+    let v = testkit::verify(seeded, &copy);
+    assert!(v.is_intact(), "{v}");
+    v
 }
