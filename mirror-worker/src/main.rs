@@ -117,7 +117,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!(error = %e, "mirror-worker stopped");
+            // A configuration error is for the person at the terminal; a runtime failure also goes to the log.
+            if e.exit_code() != 2 {
+                error!(error = %e, "mirror-worker stopped");
+            }
             eprintln!("mirror-worker: error: {e}");
             ExitCode::from(e.exit_code())
         }
@@ -131,16 +134,16 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
             "required: the KafkaMirror document to run (or use `mirror-worker demo`)",
         )));
     };
+    let options = EngineOptions {
+        commit_interval: seconds("--commit-interval", cli.commit_interval)?,
+        drain_timeout: seconds("--drain-timeout", cli.drain_timeout)?,
+    };
     let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(plan.spec.num_streams as usize));
     let bound =
         mirror_worker::http::serve(cli.http_listen, metrics.clone(), health.clone()).await?;
     info!(mirror = plan.name, http = %bound, "serving /metrics, /healthz and /readyz");
-    let options = EngineOptions {
-        commit_interval: seconds("--commit-interval", cli.commit_interval)?,
-        drain_timeout: seconds("--drain-timeout", cli.drain_timeout)?,
-    };
     let summary = Engine::new(plan, options, metrics, health)
         .run(shutdown_signal())
         .await?;
