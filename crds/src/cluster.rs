@@ -61,6 +61,29 @@ pub struct ClusterConnection {
     pub config: BTreeMap<String, IntOrString>,
 }
 
+impl ClusterConnection {
+    /// Every Secret key this connection reads, with the document path of the field that names it.
+    pub fn secret_refs<'a>(&'a self, prefix: &str) -> Vec<(String, &'a SecretKeyRef)> {
+        let mut refs = Vec::new();
+        if let Some(tls) = &self.tls {
+            let fields = [
+                ("ca", &tls.ca),
+                ("clientCertificate", &tls.client_certificate),
+                ("clientKey", &tls.client_key),
+            ];
+            for (field, reference) in fields {
+                if let Some(reference) = reference {
+                    refs.push((format!("{prefix}.tls.{field}"), reference));
+                }
+            }
+        }
+        if let Some(auth) = &self.authentication {
+            refs.push((format!("{prefix}.authentication.password"), &auth.password));
+        }
+        refs
+    }
+}
+
 /// One `/etc/hosts` entry.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

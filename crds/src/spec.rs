@@ -160,6 +160,15 @@ pub enum Mode {
     Migrate,
 }
 
+impl KafkaMirrorSpec {
+    /// Every Secret key the mirror reads, with the document path of the field that names it.
+    pub fn secret_refs(&self) -> Vec<(String, &crate::cluster::SecretKeyRef)> {
+        let mut refs = self.source.connection.secret_refs("spec.source");
+        refs.extend(self.target.connection.secret_refs("spec.target"));
+        refs
+    }
+}
+
 fn default_replicas() -> i32 {
     1
 }

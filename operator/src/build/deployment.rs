@@ -1,0 +1,234 @@
+//! The workers' Deployment: `spec.replicas` pods (none while paused) running `mirror-worker --config`, with
+//! probes, the restricted Pod Security Standard, Secrets as files, `hostAliases` for broker names no DNS
+//! server resolves, and a config hash that rolls the pods when the spec changes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
+    HostAlias, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kafka_mirror_crds::KafkaMirrorSpec;
+
+use super::{BuildSettings, CONFIG_FILE, Owner, secrets};
+use crate::labels::{object_labels, selector};
+
+/// Port of the worker's `/metrics`, `/healthz` and `/readyz`.
+pub const HTTP_PORT: i32 = 8080;
+/// Where the ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/kafka-mirror";
+/// Where Secrets are mounted, one directory per Secret (the worker's `--secrets-dir`).
+pub const SECRETS_DIR: &str = "/var/run/kafka-mirror/secrets";
+/// The annotation whose change rolls the pods when the worker document changes.
+pub const CONFIG_HASH_ANNOTATION: &str = "kafkamirror.io/config-hash";
+/// The non-root user of the worker image.
+const WORKER_UID: i64 = 65532;
+/// Seconds the worker may take to drain and commit on SIGTERM (its drain timeout is 30 s).
+const TERMINATION_GRACE_SECONDS: i64 = 45;
+
+pub(super) fn build(
+    owner: &Owner<'_>,
+    spec: &KafkaMirrorSpec,
+    settings: &BuildSettings,
+    config_hash: &str,
+) -> Deployment {
+    let template = spec.template.clone().unwrap_or_default();
+    let (secret_volumes, secret_mounts) = secrets::volumes(spec);
+
+    let mut labels = object_labels(owner.name);
+    labels.extend(template.pod_labels.clone());
+    // The selector labels win over user labels of the same name, or the Deployment would lose its pods.
+    labels.extend(selector(owner.name));
+    let mut annotations = BTreeMap::from([
+        (CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string()),
+        ("prometheus.io/scrape".to_string(), "true".to_string()),
+        ("prometheus.io/port".to_string(), HTTP_PORT.to_string()),
+        ("prometheus.io/path".to_string(), "/metrics".to_string()),
+    ]);
+    annotations.extend(template.pod_annotations.clone());
+
+    let mut mounts = vec![VolumeMount {
+        name: "config".to_string(),
+        mount_path: CONFIG_DIR.to_string(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }];
+    mounts.extend(secret_mounts);
+    let mut volumes = vec![Volume {
+        name: "config".to_string(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: owner.names.config_map.clone(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    volumes.extend(secret_volumes);
+
+    let container = Container {
+        name: "worker".to_string(),
+        image: Some(
+            template
+                .image
+                .clone()
+                .unwrap_or_else(|| settings.worker_image.clone()),
+        ),
+        image_pull_policy: template.image_pull_policy.clone(),
+        args: Some(vec![
+            "--config".to_string(),
+            format!("{CONFIG_DIR}/{CONFIG_FILE}"),
+            "--log-format".to_string(),
+            "json".to_string(),
+        ]),
+        env: Some(vec![
+            env("KMIRROR_SECRETS_DIR", SECRETS_DIR),
+            env("KMIRROR_HTTP_LISTEN", &format!("0.0.0.0:{HTTP_PORT}")),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".to_string()),
+            container_port: HTTP_PORT,
+            protocol: Some("TCP".to_string()),
+            ..ContainerPort::default()
+        }]),
+        // Alive unless the worker hit a fatal error; ready while it consumes and the target is reachable, so
+        // an unreachable target shows as not ready without restarting the pod.
+        liveness_probe: Some(http_probe("/healthz", 10, 6)),
+        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        resources: Some(template.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+
+    let host_aliases = host_aliases(spec);
+    let pod = PodSpec {
+        containers: vec![container],
+        service_account_name: Some(owner.names.workload.clone()),
+        automount_service_account_token: Some(false),
+        host_aliases: (!host_aliases.is_empty()).then_some(host_aliases),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(WORKER_UID),
+            run_as_group: Some(WORKER_UID),
+            fs_group: Some(WORKER_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        node_selector: (!template.node_selector.is_empty()).then(|| template.node_selector.clone()),
+        tolerations: (!template.tolerations.is_empty()).then(|| template.tolerations.clone()),
+        affinity: template.affinity.clone(),
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    };
+
+    Deployment {
+        metadata: owner.metadata(&owner.names.workload),
+        spec: Some(DeploymentSpec {
+            replicas: Some(if spec.paused { 0 } else { spec.replicas }),
+            selector: LabelSelector {
+                match_labels: Some(selector(owner.name)),
+                ..LabelSelector::default()
+            },
+            // One pod at a time: each replacement costs a rebalance, and the group keeps consuming meanwhile.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+/// Source and target host aliases merged per IP, so one `/etc/hosts` line serves both clusters.
+fn host_aliases(spec: &KafkaMirrorSpec) -> Vec<HostAlias> {
+    let mut by_ip: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let all = spec
+        .source
+        .connection
+        .host_aliases
+        .iter()
+        .chain(&spec.target.connection.host_aliases);
+    for alias in all {
+        let names = by_ip.entry(alias.ip.as_str()).or_default();
+        for hostname in &alias.hostnames {
+            if !names.contains(hostname) {
+                names.push(hostname.clone());
+            }
+        }
+    }
+    by_ip
+        .into_iter()
+        .map(|(ip, hostnames)| HostAlias {
+            ip: ip.to_string(),
+            hostnames: Some(hostnames),
+        })
+        .collect()
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..EnvVar::default()
+    }
+}
+
+fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("http".to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+/// Requests that fit a worker at moderate rates; the memory limit leaves room over the bounded queues
+/// (32 MiB producer, 16 MiB prefetch per stream).
+fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("100m".to_string())),
+            ("memory".to_string(), Quantity("128Mi".to_string())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity("512Mi".to_string()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}

@@ -1,0 +1,25 @@
+//! A PodDisruptionBudget for mirrors with several workers: a node drain takes them down one at a time, so the
+//! group always keeps consumers while partitions move.
+
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kafka_mirror_crds::KafkaMirrorSpec;
+
+use super::Owner;
+use crate::labels::selector;
+
+pub(super) fn build(owner: &Owner<'_>, spec: &KafkaMirrorSpec) -> Option<PodDisruptionBudget> {
+    (spec.replicas > 1 && !spec.paused).then(|| PodDisruptionBudget {
+        metadata: owner.metadata(&owner.names.workload),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector(owner.name)),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    })
+}

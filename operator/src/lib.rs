@@ -1,0 +1,8 @@
+//! The kafka-mirror operator. Reconciles each `KafkaMirror` as a pipeline, in the manner of Stackable's
+//! operators: validate (pure) → build every desired object (pure, [`build`]) → apply → delete orphans → status.
+
+pub mod build;
+mod error;
+pub mod labels;
+
+pub use error::{Error, Result};
