@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kafka_mirror_crds::TopicFilter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -49,6 +50,23 @@ impl GroupPositions {
             source,
         })?;
         Ok(Self { consumer })
+    }
+
+    /// Partition counts of the source topics `filter` matches (what the mirror's workers subscribe to).
+    pub fn matching_topics(&self, filter: &TopicFilter) -> Result<BTreeMap<String, i32>> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(None, TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                what: "reading the source cluster's topic list".into(),
+                source,
+            })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && filter.matches(t.name()))
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
     }
 
     /// Committed offsets of the group for `partitions` (`None` where nothing was committed).

@@ -1,0 +1,276 @@
+//! The status conditions, following the Kubernetes API conventions: `Ready`, `Progressing` and `Degraded`,
+//! each with a CamelCase reason and a message a person can act on; the transition time changes only when the
+//! condition's status does. Pure: computed from what the reconcile observed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// What a reconcile found out about one mirror.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub generation: Option<i64>,
+    /// Field errors of the spec (empty when valid), each `field: what is wrong`.
+    pub invalid: Vec<String>,
+    pub paused: bool,
+    pub desired_replicas: i32,
+    pub ready_replicas: i32,
+    /// `Ok(total lag)` when the source answered, `Err(why)` when lag could not be measured.
+    pub lag: Result<i64, String>,
+    pub topic_count: usize,
+}
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+
+/// The three conditions for `observed`, keeping transition times of `previous` where the status holds.
+pub fn conditions(previous: &[Condition], observed: &Observed, now: &Time) -> Vec<Condition> {
+    let (ready, ready_reason, ready_message) = ready(observed);
+    let (progressing, progressing_reason, progressing_message) = progressing(observed);
+    let (degraded, degraded_reason, degraded_message) = degraded(observed);
+    [
+        (READY, ready, ready_reason, ready_message),
+        (
+            PROGRESSING,
+            progressing,
+            progressing_reason,
+            progressing_message,
+        ),
+        (DEGRADED, degraded, degraded_reason, degraded_message),
+    ]
+    .into_iter()
+    .map(|(type_, status, reason, message)| {
+        let status = if status { "True" } else { "False" }.to_string();
+        let last_transition_time = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message,
+            observed_generation: observed.generation,
+            last_transition_time,
+        }
+    })
+    .collect()
+}
+
+fn ready(o: &Observed) -> (bool, &'static str, String) {
+    if !o.invalid.is_empty() {
+        return (false, "InvalidSpec", o.invalid.join("; "));
+    }
+    if o.paused {
+        return (false, "Paused", "spec.paused is true: the workers are scaled to zero and the consumer group keeps its committed offsets".into());
+    }
+    if o.desired_replicas == 0 {
+        return (
+            false,
+            "NoReplicas",
+            "spec.replicas is 0: nothing is mirrored".into(),
+        );
+    }
+    if o.ready_replicas < o.desired_replicas {
+        return (
+            false,
+            "WorkersNotReady",
+            format!(
+                "{} of {} workers ready",
+                o.ready_replicas, o.desired_replicas
+            ),
+        );
+    }
+    match &o.lag {
+        Err(why) => (
+            false,
+            "LagUnknown",
+            format!("the source cluster did not answer: {why}"),
+        ),
+        Ok(lag) => (
+            true,
+            "Mirroring",
+            format!(
+                "{} workers mirroring {} topics, {lag} records behind",
+                o.ready_replicas, o.topic_count
+            ),
+        ),
+    }
+}
+
+fn progressing(o: &Observed) -> (bool, &'static str, String) {
+    if !o.invalid.is_empty() || o.paused {
+        return (false, "NotRunning", "no workers are meant to run".into());
+    }
+    if o.ready_replicas != o.desired_replicas {
+        return (
+            true,
+            "Scaling",
+            format!(
+                "{} of {} workers ready",
+                o.ready_replicas, o.desired_replicas
+            ),
+        );
+    }
+    match o.lag {
+        Ok(lag) if lag > 0 => (true, "CatchingUp", format!("{lag} records to mirror")),
+        _ => (false, "Steady", "every worker is ready".into()),
+    }
+}
+
+fn degraded(o: &Observed) -> (bool, &'static str, String) {
+    if !o.invalid.is_empty() {
+        return (true, "InvalidSpec", o.invalid.join("; "));
+    }
+    if let Err(why) = &o.lag {
+        return (
+            true,
+            "SourceUnreachable",
+            format!("lag could not be measured: {why}"),
+        );
+    }
+    if !o.paused && o.desired_replicas > 0 && o.ready_replicas == 0 {
+        return (
+            true,
+            "NoWorkerReady",
+            format!("0 of {} workers ready", o.desired_replicas),
+        );
+    }
+    (false, "AsExpected", "nothing is failing".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(seconds: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn healthy() -> Observed {
+        Observed {
+            generation: Some(3),
+            invalid: vec![],
+            paused: false,
+            desired_replicas: 2,
+            ready_replicas: 2,
+            lag: Ok(0),
+            topic_count: 1,
+        }
+    }
+
+    fn find<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_healthy_mirror_is_ready_steady_and_not_degraded() {
+        let c = conditions(&[], &healthy(), &time(100));
+        assert_eq!(
+            (
+                find(&c, READY).status.as_str(),
+                find(&c, READY).reason.as_str()
+            ),
+            ("True", "Mirroring")
+        );
+        assert_eq!(find(&c, PROGRESSING).status, "False");
+        assert_eq!(find(&c, DEGRADED).status, "False");
+        assert!(c.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn an_invalid_spec_names_the_field_in_ready_and_degraded() {
+        let observed = Observed {
+            invalid: vec!["spec.topics.include[0]: invalid regular expression".into()],
+            ..healthy()
+        };
+        let c = conditions(&[], &observed, &time(100));
+        let ready = find(&c, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidSpec")
+        );
+        assert!(ready.message.starts_with("spec.topics.include[0]"));
+        assert_eq!(find(&c, DEGRADED).status, "True");
+    }
+
+    #[test]
+    fn paused_says_so_and_is_not_degraded() {
+        let observed = Observed {
+            paused: true,
+            ready_replicas: 0,
+            ..healthy()
+        };
+        let c = conditions(&[], &observed, &time(100));
+        assert_eq!(find(&c, READY).reason, "Paused");
+        assert_eq!(find(&c, DEGRADED).status, "False");
+    }
+
+    #[test]
+    fn lag_that_cannot_be_measured_is_degraded_not_silently_zero() {
+        let observed = Observed {
+            lag: Err("bootstrap a:9092 unreachable".into()),
+            ..healthy()
+        };
+        let c = conditions(&[], &observed, &time(100));
+        assert_eq!(find(&c, READY).reason, "LagUnknown");
+        assert_eq!(find(&c, DEGRADED).reason, "SourceUnreachable");
+    }
+
+    #[test]
+    fn workers_coming_up_are_progressing_and_lag_is_catching_up() {
+        let c = conditions(
+            &[],
+            &Observed {
+                ready_replicas: 1,
+                ..healthy()
+            },
+            &time(100),
+        );
+        assert_eq!(
+            (
+                find(&c, READY).reason.as_str(),
+                find(&c, PROGRESSING).reason.as_str()
+            ),
+            ("WorkersNotReady", "Scaling")
+        );
+        let c = conditions(
+            &[],
+            &Observed {
+                lag: Ok(42),
+                ..healthy()
+            },
+            &time(100),
+        );
+        assert_eq!(find(&c, PROGRESSING).reason, "CatchingUp");
+        assert_eq!(find(&c, READY).status, "True");
+    }
+
+    #[test]
+    fn transition_time_changes_only_when_the_status_does() {
+        let first = conditions(&[], &healthy(), &time(100));
+        let same = conditions(
+            &first,
+            &Observed {
+                lag: Ok(0),
+                topic_count: 2,
+                ..healthy()
+            },
+            &time(200),
+        );
+        assert_eq!(
+            find(&same, READY).last_transition_time,
+            time(100),
+            "still ready: time kept"
+        );
+        let flipped = conditions(
+            &same,
+            &Observed {
+                ready_replicas: 0,
+                ..healthy()
+            },
+            &time(300),
+        );
+        assert_eq!(find(&flipped, READY).last_transition_time, time(300));
+        assert_eq!(find(&flipped, DEGRADED).last_transition_time, time(300));
+    }
+}

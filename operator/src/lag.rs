@@ -1,0 +1,71 @@
+//! The mirror's lag as the status shows it, measured from Kafka itself: the source's high watermarks minus
+//! the mirror group's committed offsets. True while every worker is down, because no worker is asked.
+//! One entry per topic, never per partition, so the status stays small for thousands of partitions.
+
+use std::collections::BTreeMap;
+
+use kafka_mirror_crds::TopicFilter;
+use kafka_mirror_crds::status::TopicStatus;
+use kafka_mirror_crds::topics::TopicSelection;
+use mirror_worker::positions::{GroupPositions, PartitionPosition, SourcePartition};
+use rdkafka::ClientConfig;
+
+/// Lag per mirrored topic and over all partitions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LagReport {
+    pub topics: Vec<TopicStatus>,
+    pub total: i64,
+    pub max_partition: i64,
+}
+
+/// Aggregates partition positions into the per-topic status entries.
+pub fn summarize(
+    selection: &TopicSelection,
+    positions: &BTreeMap<SourcePartition, PartitionPosition>,
+) -> LagReport {
+    let mut by_topic: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
+    let mut report = LagReport::default();
+    for ((topic, _), position) in positions {
+        let lag = position.lag();
+        let entry = by_topic.entry(topic.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += lag;
+        report.total += lag;
+        report.max_partition = report.max_partition.max(lag);
+    }
+    report.topics = by_topic
+        .into_iter()
+        .map(|(topic, (partitions, lag))| TopicStatus {
+            name: topic.to_string(),
+            target_name: selection.target_name(topic),
+            partitions,
+            lag,
+        })
+        .collect();
+    report
+}
+
+/// Measures the lag of the group `group_id` over every source topic the selection matches. Blocking: each
+/// partition's watermarks are one request (bounded by a timeout), so run it off the async runtime.
+pub fn measure(
+    source: &ClientConfig,
+    group_id: &str,
+    selection: &TopicSelection,
+) -> mirror_worker::Result<LagReport> {
+    let filter = TopicFilter::new(&selection.include, &selection.exclude).map_err(|errors| {
+        mirror_worker::Error::Fatal(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let reader = GroupPositions::new(source, group_id)?;
+    let partitions: Vec<SourcePartition> = reader
+        .matching_topics(&filter)?
+        .into_iter()
+        .flat_map(|(topic, count)| (0..count).map(move |p| (topic.clone(), p)))
+        .collect();
+    Ok(summarize(selection, &reader.positions(&partitions)?))
+}
