@@ -129,8 +129,11 @@ impl Stream {
             }
             if self.routes.has_changed().unwrap_or(false) {
                 let next = self.routes.borrow_and_update().clone();
-                if next.keys().ne(routes.keys()) {
-                    self.subscribe(&next)?;
+                // A failed subscription ends the loop like any stop: drain, commit, then report it.
+                if next.keys().ne(routes.keys())
+                    && let Err(e) = self.subscribe(&next)
+                {
+                    break Err(e);
                 }
                 routes = next;
             }
