@@ -20,15 +20,6 @@ pub struct AckTracker {
     generation: u64,
 }
 
-/// What an acknowledgement or failure changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    /// Counted; the number of records still pending follows.
-    Counted { pending: usize },
-    /// From a generation rewound since; nothing changed.
-    Stale,
-}
-
 impl AckTracker {
     /// Starts tracking at a known position (e.g. after an assignment the committed offset is unknown: `None`).
     pub fn new(committable: Option<i64>) -> Self {
@@ -52,10 +43,11 @@ impl AckTracker {
         self.pending.push_back((offset, false));
     }
 
-    /// The target acknowledged the record at `offset`.
-    pub fn acked(&mut self, offset: i64, generation: u64) -> Settled {
+    /// The target acknowledged the record at `offset`. False when it belongs to a generation rewound since
+    /// (nothing changed, and it must not be counted as mirrored).
+    pub fn acked(&mut self, offset: i64, generation: u64) -> bool {
         if generation != self.generation {
-            return Settled::Stale;
+            return false;
         }
         if let Ok(i) = self.pending.binary_search_by_key(&offset, |(o, _)| *o) {
             self.pending[i].1 = true;
@@ -64,9 +56,7 @@ impl AckTracker {
             self.pending.pop_front();
             self.committable = Some(front + 1);
         }
-        Settled::Counted {
-            pending: self.pending.len(),
-        }
+        true
     }
 
     /// Delivery of the record at `offset` failed for good (after the producer's own retries). True when it
@@ -162,7 +152,7 @@ mod tests {
         assert_eq!(t.generation(), 1);
         assert_eq!(t.rewind_point(), None);
         // A late acknowledgement of the abandoned generation must not move anything.
-        assert_eq!(t.acked(1, 0), Settled::Stale);
+        assert!(!t.acked(1, 0), "stale");
         t.sent(1);
         assert_eq!(t.committable(), Some(1));
         t.acked(1, 1);

@@ -70,7 +70,7 @@ impl StreamContext {
 
     /// Waits for every listed partition to drain (bounded by the drain timeout), then stores their offsets for
     /// librdkafka to commit.
-    pub fn drain_and_commit(
+    pub fn drain_and_store(
         &self,
         consumer: &BaseConsumer<StreamContext>,
         states: &[Arc<PartitionState>],
@@ -153,7 +153,7 @@ impl StreamContext {
 /// consumer closes. (A synchronous commit from the polling thread could wait forever on a rebalance that only
 /// this same thread can serve.)
 pub fn store(consumer: &BaseConsumer<StreamContext>, states: &[Arc<PartitionState>]) {
-    let (tpl, storing) = offsets_list(states, PartitionState::commit_candidate);
+    let (tpl, storing) = offsets_list(states, PartitionState::store_candidate);
     if storing.is_empty() {
         return;
     }
@@ -161,7 +161,7 @@ pub fn store(consumer: &BaseConsumer<StreamContext>, states: &[Arc<PartitionStat
         Ok(()) => {
             consumer.context().stored_uncommitted();
             for (state, offset) in storing {
-                state.committed(offset);
+                state.stored(offset);
             }
         }
         // A partition revoked in the meantime refuses the store; its new owner resumes from the last commit.
@@ -209,7 +209,7 @@ impl ConsumerContext for StreamContext {
                 info!(stream = self.stream, partitions = %describe(tpl), "partitions revoked; draining and committing them");
                 // The revoke completes only after this returns, and librdkafka then commits the stored offsets
                 // of the removed partitions: the next owner starts after every record acknowledged here.
-                self.drain_and_commit(consumer, &revoked);
+                self.drain_and_store(consumer, &revoked);
             }
             Rebalance::Error(error) => {
                 self.metrics.error("rebalance");

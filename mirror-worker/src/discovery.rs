@@ -13,6 +13,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
+use crate::positions::partition_counts;
 use crate::{Error, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
@@ -174,12 +175,8 @@ impl Discovery {
                 .into_iter()
                 .map(|result| match result {
                     Ok(topic) => {
-                        info!(
-                            topic,
-                            partitions = partitions[topic.as_str()],
-                            "created target topic"
-                        );
                         let p = partitions[topic.as_str()];
+                        info!(topic, partitions = p, "created target topic");
                         (topic, Ok(p))
                     }
                     Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
@@ -223,12 +220,7 @@ async fn topic_partitions(
                 source,
             }
         })?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-        .collect())
+    Ok(partition_counts(&metadata))
 }
 
 /// Runs a blocking librdkafka call without stalling the async runtime's other tasks.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::ack_tracker::{AckTracker, Settled};
+use crate::ack_tracker::AckTracker;
 
 /// Offset value meaning "nothing committed by this process yet".
 const NONE: i64 = -1;
@@ -19,7 +19,7 @@ pub struct PartitionState {
     /// Signalled whenever a record of this partition settles, so a drain can wait without spinning.
     settled: Condvar,
     /// The last offset this process stored for librdkafka to commit.
-    last_committed: AtomicI64,
+    last_stored: AtomicI64,
     /// Counters of the partition's topic, resolved once instead of per record.
     records: Counter,
     bytes: Counter,
@@ -45,7 +45,7 @@ impl PartitionState {
             partition,
             tracker: Mutex::new(AckTracker::new(None)),
             settled: Condvar::new(),
-            last_committed: AtomicI64::new(NONE),
+            last_stored: AtomicI64::new(NONE),
             records,
             bytes,
             attention,
@@ -85,8 +85,7 @@ impl PartitionState {
 
     /// The target acknowledged a record.
     pub fn acked(&self, offset: i64, generation: u64, bytes: u64) {
-        let settled = self.tracker().acked(offset, generation);
-        if let Settled::Counted { .. } = settled {
+        if self.tracker().acked(offset, generation) {
             self.records.inc();
             self.bytes.inc_by(bytes);
         }
@@ -124,14 +123,14 @@ impl PartitionState {
     }
 
     /// The committable offset when it moved since it was last stored.
-    pub fn commit_candidate(&self) -> Option<i64> {
+    pub fn store_candidate(&self) -> Option<i64> {
         let committable = self.committable()?;
-        (committable > self.last_committed.load(Ordering::Acquire)).then_some(committable)
+        (committable > self.last_stored.load(Ordering::Acquire)).then_some(committable)
     }
 
     /// Records that `offset` was stored for commit.
-    pub fn committed(&self, offset: i64) {
-        self.last_committed.fetch_max(offset, Ordering::AcqRel);
+    pub fn stored(&self, offset: i64) {
+        self.last_stored.fetch_max(offset, Ordering::AcqRel);
     }
 
     /// Waits until no record of this partition is in flight, or until `timeout`. True when drained.

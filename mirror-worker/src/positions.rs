@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kafka_mirror_crds::TopicFilter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::{Error, Result};
@@ -61,12 +62,9 @@ impl GroupPositions {
                 what: "reading the source cluster's topic list".into(),
                 source,
             })?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none() && filter.matches(t.name()))
-            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-            .collect())
+        let mut topics = partition_counts(&metadata);
+        topics.retain(|topic, _| filter.matches(topic));
+        Ok(topics)
     }
 
     /// Committed offsets of the group for `partitions` (`None` where nothing was committed).
@@ -126,6 +124,16 @@ impl GroupPositions {
         }
         Ok(positions)
     }
+}
+
+/// Partition count by topic name of every topic the cluster reported without error.
+pub(crate) fn partition_counts(metadata: &Metadata) -> BTreeMap<String, i32> {
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect()
 }
 
 #[cfg(test)]

@@ -141,8 +141,9 @@ impl Stream {
                 self.rewind_failed_partitions();
             }
             if last_store.elapsed() >= STORE_INTERVAL {
-                self.finish_drained_partitions();
-                assignment::store(&self.consumer, &self.consumer.context().all_states());
+                let states = self.consumer.context().all_states();
+                self.finish_drained_partitions(&states);
+                assignment::store(&self.consumer, &states);
                 last_store = Instant::now();
             }
             match self.consumer.poll(POLL_TIMEOUT) {
@@ -163,11 +164,11 @@ impl Stream {
         if let Ok(assigned) = self.consumer.assignment() {
             let _ = self.consumer.pause(&assigned);
         }
-        self.finish_drained_partitions();
         let states = self.consumer.context().all_states();
+        self.finish_drained_partitions(&states);
         self.consumer
             .context()
-            .drain_and_commit(&self.consumer, &states);
+            .drain_and_store(&self.consumer, &states);
         if assignment::commit_and_confirm(&self.consumer, &states, deadline) {
             self.consumer
                 .context()
@@ -310,8 +311,7 @@ impl Stream {
 
     /// `mode: migrate`: partitions whose position passed their end (nothing left, or only markers) and whose
     /// records are all acknowledged commit their end offset.
-    fn finish_drained_partitions(&self) {
-        let states = self.consumer.context().all_states();
+    fn finish_drained_partitions(&self, states: &[Arc<PartitionState>]) {
         let with_end: Vec<_> = states.iter().filter(|s| s.end.is_some()).collect();
         if with_end.is_empty() {
             return;

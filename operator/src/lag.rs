@@ -45,25 +45,18 @@ pub fn summarize(
     report
 }
 
-/// Measures the lag of the group `group_id` over every source topic the selection matches. Blocking: each
-/// partition's watermarks are one request (bounded by a timeout), so run it off the async runtime.
+/// Measures the lag of the group `group_id` over every source topic `filter` (the validated
+/// `selection`) matches. Blocking: each partition's watermarks are one request (bounded by a timeout), so run
+/// it off the async runtime.
 pub fn measure(
     source: &ClientConfig,
     group_id: &str,
+    filter: &TopicFilter,
     selection: &TopicSelection,
 ) -> mirror_worker::Result<LagReport> {
-    let filter = TopicFilter::new(&selection.include, &selection.exclude).map_err(|errors| {
-        mirror_worker::Error::Fatal(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
     let reader = GroupPositions::new(source, group_id)?;
     let partitions: Vec<SourcePartition> = reader
-        .matching_topics(&filter)?
+        .matching_topics(filter)?
         .into_iter()
         .flat_map(|(topic, count)| (0..count).map(move |p| (topic.clone(), p)))
         .collect();

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kafka_mirror_crds::TopicFilter;
 use kafka_mirror_crds::topics::TopicSelection;
 use kafka_mirror_operator::lag::measure;
 use mirror_worker::testkit;
@@ -12,15 +13,14 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const GROUP: &str = "kafka-mirror.kafka-mirror.orders";
 
-fn selection(include: &[&str], rename: &str) -> TopicSelection {
+/// The `topics` section of a minimal mirror, validated: its selection and the filter validation compiled.
+fn selection(include: &[&str], rename: &str) -> (TopicFilter, TopicSelection) {
     let yaml = format!(
         "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: m}}\nspec:\n  source: {{bootstrapServers: \"a:1\"}}\n  \
          target: {{bootstrapServers: \"b:1\"}}\n  topics: {{include: {include:?}, rename: \"{rename}\"}}\n"
     );
-    kafka_mirror_crds::parse_document(&yaml)
-        .unwrap()
-        .spec
-        .topics
+    let spec = kafka_mirror_crds::parse_document(&yaml).unwrap().spec;
+    (kafka_mirror_crds::validate(&spec).unwrap(), spec.topics)
 }
 
 /// Commits `offsets` for GROUP without joining it, as a mirror's workers leave it behind.
@@ -90,7 +90,8 @@ fn status_lag_is_high_watermark_minus_committed_offset_per_topic() {
 
     let mut source = ClientConfig::new();
     source.set("bootstrap.servers", &bootstrap);
-    let report = measure(&source, GROUP, &selection(&["orders\\..*"], "dr.{topic}")).unwrap();
+    let (filter, topics) = selection(&["orders\\..*"], "dr.{topic}");
+    let report = measure(&source, GROUP, &filter, &topics).unwrap();
 
     let names: Vec<&str> = report.topics.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["orders.eu", "orders.us"], "payments does not match");
