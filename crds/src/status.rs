@@ -34,6 +34,9 @@ pub struct KafkaMirrorStatus {
     /// Lag over all mirrored partitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<LagSummary>,
+    /// Only with `mode: migrate`: how far the one-time copy is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationStatus>,
 }
 
 /// One mirrored topic.
@@ -61,4 +64,20 @@ pub struct LagSummary {
     /// When the lag was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_at: Option<Time>,
+}
+
+/// A migration copies every mirrored partition up to the high watermark it had when the migration started
+/// (recorded by the operator in the ConfigMap `<name>-migration`), then the workers are scaled to zero.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    /// When the end offsets were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// Records between the mirror group's committed offsets and the recorded end offsets.
+    pub remaining: i64,
+    /// When every partition was first seen copied up to its recorded end offset. The workers stay at zero
+    /// replicas from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
 }

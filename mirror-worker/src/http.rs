@@ -14,18 +14,37 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
-#[derive(Clone)]
-struct Shared {
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
+/// What a process answers on its HTTP endpoint. The worker and the operator serve the same three paths.
+pub trait Endpoints: Send + Sync + 'static {
+    /// Prometheus text exposition.
+    fn metrics(&self) -> String;
+    /// `/healthz`: `Err(why)` asks Kubernetes to restart the process.
+    fn live(&self) -> std::result::Result<(), String>;
+    /// `/readyz`: `Err(why)` takes the pod out of service without a restart.
+    fn ready(&self) -> std::result::Result<(), String>;
 }
 
-/// Binds `addr` and serves until the process ends. Returns the bound address (port 0 picks a free one).
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-) -> Result<SocketAddr> {
+/// The worker's endpoints: engine metrics and stream health.
+pub struct WorkerEndpoints {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+impl Endpoints for WorkerEndpoints {
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+    fn live(&self) -> std::result::Result<(), String> {
+        self.health.live()
+    }
+    fn ready(&self) -> std::result::Result<(), String> {
+        self.health.ready()
+    }
+}
+
+/// Binds `addr` and serves `/metrics`, `/healthz` and `/readyz` until the process ends. Returns the bound
+/// address (port 0 picks a free one).
+pub async fn serve(addr: SocketAddr, endpoints: Arc<dyn Endpoints>) -> Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
         what: format!("binding the HTTP endpoint to {addr}"),
         source,
@@ -38,7 +57,7 @@ pub async fn serve(
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Shared { metrics, health });
+        .with_state(endpoints);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP endpoint stopped");
@@ -47,22 +66,24 @@ pub async fn serve(
     Ok(bound)
 }
 
+type Shared = Arc<dyn Endpoints>;
+
 async fn metrics_text(State(shared): State<Shared>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        shared.metrics.encode(),
+        shared.metrics(),
     )
 }
 
 async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
-    answer(shared.health.live())
+    answer(shared.live())
 }
 
 async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {
-    answer(shared.health.ready())
+    answer(shared.ready())
 }
 
 fn answer(result: std::result::Result<(), String>) -> (StatusCode, String) {

@@ -19,6 +19,7 @@ mod partition_state;
 pub mod partitioner;
 pub mod plan;
 pub mod positions;
+pub mod process;
 mod producer;
 pub mod secrets;
 mod shutdown_gate;

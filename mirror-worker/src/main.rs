@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use mirror_worker::demo::{self, DemoOptions};
 use mirror_worker::health::Health;
+use mirror_worker::http::WorkerEndpoints;
 use mirror_worker::metrics::Metrics;
+use mirror_worker::process::{LogFormat, init_logging, shutdown_signal};
 use mirror_worker::secrets::{DEFAULT_SECRETS_DIR, Secrets};
 use mirror_worker::{Engine, EngineOptions, Error, MirrorPlan, Summary};
 use tracing::{error, info};
@@ -65,12 +67,6 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         num_streams: i32,
     },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 fn main() -> ExitCode {
@@ -142,7 +138,14 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(plan.spec.num_streams as usize));
     let bound =
-        mirror_worker::http::serve(cli.http_listen, metrics.clone(), health.clone()).await?;
+        mirror_worker::http::serve(
+            cli.http_listen,
+            Arc::new(WorkerEndpoints {
+                metrics: metrics.clone(),
+                health: health.clone(),
+            }),
+        )
+        .await?;
     info!(mirror = plan.name, http = %bound, "serving /metrics, /healthz and /readyz");
     let summary = Engine::new(plan, options, metrics, health)
         .run(shutdown_signal())
@@ -179,24 +182,3 @@ fn print_summary(summary: &Summary) {
     }
 }
 
-/// Resolves on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl+C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}

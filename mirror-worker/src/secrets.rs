@@ -1,6 +1,9 @@
-//! Secret references resolved outside Kubernetes: from an environment variable or a mounted file. Values are
-//! never logged; errors name the field and where the value was looked for.
+//! Secret references resolved to their values: outside Kubernetes from an environment variable or a mounted
+//! file (the worker), or from values already read from the API server (the operator, which measures lag with
+//! the same client settings as the workers). Values are never logged; errors name the field and where the
+//! value was looked for.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kafka_mirror_crds::FieldError;
@@ -13,12 +16,42 @@ pub const DEFAULT_SECRETS_DIR: &str = "/var/run/kafka-mirror/secrets";
 
 #[derive(Debug, Clone)]
 pub struct Secrets {
-    dir: PathBuf,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// `KMIRROR_SECRET_<NAME>_<KEY>`, else `<dir>/<name>/<key>`.
+    EnvOrDir(PathBuf),
+    /// `(secret name, key) → value`.
+    Values(BTreeMap<(String, String), String>),
+}
+
+impl std::fmt::Debug for Source {
+    // Never print a value, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::EnvOrDir(dir) => f.debug_tuple("EnvOrDir").field(dir).finish(),
+            Source::Values(values) => f
+                .debug_tuple("Values")
+                .field(&values.keys().collect::<Vec<_>>())
+                .finish(),
+        }
+    }
 }
 
 impl Secrets {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            source: Source::EnvOrDir(dir.into()),
+        }
+    }
+
+    /// Values read elsewhere, by `(secret name, key)`.
+    pub fn from_values(values: BTreeMap<(String, String), String>) -> Self {
+        Self {
+            source: Source::Values(values),
+        }
     }
 
     /// The environment variable that overrides a reference: `KMIRROR_SECRET_<NAME>_<KEY>`.
@@ -41,28 +74,36 @@ impl Secrets {
         )
     }
 
-    pub fn file_path(&self, reference: &SecretKeyRef) -> PathBuf {
-        self.dir.join(&reference.name).join(&reference.key)
-    }
-
     /// The secret's value. `field` is the document path of the reference, for the error message.
     pub fn resolve(&self, field: &str, reference: &SecretKeyRef) -> Result<String> {
-        let env = Self::env_name(reference);
-        if let Ok(value) = std::env::var(&env) {
-            return Ok(value);
-        }
-        let path = self.file_path(reference);
-        read_secret_file(&path).map_err(|reason| {
+        let not_found = |where_: String| {
             Error::Field(FieldError::new(
                 field,
                 format!(
-                    "Secret {:?} key {:?} not found: {reason}; set the environment variable {env} or create the file {}",
-                    reference.name,
-                    reference.key,
-                    path.display()
+                    "Secret {:?} key {:?} not found: {where_}",
+                    reference.name, reference.key
                 ),
             ))
-        })
+        };
+        match &self.source {
+            Source::Values(values) => values
+                .get(&(reference.name.clone(), reference.key.clone()))
+                .cloned()
+                .ok_or_else(|| not_found("not among the Secrets read".to_string())),
+            Source::EnvOrDir(dir) => {
+                let env = Self::env_name(reference);
+                if let Ok(value) = std::env::var(&env) {
+                    return Ok(value);
+                }
+                let path = dir.join(&reference.name).join(&reference.key);
+                read_secret_file(&path).map_err(|reason| {
+                    not_found(format!(
+                        "{reason}; set the environment variable {env} or create the file {}",
+                        path.display()
+                    ))
+                })
+            }
+        }
     }
 }
 
@@ -121,5 +162,26 @@ mod tests {
             "{error}"
         );
         assert!(error.contains("absent-secret/password"), "{error}");
+    }
+
+    #[test]
+    fn values_read_elsewhere_resolve_and_a_missing_one_names_the_field() {
+        let secrets = Secrets::from_values(BTreeMap::from([(
+            ("creds".to_string(), "password".to_string()),
+            "s3cret".to_string(),
+        )]));
+        assert_eq!(
+            secrets.resolve("spec.x", &reference("creds", "password")).unwrap(),
+            "s3cret"
+        );
+        let error = secrets
+            .resolve("spec.target.tls.ca", &reference("creds", "ca.crt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("spec.target.tls.ca: Secret \"creds\" key \"ca.crt\" not found"),
+            "{error}"
+        );
+        assert!(!format!("{secrets:?}").contains("s3cret"), "Debug never shows a value");
     }
 }

@@ -4,18 +4,48 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::migration::Progress;
+
+/// Why a spec the schema accepted cannot work: nothing is applied until it is fixed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// `InvalidSpec` or `SecretMissing`.
+    pub reason: &'static str,
+    /// Every field at fault, `field: what is wrong`, joined by `; `.
+    pub message: String,
+}
+
 /// What a reconcile found out about one mirror.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub generation: Option<i64>,
-    /// Field errors of the spec (empty when valid), each `field: what is wrong`.
-    pub invalid: Vec<String>,
+    pub problem: Option<Problem>,
     pub paused: bool,
+    /// `spec.replicas`.
     pub desired_replicas: i32,
     pub ready_replicas: i32,
     /// `Ok(total lag)` when the source answered, `Err(why)` when lag could not be measured.
     pub lag: Result<i64, String>,
+    /// `Err(why)` when the target cluster did not answer a metadata request.
+    pub target: Result<(), String>,
     pub topic_count: usize,
+    /// Only with `mode: migrate` and the end offsets recorded.
+    pub migration: Option<Progress>,
+}
+
+impl Observed {
+    /// Workers that should run: none while paused or after a completed migration.
+    pub fn worker_replicas(&self) -> i32 {
+        if self.paused || self.migration_completed() {
+            0
+        } else {
+            self.desired_replicas
+        }
+    }
+
+    fn migration_completed(&self) -> bool {
+        self.migration.as_ref().is_some_and(|m| m.completed)
+    }
 }
 
 pub const READY: &str = "Ready";
@@ -24,21 +54,13 @@ pub const DEGRADED: &str = "Degraded";
 
 /// The three conditions for `observed`, keeping transition times of `previous` where the status holds.
 pub fn conditions(previous: &[Condition], observed: &Observed, now: &Time) -> Vec<Condition> {
-    let (ready, ready_reason, ready_message) = ready(observed);
-    let (progressing, progressing_reason, progressing_message) = progressing(observed);
-    let (degraded, degraded_reason, degraded_message) = degraded(observed);
     [
-        (READY, ready, ready_reason, ready_message),
-        (
-            PROGRESSING,
-            progressing,
-            progressing_reason,
-            progressing_message,
-        ),
-        (DEGRADED, degraded, degraded_reason, degraded_message),
+        (READY, ready(observed)),
+        (PROGRESSING, progressing(observed)),
+        (DEGRADED, degraded(observed)),
     ]
     .into_iter()
-    .map(|(type_, status, reason, message)| {
+    .map(|(type_, (status, reason, message))| {
         let status = if status { "True" } else { "False" }.to_string();
         let last_transition_time = previous
             .iter()
@@ -57,11 +79,18 @@ pub fn conditions(previous: &[Condition], observed: &Observed, now: &Time) -> Ve
 }
 
 fn ready(o: &Observed) -> (bool, &'static str, String) {
-    if !o.invalid.is_empty() {
-        return (false, "InvalidSpec", o.invalid.join("; "));
+    if let Some(problem) = &o.problem {
+        return (false, problem.reason, problem.message.clone());
     }
     if o.paused {
         return (false, "Paused", "spec.paused is true: the workers are scaled to zero and the consumer group keeps its committed offsets".into());
+    }
+    if o.migration_completed() {
+        return (
+            true,
+            "Completed",
+            "migration complete: every partition was copied up to its high watermark at the start; the workers are scaled to zero".into(),
+        );
     }
     if o.desired_replicas == 0 {
         return (
@@ -80,12 +109,11 @@ fn ready(o: &Observed) -> (bool, &'static str, String) {
             ),
         );
     }
+    if let Err(why) = &o.target {
+        return (false, "TargetUnreachable", why.clone());
+    }
     match &o.lag {
-        Err(why) => (
-            false,
-            "LagUnknown",
-            format!("the source cluster did not answer: {why}"),
-        ),
+        Err(why) => (false, "LagUnknown", why.clone()),
         Ok(lag) => (
             true,
             "Mirroring",
@@ -98,8 +126,11 @@ fn ready(o: &Observed) -> (bool, &'static str, String) {
 }
 
 fn progressing(o: &Observed) -> (bool, &'static str, String) {
-    if !o.invalid.is_empty() || o.paused {
+    if o.problem.is_some() || o.paused {
         return (false, "NotRunning", "no workers are meant to run".into());
+    }
+    if o.migration_completed() {
+        return (false, "Completed", "the migration is complete".into());
     }
     if o.ready_replicas != o.desired_replicas {
         return (
@@ -111,6 +142,16 @@ fn progressing(o: &Observed) -> (bool, &'static str, String) {
             ),
         );
     }
+    if let Some(migration) = &o.migration {
+        return (
+            true,
+            "Migrating",
+            format!(
+                "{} records left to copy up to the end offsets recorded at the start",
+                migration.remaining
+            ),
+        );
+    }
     match o.lag {
         Ok(lag) if lag > 0 => (true, "CatchingUp", format!("{lag} records to mirror")),
         _ => (false, "Steady", "every worker is ready".into()),
@@ -118,17 +159,16 @@ fn progressing(o: &Observed) -> (bool, &'static str, String) {
 }
 
 fn degraded(o: &Observed) -> (bool, &'static str, String) {
-    if !o.invalid.is_empty() {
-        return (true, "InvalidSpec", o.invalid.join("; "));
+    if let Some(problem) = &o.problem {
+        return (true, problem.reason, problem.message.clone());
     }
     if let Err(why) = &o.lag {
-        return (
-            true,
-            "SourceUnreachable",
-            format!("lag could not be measured: {why}"),
-        );
+        return (true, "SourceUnreachable", why.clone());
     }
-    if !o.paused && o.desired_replicas > 0 && o.ready_replicas == 0 {
+    if let Err(why) = &o.target {
+        return (true, "TargetUnreachable", why.clone());
+    }
+    if o.worker_replicas() > 0 && o.ready_replicas == 0 {
         return (
             true,
             "NoWorkerReady",
@@ -149,12 +189,14 @@ mod tests {
     fn healthy() -> Observed {
         Observed {
             generation: Some(3),
-            invalid: vec![],
+            problem: None,
             paused: false,
             desired_replicas: 2,
             ready_replicas: 2,
             lag: Ok(0),
+            target: Ok(()),
             topic_count: 1,
+            migration: None,
         }
     }
 
@@ -180,7 +222,10 @@ mod tests {
     #[test]
     fn an_invalid_spec_names_the_field_in_ready_and_degraded() {
         let observed = Observed {
-            invalid: vec!["spec.topics.include[0]: invalid regular expression".into()],
+            problem: Some(Problem {
+                reason: "InvalidSpec",
+                message: "spec.topics.include[0]: invalid regular expression".into(),
+            }),
             ..healthy()
         };
         let c = conditions(&[], &observed, &time(100));
@@ -208,7 +253,7 @@ mod tests {
     #[test]
     fn lag_that_cannot_be_measured_is_degraded_not_silently_zero() {
         let observed = Observed {
-            lag: Err("bootstrap a:9092 unreachable".into()),
+            lag: Err("spec.source.bootstrapServers: a:9092 unreachable".into()),
             ..healthy()
         };
         let c = conditions(&[], &observed, &time(100));
@@ -272,5 +317,50 @@ mod tests {
         );
         assert_eq!(find(&flipped, READY).last_transition_time, time(300));
         assert_eq!(find(&flipped, DEGRADED).last_transition_time, time(300));
+    }
+
+    #[test]
+    fn a_completed_migration_is_ready_with_no_workers() {
+        let observed = Observed {
+            ready_replicas: 0,
+            migration: Some(Progress {
+                started_at: time(10),
+                remaining: 0,
+                completed: true,
+            }),
+            ..healthy()
+        };
+        assert_eq!(observed.worker_replicas(), 0);
+        let c = conditions(&[], &observed, &time(100));
+        assert_eq!(
+            (find(&c, READY).status.as_str(), find(&c, READY).reason.as_str()),
+            ("True", "Completed")
+        );
+        assert_eq!(find(&c, PROGRESSING).reason, "Completed");
+        assert_eq!(find(&c, DEGRADED).status, "False");
+        let running = Observed {
+            migration: Some(Progress {
+                started_at: time(10),
+                remaining: 5,
+                completed: false,
+            }),
+            ..healthy()
+        };
+        assert_eq!(running.worker_replicas(), 2);
+        let c = conditions(&[], &running, &time(100));
+        assert_eq!(find(&c, PROGRESSING).reason, "Migrating");
+        assert!(find(&c, PROGRESSING).message.starts_with("5 records left"));
+    }
+
+    #[test]
+    fn an_unreachable_target_is_degraded() {
+        let observed = Observed {
+            target: Err("spec.target.bootstrapServers: b:9092 unreachable".into()),
+            ..healthy()
+        };
+        let c = conditions(&[], &observed, &time(100));
+        assert_eq!(find(&c, READY).reason, "TargetUnreachable");
+        assert!(find(&c, READY).message.starts_with("spec.target.bootstrapServers"));
+        assert_eq!(find(&c, DEGRADED).reason, "TargetUnreachable");
     }
 }

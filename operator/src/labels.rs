@@ -10,6 +10,8 @@ pub struct WorkerNames {
     pub workload: String,
     pub config_map: String,
     pub metrics_service: String,
+    /// `mode: migrate` only: the end offsets recorded at the start.
+    pub migration_record: String,
 }
 
 impl WorkerNames {
@@ -18,6 +20,7 @@ impl WorkerNames {
             workload: format!("{mirror}-worker"),
             config_map: format!("{mirror}-worker-config"),
             metrics_service: format!("{mirror}-worker-metrics"),
+            migration_record: format!("{mirror}-migration"),
         }
     }
 }

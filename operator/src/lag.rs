@@ -18,11 +18,11 @@ pub struct LagReport {
     pub max_partition: i64,
 }
 
+/// Watermarks and committed offset of every mirrored source partition.
+pub type Positions = BTreeMap<SourcePartition, PartitionPosition>;
+
 /// Aggregates partition positions into the per-topic status entries.
-pub fn summarize(
-    selection: &TopicSelection,
-    positions: &BTreeMap<SourcePartition, PartitionPosition>,
-) -> LagReport {
+pub fn summarize(selection: &TopicSelection, positions: &Positions) -> LagReport {
     let mut by_topic: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
     let mut report = LagReport::default();
     for ((topic, _), position) in positions {
@@ -45,20 +45,32 @@ pub fn summarize(
     report
 }
 
-/// Measures the lag of the group `group_id` over every source topic `filter` (the validated
-/// `selection`) matches. Blocking: each partition's watermarks are one request (bounded by a timeout), so run
-/// it off the async runtime.
-pub fn measure(
+/// Reads the positions of the group `group_id` on every source topic `filter` matches. Blocking: each
+/// partition's watermarks are one request (bounded by a timeout), so run it off the async runtime.
+pub fn read_positions(
     source: &ClientConfig,
     group_id: &str,
     filter: &TopicFilter,
-    selection: &TopicSelection,
-) -> mirror_worker::Result<LagReport> {
+) -> mirror_worker::Result<Positions> {
     let reader = GroupPositions::new(source, group_id)?;
     let partitions: Vec<SourcePartition> = reader
         .matching_topics(filter)?
         .into_iter()
         .flat_map(|(topic, count)| (0..count).map(move |p| (topic.clone(), p)))
         .collect();
-    Ok(summarize(selection, &reader.positions(&partitions)?))
+    reader.positions(&partitions)
+}
+
+/// The lag of the group `group_id` over every source topic `filter` (the validated `selection`) matches.
+/// Blocking, like [`read_positions`].
+pub fn measure(
+    source: &ClientConfig,
+    group_id: &str,
+    filter: &TopicFilter,
+    selection: &TopicSelection,
+) -> mirror_worker::Result<LagReport> {
+    Ok(summarize(
+        selection,
+        &read_positions(source, group_id, filter)?,
+    ))
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kafka_mirror_crds::KafkaMirror;
 use kafka_mirror_operator::build::{
-    BuildSettings, CONFIG_FILE, DesiredObjects, SECRETS_DIR, desired_objects,
+    BuildSettings, CONFIG_FILE, DesiredObjects, SECRETS_DIR, WorkerState, desired_objects,
 };
 use mirror_worker::MirrorPlan;
 use mirror_worker::secrets::Secrets;
@@ -32,7 +32,7 @@ fn settings() -> BuildSettings {
 }
 
 fn build(mirror: &KafkaMirror) -> DesiredObjects {
-    desired_objects(mirror, &settings()).unwrap()
+    desired_objects(mirror, &settings(), &WorkerState::from_spec(&mirror.spec)).unwrap()
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn every_object_is_owned_by_the_mirror_so_deleting_it_removes_them() {
 fn a_mirror_without_uid_is_refused_not_built_with_a_dangling_owner() {
     let mut mirror = example("hdinsight-testtopic.yaml");
     mirror.metadata.uid = None;
-    let error = desired_objects(&mirror, &settings())
+    let error = desired_objects(&mirror, &settings(), &WorkerState::from_spec(&mirror.spec))
         .unwrap_err()
         .to_string();
     assert!(error.contains("metadata.uid"), "{error}");

@@ -1,4 +1,4 @@
-//! The workers' Deployment: `spec.replicas` pods (none while paused) running `mirror-worker --config`, with
+//! The workers' Deployment: `spec.replicas` pods (none while paused or after a completed migration) running `mirror-worker --config`, with
 //! probes, the restricted Pod Security Standard, Secrets as files, `hostAliases` for broker names no DNS
 //! server resolves, and a config hash that rolls the pods when the spec changes.
 
@@ -38,6 +38,7 @@ pub(super) fn build(
     spec: &KafkaMirrorSpec,
     settings: &BuildSettings,
     config_hash: &str,
+    replicas: i32,
 ) -> Deployment {
     let template = spec.template.clone().unwrap_or_default();
     let (secret_volumes, secret_mounts) = secrets::volumes(spec);
@@ -143,7 +144,7 @@ pub(super) fn build(
     Deployment {
         metadata: owner.metadata(&owner.names.workload),
         spec: Some(DeploymentSpec {
-            replicas: Some(if spec.paused { 0 } else { spec.replicas }),
+            replicas: Some(replicas),
             selector: LabelSelector {
                 match_labels: Some(selector(owner.name)),
                 ..LabelSelector::default()

@@ -4,13 +4,12 @@
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kafka_mirror_crds::KafkaMirrorSpec;
 
 use super::Owner;
 use crate::labels::selector;
 
-pub(super) fn build(owner: &Owner<'_>, spec: &KafkaMirrorSpec) -> Option<PodDisruptionBudget> {
-    (spec.replicas > 1 && !spec.paused).then(|| PodDisruptionBudget {
+pub(super) fn build(owner: &Owner<'_>, replicas: i32) -> Option<PodDisruptionBudget> {
+    (replicas > 1).then(|| PodDisruptionBudget {
         metadata: owner.metadata(&owner.names.workload),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),

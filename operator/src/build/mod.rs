@@ -5,6 +5,7 @@ mod config_map;
 mod deployment;
 mod disruption_budget;
 mod metrics_service;
+mod migration_record;
 mod secrets;
 mod service_account;
 
@@ -12,11 +13,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kafka_mirror_crds::KafkaMirror;
+use kafka_mirror_crds::{KafkaMirror, KafkaMirrorSpec};
 use kube::Resource;
 use serde::Serialize;
 
 use crate::labels::{WorkerNames, object_labels};
+use crate::migration::EndOffsets;
 use crate::{Error, Result};
 
 pub use config_map::CONFIG_FILE;
@@ -29,6 +31,26 @@ pub struct BuildSettings {
     pub worker_image: String,
 }
 
+/// What the operator decided beyond the resource itself: how many workers run, and the end offsets of a
+/// migration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerState {
+    /// `spec.replicas`, or 0 while paused or after a completed migration.
+    pub replicas: i32,
+    /// `mode: migrate`, once recorded.
+    pub end_offsets: Option<EndOffsets>,
+}
+
+impl WorkerState {
+    /// What the spec alone says (no migration recorded): `kafka-mirror-operator render` and the golden files.
+    pub fn from_spec(spec: &KafkaMirrorSpec) -> Self {
+        Self {
+            replicas: if spec.paused { 0 } else { spec.replicas },
+            end_offsets: None,
+        }
+    }
+}
+
 /// Everything one mirror wants in its namespace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredObjects {
@@ -38,6 +60,8 @@ pub struct DesiredObjects {
     /// Only with more than one replica: a budget for one pod would block node drains.
     pub disruption_budget: Option<PodDisruptionBudget>,
     pub metrics_service: Service,
+    /// Only with `mode: migrate`, once the end offsets are recorded.
+    pub migration_record: Option<ConfigMap>,
 }
 
 /// The identity of the mirror every object is derived from.
@@ -63,7 +87,11 @@ impl Owner<'_> {
 }
 
 /// Builds every desired object of a validated mirror.
-pub fn desired_objects(mirror: &KafkaMirror, settings: &BuildSettings) -> Result<DesiredObjects> {
+pub fn desired_objects(
+    mirror: &KafkaMirror,
+    settings: &BuildSettings,
+    state: &WorkerState,
+) -> Result<DesiredObjects> {
     let name = mirror
         .metadata
         .name
@@ -86,10 +114,20 @@ pub fn desired_objects(mirror: &KafkaMirror, settings: &BuildSettings) -> Result
     let config_map = config_map::build(&owner, mirror)?;
     let config_hash = config_map::config_hash(&owner, mirror)?;
     Ok(DesiredObjects {
-        deployment: deployment::build(&owner, &mirror.spec, settings, &config_hash),
+        deployment: deployment::build(
+            &owner,
+            &mirror.spec,
+            settings,
+            &config_hash,
+            state.replicas,
+        ),
         service_account: service_account::build(&owner),
-        disruption_budget: disruption_budget::build(&owner, &mirror.spec),
+        disruption_budget: disruption_budget::build(&owner, state.replicas),
         metrics_service: metrics_service::build(&owner),
+        migration_record: state
+            .end_offsets
+            .as_ref()
+            .map(|offsets| migration_record::build(&owner, offsets)),
         config_map,
     })
 }
@@ -106,6 +144,9 @@ impl DesiredObjects {
             push_yaml(&mut out, pdb, "PodDisruptionBudget")?;
         }
         push_yaml(&mut out, &self.metrics_service, "Service")?;
+        if let Some(record) = &self.migration_record {
+            push_yaml(&mut out, record, "ConfigMap")?;
+        }
         Ok(out)
     }
 }

@@ -1,0 +1,172 @@
+//! The running operator: watches `KafkaMirror`s (one namespace or all) and the worker Deployments they own,
+//! reconciles each, holds the leader Lease when asked to, serves `/metrics`, `/healthz` and `/readyz`, and
+//! stops cleanly on SIGTERM.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use kafka_mirror_crds::KafkaMirror;
+use kube::api::ListParams;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+use crate::build::BuildSettings;
+use crate::labels::{MANAGED_BY_LABEL, MANAGER};
+use crate::leader::{self, LeaderLease};
+use crate::metrics::Metrics;
+use crate::reconcile::{Context, Intervals, error_policy, reconcile};
+use crate::{Error, Result};
+
+/// How the operator was started.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// Watch only this namespace; `None` watches all.
+    pub namespace: Option<String>,
+    pub settings: BuildSettings,
+    pub http_listen: SocketAddr,
+    pub intervals: Intervals,
+    /// The Lease to hold before reconciling; `None` runs without leader election (one replica only).
+    pub leader_election: Option<LeaderElection>,
+    /// Reporting instance of Events (the pod name).
+    pub identity: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    pub lease_namespace: String,
+    pub lease_name: String,
+    pub lease_duration: Duration,
+}
+
+/// Runs until `shutdown` resolves (then drains in-flight reconciles and releases the Lease) or leadership is
+/// lost (then returns the error: the process must exit so that it never writes as a second leader).
+pub async fn run(
+    client: Client,
+    config: OperatorConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let bound = mirror_worker::http::serve(config.http_listen, metrics.clone())
+        .await
+        .map_err(|e| Error::Io {
+            what: "serving /metrics".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    tracing::info!(http = %bound, "serving /metrics, /healthz and /readyz");
+
+    let mirrors: Api<KafkaMirror> = scoped(&client, config.namespace.as_deref());
+    // Fails early with a clear message when the CRD is not installed or RBAC forbids the list.
+    mirrors
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(Error::kube(
+            "listing KafkaMirrors (is the CRD installed? `kafka-mirror-operator crd | kubectl apply -f -`)",
+        ))?;
+    metrics.set_running(true);
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = shutdown_tx.send(true);
+    });
+    let stopping = {
+        let mut rx = shutdown_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let lease = config.leader_election.as_ref().map(|election| {
+        LeaderLease::new(
+            Api::<Lease>::namespaced(client.clone(), &election.lease_namespace),
+            &election.lease_name,
+            &config.identity,
+            election.lease_duration,
+        )
+    });
+    if let Some(lease) = &lease {
+        tracing::info!(lease = lease.name(), identity = %config.identity, "waiting for the leader Lease");
+        tokio::select! {
+            () = leader::acquire(lease) => {}
+            () = stopping => return Ok(()),
+        }
+        tracing::info!(lease = lease.name(), "holding the leader Lease");
+    }
+    metrics.leader.set(1);
+
+    let context = Arc::new(Context {
+        client: client.clone(),
+        settings: config.settings.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.to_string(),
+                instance: Some(config.identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        intervals: config.intervals.clone(),
+    });
+    let deployments: Api<Deployment> = scoped(&client, config.namespace.as_deref());
+    let controller_shutdown = {
+        let mut rx = shutdown_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let controller = Controller::new(mirrors, watcher::Config::default().any_semantic())
+        .owns(
+            deployments,
+            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
+        )
+        .graceful_shutdown_on(controller_shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(mirror = %object.name, namespace = ?object.namespace, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile error (counted by the error policy)"),
+            }
+        });
+
+    let lost = async {
+        match &lease {
+            Some(lease) => leader::keep(lease).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(controller);
+    let outcome = tokio::select! {
+        () = &mut controller => Ok(()),
+        error = lost => Err(error),
+    };
+    metrics.leader.set(0);
+    match outcome {
+        Ok(()) => {
+            if let Some(lease) = &lease
+                && let Err(e) = lease.release().await
+            {
+                tracing::warn!(error = %e, "could not release the leader Lease; a standby takes over when it expires");
+            }
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}

@@ -1,0 +1,159 @@
+//! The operator's Prometheus metrics and health, served on `/metrics`, `/healthz` and `/readyz` by the same
+//! HTTP endpoint code as the worker's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use mirror_worker::http::Endpoints;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::Error;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// [`Error::metric_reason`]: `kube_api`, `kafka_task`, ...
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconciliations: Counter,
+    pub failures: Family<FailureLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    /// 1 while this replica holds the leader Lease (or runs without leader election).
+    pub leader: Gauge,
+    /// False until the first list of KafkaMirrors succeeded; true while the controller runs.
+    running: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("kafka_mirror_operator");
+        let reconciliations = Counter::default();
+        let failures = Family::<FailureLabels, Counter>::default();
+        // 5 ms .. ~80 s: a reconcile is a few API requests plus one lag measurement against the source.
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 15));
+        let leader = Gauge::default();
+        registry.register(
+            "reconciliations",
+            "KafkaMirror reconciles started",
+            reconciliations.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed and will be retried, by reason (a spec that cannot work is not a failure: see the Ready condition)",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took, including the lag measurement",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconciliations,
+            failures,
+            reconcile_duration,
+            leader,
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts a reconcile and times it until the returned guard is dropped, whichever way it ends.
+    pub fn reconcile_started(&self) -> ReconcileTimer {
+        self.reconciliations.inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            histogram: self.reconcile_duration.clone(),
+        }
+    }
+
+    pub fn failed(&self, error: &Error) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                reason: error.metric_reason().to_string(),
+            })
+            .inc();
+    }
+
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Release);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Observes the reconcile's duration when dropped.
+pub struct ReconcileTimer {
+    start: Instant,
+    histogram: Histogram,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Endpoints for Metrics {
+    fn metrics(&self) -> String {
+        self.encode()
+    }
+
+    /// Alive while the process runs: a lost API server connection is retried inside, not fixed by a restart.
+    fn live(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Ready once the KafkaMirror API answered (a standby replica waiting for the Lease is ready too: it can
+    /// take over at any moment).
+    fn ready(&self) -> Result<(), String> {
+        if self.running.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("the KafkaMirror API has not answered yet".to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_is_counted_and_timed_when_its_guard_drops() {
+        let metrics = Metrics::new();
+        {
+            let _timer = metrics.reconcile_started();
+        }
+        metrics.failed(&Error::MissingObjectKey("metadata.uid"));
+        let text = metrics.encode();
+        assert!(text.contains("kafka_mirror_operator_reconciliations_total 1"), "{text}");
+        assert!(text.contains("kafka_mirror_operator_reconcile_duration_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("kafka_mirror_operator_reconcile_failures_total{reason=\"missing_object_key\"} 1"),
+            "{text}"
+        );
+    }
+}

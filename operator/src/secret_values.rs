@@ -1,0 +1,79 @@
+//! The Secret values a mirror references, read through the API server so the operator can measure lag with the
+//! same client settings as the workers. A missing Secret or key is the user's to fix: it comes back as field
+//! errors (for the status), not as a reconcile failure. Values never leave this process.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kafka_mirror_crds::{FieldError, KafkaMirrorSpec};
+use kube::Api;
+use mirror_worker::secrets::Secrets;
+
+use crate::{Error, Result};
+
+/// `Ok(Ok(secrets))` when every reference resolves, `Ok(Err(field errors))` when some Secret or key is
+/// missing, `Err` when the API server could not be asked.
+pub async fn read(
+    api: &Api<Secret>,
+    spec: &KafkaMirrorSpec,
+) -> Result<std::result::Result<Secrets, Vec<FieldError>>> {
+    let mut secrets: BTreeMap<String, Option<Secret>> = BTreeMap::new();
+    let mut values = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (field, reference) in spec.secret_refs() {
+        if !secrets.contains_key(&reference.name) {
+            let secret = api
+                .get_opt(&reference.name)
+                .await
+                .map_err(Error::kube(format!("reading Secret {}", reference.name)))?;
+            secrets.insert(reference.name.clone(), secret);
+        }
+        match &secrets[&reference.name] {
+            None => errors.push(FieldError::new(
+                field,
+                format!(
+                    "Secret {:?} not found in namespace {:?}",
+                    reference.name,
+                    api.namespace().unwrap_or_default()
+                ),
+            )),
+            Some(secret) => match value(secret, &reference.key) {
+                Some(value) => {
+                    values.insert((reference.name.clone(), reference.key.clone()), value);
+                }
+                None => errors.push(FieldError::new(
+                    field,
+                    format!(
+                        "Secret {:?} has no key {:?} (it has: {})",
+                        reference.name,
+                        reference.key,
+                        keys(secret).join(", ")
+                    ),
+                )),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(Ok(Secrets::from_values(values)))
+    } else {
+        Ok(Err(errors))
+    }
+}
+
+fn value(secret: &Secret, key: &str) -> Option<String> {
+    if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
+        return Some(String::from_utf8_lossy(&bytes.0).into_owned());
+    }
+    secret.string_data.as_ref().and_then(|d| d.get(key)).cloned()
+}
+
+fn keys(secret: &Secret) -> Vec<String> {
+    let mut keys: Vec<String> = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys().cloned())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys().cloned()))
+        .collect();
+    keys.sort();
+    keys
+}
