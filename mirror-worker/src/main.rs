@@ -137,15 +137,14 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
     let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(plan.spec.num_streams as usize));
-    let bound =
-        mirror_worker::http::serve(
-            cli.http_listen,
-            Arc::new(WorkerEndpoints {
-                metrics: metrics.clone(),
-                health: health.clone(),
-            }),
-        )
-        .await?;
+    let bound = mirror_worker::http::serve(
+        cli.http_listen,
+        Arc::new(WorkerEndpoints {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        }),
+    )
+    .await?;
     info!(mirror = plan.name, http = %bound, "serving /metrics, /healthz and /readyz");
     let summary = Engine::new(plan, options, metrics, health)
         .run(shutdown_signal())
@@ -181,4 +180,3 @@ fn print_summary(summary: &Summary) {
         );
     }
 }
-

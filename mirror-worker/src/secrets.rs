@@ -171,7 +171,9 @@ mod tests {
             "s3cret".to_string(),
         )]));
         assert_eq!(
-            secrets.resolve("spec.x", &reference("creds", "password")).unwrap(),
+            secrets
+                .resolve("spec.x", &reference("creds", "password"))
+                .unwrap(),
             "s3cret"
         );
         let error = secrets
@@ -182,6 +184,9 @@ mod tests {
             error.starts_with("spec.target.tls.ca: Secret \"creds\" key \"ca.crt\" not found"),
             "{error}"
         );
-        assert!(!format!("{secrets:?}").contains("s3cret"), "Debug never shows a value");
+        assert!(
+            !format!("{secrets:?}").contains("s3cret"),
+            "Debug never shows a value"
+        );
     }
 }

@@ -18,7 +18,11 @@ use crate::{Error, Result};
 
 /// Applies every desired object in dependency order (identity and config before the pods that use them) and
 /// returns the Deployment as the API server stored it, status included.
-pub async fn apply(client: &Client, namespace: &str, objects: &DesiredObjects) -> Result<Deployment> {
+pub async fn apply(
+    client: &Client,
+    namespace: &str,
+    objects: &DesiredObjects,
+) -> Result<Deployment> {
     apply_one(client, namespace, &objects.service_account).await?;
     apply_one(client, namespace, &objects.config_map).await?;
     if let Some(record) = &objects.migration_record {
@@ -66,7 +70,8 @@ pub async fn delete_orphans(
     objects: &DesiredObjects,
 ) -> Result<()> {
     let wanted_budget = objects.disruption_budget.as_ref().map(|o| o.name_any());
-    delete_unwanted::<PodDisruptionBudget>(client, namespace, mirror, owner_uid, &[wanted_budget]).await?;
+    delete_unwanted::<PodDisruptionBudget>(client, namespace, mirror, owner_uid, &[wanted_budget])
+        .await?;
     let wanted_config_maps = [
         Some(objects.config_map.name_any()),
         objects.migration_record.as_ref().map(|o| o.name_any()),
@@ -93,7 +98,10 @@ where
     let existing = api
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(Error::kube(format!("listing {}s of {mirror}", K::kind(&()))))?;
+        .map_err(Error::kube(format!(
+            "listing {}s of {mirror}",
+            K::kind(&())
+        )))?;
     for object in existing {
         let name = object.name_any();
         let owned = object.owner_references().iter().any(|o| o.uid == owner_uid);
@@ -101,7 +109,9 @@ where
             continue;
         }
         match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => tracing::info!(kind = %K::kind(&()), %name, "deleted what the mirror no longer wants"),
+            Ok(_) => {
+                tracing::info!(kind = %K::kind(&()), %name, "deleted what the mirror no longer wants")
+            }
             // Gone already: what we wanted.
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(e) => return Err(Error::kube(format!("deleting {} {name}", K::kind(&())))(e)),

@@ -333,7 +333,10 @@ mod tests {
         assert_eq!(observed.worker_replicas(), 0);
         let c = conditions(&[], &observed, &time(100));
         assert_eq!(
-            (find(&c, READY).status.as_str(), find(&c, READY).reason.as_str()),
+            (
+                find(&c, READY).status.as_str(),
+                find(&c, READY).reason.as_str()
+            ),
             ("True", "Completed")
         );
         assert_eq!(find(&c, PROGRESSING).reason, "Completed");
@@ -360,7 +363,11 @@ mod tests {
         };
         let c = conditions(&[], &observed, &time(100));
         assert_eq!(find(&c, READY).reason, "TargetUnreachable");
-        assert!(find(&c, READY).message.starts_with("spec.target.bootstrapServers"));
+        assert!(
+            find(&c, READY)
+                .message
+                .starts_with("spec.target.bootstrapServers")
+        );
         assert_eq!(find(&c, DEGRADED).reason, "TargetUnreachable");
     }
 }

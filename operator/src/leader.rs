@@ -161,7 +161,9 @@ pub async fn acquire(lease: &LeaderLease) {
         match lease.try_acquire_or_renew(Instant::now()).await {
             Ok(true) => return,
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "leader election: cannot reach the Lease, retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election: cannot reach the Lease, retrying")
+            }
         }
         tokio::time::sleep(retry).await;
     }

@@ -143,7 +143,9 @@ fn run_operator(args: RunArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let client = kube::Client::try_default().await.map_err(|e| {
-            format!("connecting to the Kubernetes API (in-cluster service account or kubeconfig): {e}")
+            format!(
+                "connecting to the Kubernetes API (in-cluster service account or kubeconfig): {e}"
+            )
         })?;
         controller::run(client, config, shutdown_signal())
             .await

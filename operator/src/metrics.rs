@@ -149,10 +149,18 @@ mod tests {
         }
         metrics.failed(&Error::MissingObjectKey("metadata.uid"));
         let text = metrics.encode();
-        assert!(text.contains("kafka_mirror_operator_reconciliations_total 1"), "{text}");
-        assert!(text.contains("kafka_mirror_operator_reconcile_duration_seconds_count 1"), "{text}");
         assert!(
-            text.contains("kafka_mirror_operator_reconcile_failures_total{reason=\"missing_object_key\"} 1"),
+            text.contains("kafka_mirror_operator_reconciliations_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kafka_mirror_operator_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kafka_mirror_operator_reconcile_failures_total{reason=\"missing_object_key\"} 1"
+            ),
             "{text}"
         );
     }

@@ -169,11 +169,17 @@ mod tests {
                 name: Some("m-migration".into()),
                 ..Default::default()
             },
-            data: Some(BTreeMap::from([(END_OFFSETS_KEY.to_string(), "{".to_string())])),
+            data: Some(BTreeMap::from([(
+                END_OFFSETS_KEY.to_string(),
+                "{".to_string(),
+            )])),
             ..ConfigMap::default()
         };
         let error = EndOffsets::from_config_map(&config_map).unwrap_err();
-        assert!(error.starts_with("ConfigMap m-migration key end-offsets.json"), "{error}");
+        assert!(
+            error.starts_with("ConfigMap m-migration key end-offsets.json"),
+            "{error}"
+        );
         assert!(error.contains("delete the ConfigMap"), "{error}");
     }
 }

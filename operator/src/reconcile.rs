@@ -77,11 +77,10 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         .map_err(|errors| problem("SecretMissing", &errors)),
     };
     let plan = secrets.and_then(|secrets| {
-        MirrorPlan::from_resource((*mirror).clone(), &secrets)
-            .map_err(|e| Problem {
-                reason: "InvalidSpec",
-                message: e.to_string(),
-            })
+        MirrorPlan::from_resource((*mirror).clone(), &secrets).map_err(|e| Problem {
+            reason: "InvalidSpec",
+            message: e.to_string(),
+        })
     });
     let plan = match plan {
         Ok(plan) => plan,
@@ -115,9 +114,10 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         paused: mirror.spec.paused,
         desired_replicas: mirror.spec.replicas,
         ready_replicas: 0,
-        lag: lag.as_ref().map(|l| l.total).ok_or_else(|| {
-            view.positions.as_ref().err().cloned().unwrap_or_default()
-        }),
+        lag: lag
+            .as_ref()
+            .map(|l| l.total)
+            .ok_or_else(|| view.positions.as_ref().err().cloned().unwrap_or_default()),
         target: view.target.clone(),
         topic_count: lag.as_ref().map_or(0, |l| l.topics.len()),
         migration: migration.clone(),
@@ -125,7 +125,10 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
     // A completed migration stays completed while Kafka cannot be asked.
     if mirror.spec.mode == Mode::Migrate
         && observed.migration.is_none()
-        && previous.migration.as_ref().is_some_and(|m| m.completed_at.is_some())
+        && previous
+            .migration
+            .as_ref()
+            .is_some_and(|m| m.completed_at.is_some())
     {
         observed.migration = previous.migration.as_ref().map(|m| Progress {
             started_at: m.started_at.clone().unwrap_or_else(|| now.clone()),
@@ -194,7 +197,15 @@ async fn refuse(
     problem: Problem,
 ) -> Result<Action> {
     tracing::warn!(mirror = %mirror.name_any(), namespace = ?mirror.namespace(), reason = problem.reason, message = %problem.message, "spec cannot work");
-    publish(mirror, ctx, EventType::Warning, problem.reason, "Validate", &problem.message).await;
+    publish(
+        mirror,
+        ctx,
+        EventType::Warning,
+        problem.reason,
+        "Validate",
+        &problem.message,
+    )
+    .await;
     let observed = Observed {
         generation: mirror.metadata.generation,
         problem: Some(problem),
@@ -274,16 +285,36 @@ async fn publish_transitions(
         );
         publish(mirror, ctx, EventType::Normal, "Applied", "Apply", &note).await;
     }
-    let completed = |s: &KafkaMirrorStatus| s.migration.as_ref().is_some_and(|m| m.completed_at.is_some());
+    let completed = |s: &KafkaMirrorStatus| {
+        s.migration
+            .as_ref()
+            .is_some_and(|m| m.completed_at.is_some())
+    };
     if completed(status) && !completed(previous) {
         publish(mirror, ctx, EventType::Normal, "MigrationCompleted", "ScaleDown",
             "every partition was copied up to its high watermark at the start; the workers are scaled to zero").await;
     }
     if let Err(why) = &observed.lag {
-        publish(mirror, ctx, EventType::Warning, "SourceUnreachable", "MeasureLag", why).await;
+        publish(
+            mirror,
+            ctx,
+            EventType::Warning,
+            "SourceUnreachable",
+            "MeasureLag",
+            why,
+        )
+        .await;
     }
     if let Err(why) = &observed.target {
-        publish(mirror, ctx, EventType::Warning, "TargetUnreachable", "ProbeTarget", why).await;
+        publish(
+            mirror,
+            ctx,
+            EventType::Warning,
+            "TargetUnreachable",
+            "ProbeTarget",
+            why,
+        )
+        .await;
     }
 }
 
@@ -304,11 +335,7 @@ async fn publish(
         action: action.to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event, &mirror.object_ref(&()))
-        .await
-    {
+    if let Err(e) = ctx.recorder.publish(&event, &mirror.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "cannot publish an Event");
     }
 }
@@ -324,15 +351,25 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}...", &text[..end])
 }
 
-async fn patch_status(mirrors: &Api<KafkaMirror>, name: &str, status: &KafkaMirrorStatus) -> Result<()> {
+async fn patch_status(
+    mirrors: &Api<KafkaMirror>,
+    name: &str,
+    status: &KafkaMirrorStatus,
+) -> Result<()> {
     let patch = serde_json::json!({
         "apiVersion": KafkaMirror::api_version(&()),
         "kind": KafkaMirror::kind(&()),
         "status": status,
     });
     mirrors
-        .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .patch_status(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
         .await
-        .map_err(Error::kube(format!("writing the status of KafkaMirror {name}")))?;
+        .map_err(Error::kube(format!(
+            "writing the status of KafkaMirror {name}"
+        )))?;
     Ok(())
 }

@@ -64,7 +64,11 @@ fn value(secret: &Secret, key: &str) -> Option<String> {
     if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
         return Some(String::from_utf8_lossy(&bytes.0).into_owned());
     }
-    secret.string_data.as_ref().and_then(|d| d.get(key)).cloned()
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .cloned()
 }
 
 fn keys(secret: &Secret) -> Vec<String> {

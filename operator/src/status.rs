@@ -20,7 +20,11 @@ pub struct StatusInputs<'a> {
     pub selector: String,
 }
 
-pub fn build(previous: &KafkaMirrorStatus, inputs: &StatusInputs<'_>, now: &Time) -> KafkaMirrorStatus {
+pub fn build(
+    previous: &KafkaMirrorStatus,
+    inputs: &StatusInputs<'_>,
+    now: &Time,
+) -> KafkaMirrorStatus {
     let observed = inputs.observed;
     let mut status = KafkaMirrorStatus {
         observed_generation: observed.generation,
@@ -143,6 +147,7 @@ mod tests {
         );
         let unreachable = Observed {
             lag: Err("spec.source.bootstrapServers: down".into()),
+            ready_replicas: 2,
             ..observed()
         };
         let second = build(

@@ -114,13 +114,7 @@ pub fn desired_objects(
     let config_map = config_map::build(&owner, mirror)?;
     let config_hash = config_map::config_hash(&owner, mirror)?;
     Ok(DesiredObjects {
-        deployment: deployment::build(
-            &owner,
-            &mirror.spec,
-            settings,
-            &config_hash,
-            state.replicas,
-        ),
+        deployment: deployment::build(&owner, &mirror.spec, settings, &config_hash, state.replicas),
         service_account: service_account::build(&owner),
         disruption_budget: disruption_budget::build(&owner, state.replicas),
         metrics_service: metrics_service::build(&owner),
