@@ -42,3 +42,38 @@ fn render_of_a_bad_document_exits_2_naming_the_field() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_without_a_cluster_exits_1_saying_what_it_tried() {
+    let home = tempfile::tempdir().unwrap();
+    let output = operator()
+        .args(["run", "--http-listen", "127.0.0.1:0"])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("KUBECONFIG", home.path().join("absent-kubeconfig"))
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "error: connecting to the Kubernetes API (in-cluster service account or kubeconfig)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_a_lease_duration_that_cannot_be_renewed_in_time() {
+    let output = operator()
+        .args(["run", "--leader-election", "--lease-duration", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--lease-duration must be at least 3 seconds"),
+        "{stderr}"
+    );
+}
