@@ -7,7 +7,7 @@ mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fixtures::{ApiServer, Call, not_found};
+use fixtures::{ApiServer, Call, merge, not_found};
 use kafka_mirror_crds::KafkaMirror;
 use kafka_mirror_operator::build::BuildSettings;
 use kafka_mirror_operator::metrics::Metrics;
@@ -101,17 +101,6 @@ impl Clusters {
                     .1
             })
             .collect()
-    }
-}
-
-fn merge(target: &mut Value, extra: &Value) {
-    match (target, extra) {
-        (Value::Object(target), Value::Object(extra)) => {
-            for (key, value) in extra {
-                merge(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-        (target, extra) => *target = extra.clone(),
     }
 }
 
