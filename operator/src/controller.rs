@@ -12,9 +12,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kafka_mirror_crds::KafkaMirror;
 use kube::api::ListParams;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 
 use crate::build::BuildSettings;
@@ -121,7 +121,18 @@ pub async fn run(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-    let controller = Controller::new(mirrors, watcher::Config::default().any_semantic())
+    // Reconcile on spec changes only (the generation), not on our own status writes: the status carries the
+    // time of each lag measurement, so reacting to it would reconcile in a loop. Lag is measured on the
+    // requeue interval instead; changes of the worker Deployments still trigger a reconcile.
+    let (store, writer) = reflector::store();
+    let spec_changes = watcher(mirrors, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
+    let controller = Controller::for_stream(spec_changes, store)
+        // A rollout changes the Deployment's status several times a second: one reconcile for the burst.
+        .with_config(ControllerConfig::default().debounce(Duration::from_secs(1)))
         .owns(
             deployments,
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
