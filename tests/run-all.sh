@@ -36,6 +36,9 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "chart and manifests (Helm's engine, Kubernetes $(grep -o '^KUBERNETES = "[0-9.]*"' tests/deploy/test_chart.py | cut -d'"' -f2) schemas)"
+bash tests/deploy/run.sh
+
 step "build (the process tests run the mirror-worker binary)"
 cargo build --workspace --bins --locked
 

@@ -19,6 +19,10 @@ fi
 
 # Created in place (a virtualenv cannot be moved: its scripts name its path); `.complete` marks an install
 # that finished, so an interrupted one is redone.
+# Two checks started at once install once: the second waits on the lock.
+mkdir -p "$_cache"
+exec {_lock}>"$_cache/venv.lock"
+flock "$_lock"
 if [ ! -e "$KMIRROR_VENV/.complete" ]; then
   echo "==> installing the Python tools of tests/requirements.txt into $KMIRROR_VENV (once)"
   rm -rf "$KMIRROR_VENV"
@@ -26,5 +30,6 @@ if [ ! -e "$KMIRROR_VENV/.complete" ]; then
   "$KMIRROR_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$_requirements"
   touch "$KMIRROR_VENV/.complete"
 fi
+flock --unlock "$_lock"
 export KMIRROR_VENV
 export PATH="$KMIRROR_VENV/bin:$PATH"
