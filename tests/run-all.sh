@@ -39,6 +39,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "chart and manifests (Helm's engine, Kubernetes $(grep -o '^KUBERNETES = "[0-9.]*"' tests/deploy/test_chart.py | cut -d'"' -f2) schemas)"
 bash tests/deploy/run.sh
 
+step "Argo CD health check (Lua 5.1, as Argo CD runs it)"
+bash tests/argocd/run.sh
+
 step "build (the process tests run the mirror-worker binary)"
 cargo build --workspace --bins --locked
 
