@@ -24,6 +24,9 @@ pub struct Observed {
     /// `spec.replicas`.
     pub desired_replicas: i32,
     pub ready_replicas: i32,
+    /// The worker Deployment's message when it exceeded its progress deadline (pods that never get ready:
+    /// image pull errors, crash loops, unschedulable). New pods that are still starting are not a failure.
+    pub rollout_stalled: Option<String>,
     /// `Ok(total lag)` when the source answered, `Err(why)` when lag could not be measured.
     pub lag: Result<i64, String>,
     /// `Err(why)` when the target cluster did not answer a metadata request.
@@ -168,11 +171,17 @@ fn degraded(o: &Observed) -> (bool, &'static str, String) {
     if let Err(why) = &o.target {
         return (true, "TargetUnreachable", why.clone());
     }
-    if o.worker_replicas() > 0 && o.ready_replicas == 0 {
+    if let Some(stalled) = &o.rollout_stalled
+        && o.worker_replicas() > 0
+        && o.ready_replicas == 0
+    {
         return (
             true,
             "NoWorkerReady",
-            format!("0 of {} workers ready", o.desired_replicas),
+            format!(
+                "0 of {} workers ready and the rollout stopped progressing: {stalled}",
+                o.desired_replicas
+            ),
         );
     }
     (false, "AsExpected", "nothing is failing".into())
@@ -193,6 +202,7 @@ mod tests {
             paused: false,
             desired_replicas: 2,
             ready_replicas: 2,
+            rollout_stalled: None,
             lag: Ok(0),
             target: Ok(()),
             topic_count: 1,
@@ -311,6 +321,7 @@ mod tests {
             &same,
             &Observed {
                 ready_replicas: 0,
+                rollout_stalled: Some("timed out progressing".into()),
                 ..healthy()
             },
             &time(300),
@@ -369,5 +380,27 @@ mod tests {
                 .starts_with("spec.target.bootstrapServers")
         );
         assert_eq!(find(&c, DEGRADED).reason, "TargetUnreachable");
+    }
+
+    #[test]
+    fn workers_still_starting_are_not_degraded_but_a_stalled_rollout_is() {
+        let starting = Observed {
+            ready_replicas: 0,
+            ..healthy()
+        };
+        let c = conditions(&[], &starting, &time(100));
+        assert_eq!(find(&c, DEGRADED).status, "False");
+        assert_eq!(find(&c, READY).reason, "WorkersNotReady");
+        let stalled = Observed {
+            rollout_stalled: Some("ReplicaSet \"m-worker-1\" has timed out progressing.".into()),
+            ..starting
+        };
+        let c = conditions(&[], &stalled, &time(100));
+        assert_eq!(find(&c, DEGRADED).reason, "NoWorkerReady");
+        assert!(
+            find(&c, DEGRADED)
+                .message
+                .ends_with("has timed out progressing.")
+        );
     }
 }

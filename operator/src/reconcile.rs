@@ -114,6 +114,7 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         paused: mirror.spec.paused,
         desired_replicas: mirror.spec.replicas,
         ready_replicas: 0,
+        rollout_stalled: None,
         lag: lag
             .as_ref()
             .map(|l| l.total)
@@ -154,6 +155,7 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         .as_ref()
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
+    observed.rollout_stalled = rollout_stalled(&deployment);
     let status = status::build(
         &previous,
         &StatusInputs {
@@ -167,6 +169,27 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
     publish_transitions(&mirror, &previous, &status, &observed, &ctx).await;
     patch_status(&mirrors, &name, &status).await?;
     Ok(Action::requeue(ctx.intervals.lag))
+}
+
+/// The Deployment's own verdict that its rollout is stuck: condition `Progressing=False`, reason
+/// `ProgressDeadlineExceeded` (after `progressDeadlineSeconds`, 10 minutes by default).
+fn rollout_stalled(deployment: &k8s_openapi::api::apps::v1::Deployment) -> Option<String> {
+    deployment
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        })
+        .map(|c| {
+            c.message
+                .clone()
+                .unwrap_or_else(|| "ProgressDeadlineExceeded".into())
+        })
 }
 
 /// Retry failed reconciles at a steady pace; count them by reason.
@@ -212,6 +235,7 @@ async fn refuse(
         paused: mirror.spec.paused,
         desired_replicas: mirror.spec.replicas,
         ready_replicas: previous.ready_replicas.unwrap_or(0),
+        rollout_stalled: None,
         lag: Err("not measured".into()),
         target: Ok(()),
         topic_count: 0,

@@ -85,6 +85,7 @@ mod tests {
             paused: false,
             desired_replicas: 2,
             ready_replicas: 1,
+            rollout_stalled: None,
             lag: Ok(30),
             target: Ok(()),
             topic_count: 1,
