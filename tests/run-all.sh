@@ -8,6 +8,8 @@ NISSHI_VERSION=0.8.1
 CACHE="${KAFKA_MIRROR_CACHE:-$HOME/.cache/kafka-mirror}"
 export NISSHI_BIN="$CACHE/nisshi-$NISSHI_VERSION/bin/nisshi"
 
+# Root here; a CI runner's user has sudo.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { printf '\n==> %s\n' "$*"; }
 
 # librdkafka is compiled from source by rdkafka-sys: it needs a C compiler, make, pkg-config and OpenSSL headers.
@@ -18,7 +20,7 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
-  apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+  as_root apt-get update && as_root apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # nisshi, an independent Kafka-compatible broker, for the admin path and two-process runs. It needs
@@ -38,6 +40,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "chart and manifests (Helm's engine, Kubernetes $(grep -o '^KUBERNETES = "[0-9.]*"' tests/deploy/test_chart.py | cut -d'"' -f2) schemas)"
 bash tests/deploy/run.sh
+
+step "the kind suite's workflow, scripts and Dockerfiles (actionlint, shellcheck; the suite itself runs in GitHub Actions)"
+bash tests/lint-ci.sh
 
 step "Argo CD health check (Lua 5.1, as Argo CD runs it)"
 bash tests/argocd/run.sh

@@ -4,6 +4,9 @@
 # Usage: source tests/tools.sh
 set -euo pipefail
 
+# Root here; a CI runner's user has sudo.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _cache="${KAFKA_MIRROR_CACHE:-$HOME/.cache/kafka-mirror}"
 _requirements="$_root/tests/requirements.txt"
@@ -14,7 +17,7 @@ KMIRROR_VENV="$_cache/venv-$_hash"
 # reference interpreter.
 if ! command -v lua5.1 >/dev/null; then
   echo "==> installing lua5.1 (once)"
-  apt-get update && apt-get install -y --no-install-recommends lua5.1
+  as_root apt-get update && as_root apt-get install -y --no-install-recommends lua5.1
 fi
 
 # Created in place (a virtualenv cannot be moved: its scripts name its path); `.complete` marks an install

@@ -283,7 +283,9 @@ def test_the_kustomize_base_lists_existing_files():
 
 
 def deploy_documents():
-    for path in sorted((ROOT / "deploy").rglob("*.yaml")):
+    """Every manifest a user or the kind suite applies: deploy/ and tests/e2e/."""
+    paths = sorted((ROOT / "deploy").rglob("*.yaml")) + sorted((ROOT / "tests" / "e2e").glob("*.yaml"))
+    for path in paths:
         if path.name in ("kustomization.yaml", "health_test.yaml"):
             continue
         for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
@@ -292,7 +294,7 @@ def deploy_documents():
 
 
 @pytest.mark.parametrize("obj", list(deploy_documents()))
-def test_every_object_under_deploy_passes_its_schema(obj):
+def test_every_object_under_deploy_and_the_kind_suite_passes_its_schema(obj):
     validate(obj)
 
 
