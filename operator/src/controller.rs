@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kafka_mirror_crds::KafkaMirror;
@@ -71,17 +71,8 @@ pub async fn run(
         ))?;
     metrics.set_running(true);
 
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = shutdown_tx.send(true);
-    });
-    let stopping = {
-        let mut rx = shutdown_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
+    // Awaited twice: while waiting for the Lease, and by the controller's graceful shutdown.
+    let shutdown = shutdown.boxed().shared();
 
     let lease = config.leader_election.as_ref().map(|election| {
         LeaderLease::new(
@@ -95,7 +86,7 @@ pub async fn run(
         tracing::info!(lease = lease.name(), identity = %config.identity, "waiting for the leader Lease");
         tokio::select! {
             () = leader::acquire(lease) => {}
-            () = stopping => return Ok(()),
+            () = shutdown.clone() => return Ok(()),
         }
         tracing::info!(lease = lease.name(), "holding the leader Lease");
     }
@@ -115,12 +106,6 @@ pub async fn run(
         intervals: config.intervals.clone(),
     });
     let deployments: Api<Deployment> = scoped(&client, config.namespace.as_deref());
-    let controller_shutdown = {
-        let mut rx = shutdown_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
     // Reconcile on spec changes only (the generation), not on our own status writes: the status carries the
     // time of each lag measurement, so reacting to it would reconcile in a loop. Lag is measured on the
     // requeue interval instead; changes of the worker Deployments still trigger a reconcile.
@@ -137,7 +122,7 @@ pub async fn run(
             deployments,
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
         )
-        .graceful_shutdown_on(controller_shutdown)
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {

@@ -101,12 +101,13 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         tokio::task::spawn_blocking(move || kafka_view::observe(&plan)).await?
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let lag: Option<LagReport> = view
+    // One measurement: the lag report, or why the source could not be asked.
+    let lag: Result<LagReport, String> = view
         .positions
         .as_ref()
-        .ok()
-        .map(|positions| summarize(&mirror.spec.topics, positions));
-    let (end_offsets, migration) = migration(&mirror, recorded, &view, &now);
+        .map(|positions| summarize(&mirror.spec.topics, positions))
+        .map_err(Clone::clone);
+    let (end_offsets, migration) = migration(&mirror, recorded, &view, &previous, &now);
 
     let mut observed = Observed {
         generation: mirror.metadata.generation,
@@ -115,28 +116,11 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         desired_replicas: mirror.spec.replicas,
         ready_replicas: 0,
         rollout_stalled: None,
-        lag: lag
-            .as_ref()
-            .map(|l| l.total)
-            .ok_or_else(|| view.positions.as_ref().err().cloned().unwrap_or_default()),
+        lag: lag.as_ref().map(|l| l.total).map_err(Clone::clone),
         target: view.target.clone(),
         topic_count: lag.as_ref().map_or(0, |l| l.topics.len()),
-        migration: migration.clone(),
+        migration,
     };
-    // A completed migration stays completed while Kafka cannot be asked.
-    if mirror.spec.mode == Mode::Migrate
-        && observed.migration.is_none()
-        && previous
-            .migration
-            .as_ref()
-            .is_some_and(|m| m.completed_at.is_some())
-    {
-        observed.migration = previous.migration.as_ref().map(|m| Progress {
-            started_at: m.started_at.clone().unwrap_or_else(|| now.clone()),
-            remaining: 0,
-            completed: true,
-        });
-    }
 
     // Build (pure) and apply.
     let state = WorkerState {
@@ -160,7 +144,7 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         &previous,
         &StatusInputs {
             observed: &observed,
-            lag: lag.as_ref(),
+            lag: lag.as_ref().ok(),
             deployment: deployment.status.as_ref(),
             selector: selector_string(&name),
         },
@@ -271,10 +255,12 @@ async fn read_record(api: &Api<ConfigMap>, name: &str) -> Result<Option<EndOffse
 }
 
 /// The end offsets to keep (recorded now if missing and the source answered) and the progress towards them.
+/// A migration the status already calls complete stays complete while the source cannot be asked.
 fn migration(
     mirror: &KafkaMirror,
     recorded: Option<EndOffsets>,
     view: &KafkaView,
+    previous: &KafkaMirrorStatus,
     now: &Time,
 ) -> (Option<EndOffsets>, Option<Progress>) {
     if mirror.spec.mode != Mode::Migrate {
@@ -287,7 +273,15 @@ fn migration(
     };
     let progress = match (&record, &view.positions) {
         (Some(record), Ok(positions)) => Some(record.progress(positions)),
-        _ => None,
+        _ => previous
+            .migration
+            .as_ref()
+            .filter(|m| m.completed_at.is_some())
+            .map(|m| Progress {
+                started_at: m.started_at.clone().unwrap_or_else(|| now.clone()),
+                remaining: 0,
+                completed: true,
+            }),
     };
     (record, progress)
 }

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -24,10 +25,14 @@ KUBERNETES = "1.33.0"
 NAMESPACE = "kafka-mirror"
 
 
+def rendered(values: dict | None = None, *, name: str = "kafka-mirror", namespace: str = NAMESPACE) -> dict[str, str]:
+    """Template path → rendered text, as `helm install` would produce."""
+    return helm.Chart.load(CHART).render(values or {}, name=name, namespace=namespace, is_install=True)
+
+
 def render(values: dict | None = None, *, name: str = "kafka-mirror", namespace: str = NAMESPACE) -> list[dict]:
-    manifests = helm.Chart.load(CHART).render(values or {}, name=name, namespace=namespace, is_install=True)
     objects = []
-    for path, text in sorted(manifests.items()):
+    for path, text in sorted(rendered(values, name=name, namespace=namespace).items()):
         if path.endswith("NOTES.txt"):
             continue
         objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
@@ -35,8 +40,7 @@ def render(values: dict | None = None, *, name: str = "kafka-mirror", namespace:
 
 
 def notes(values: dict | None = None) -> str:
-    manifests = helm.Chart.load(CHART).render(values or {}, name="kafka-mirror", namespace=NAMESPACE, is_install=True)
-    return next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
+    return next(text for path, text in rendered(values).items() if path.endswith("NOTES.txt"))
 
 
 def by_kind(objects: list[dict], kind: str) -> list[dict]:
@@ -102,8 +106,6 @@ def to_json_schema(node):
 
 
 def validate_kafka_mirror(obj: dict) -> None:
-    import jsonschema
-
     body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
     jsonschema.validate(body, kafka_mirror_schema())
     assert obj["metadata"]["name"], obj
