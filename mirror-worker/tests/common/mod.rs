@@ -2,6 +2,8 @@
 //! them, an engine running until told to stop, and waiting with a deadline.
 #![allow(dead_code)] // each suite uses a different part
 
+pub mod process;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
