@@ -6,11 +6,22 @@
 
 use std::collections::VecDeque;
 
+/// How a record handed to the producer has settled so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    InFlight,
+    Acked,
+    /// Delivery failed; the record will be sent again after a rewind, or never if the mirror stops.
+    Failed,
+}
+
 /// Records of one partition handed to the producer and not yet settled, in offset order.
 #[derive(Debug, Default)]
 pub struct AckTracker {
-    /// Offsets sent and not yet contiguous-acknowledged, ascending; `true` once acknowledged.
-    pending: VecDeque<(i64, bool)>,
+    /// Offsets sent and not yet contiguous-acknowledged, ascending, with how each settled so far.
+    pending: VecDeque<(i64, Settled)>,
+    /// Entries of `pending` still waiting for the target: what a drain waits for.
+    in_flight: usize,
     /// Next offset to consume after everything acknowledged so far: the position that may be committed.
     committable: Option<i64>,
     /// Lowest offset whose delivery failed in this generation; the partition must be re-read from
@@ -40,7 +51,8 @@ impl AckTracker {
             self.pending.back().is_none_or(|(last, _)| *last < offset),
             "offsets must ascend"
         );
-        self.pending.push_back((offset, false));
+        self.pending.push_back((offset, Settled::InFlight));
+        self.in_flight += 1;
     }
 
     /// The target acknowledged the record at `offset`. False when it belongs to a generation rewound since
@@ -49,10 +61,8 @@ impl AckTracker {
         if generation != self.generation {
             return false;
         }
-        if let Ok(i) = self.pending.binary_search_by_key(&offset, |(o, _)| *o) {
-            self.pending[i].1 = true;
-        }
-        while let Some(&(front, true)) = self.pending.front() {
+        self.settle(offset, Settled::Acked);
+        while let Some(&(front, Settled::Acked)) = self.pending.front() {
             self.pending.pop_front();
             self.committable = Some(front + 1);
         }
@@ -65,6 +75,7 @@ impl AckTracker {
         if generation != self.generation {
             return false;
         }
+        self.settle(offset, Settled::Failed);
         let first = self.failed_at.is_none();
         self.failed_at = Some(self.failed_at.map_or(offset, |f| f.min(offset)));
         first
@@ -81,6 +92,7 @@ impl AckTracker {
     pub fn rewind(&mut self, offset: i64) {
         self.generation += 1;
         self.pending.clear();
+        self.in_flight = 0;
         self.failed_at = None;
         self.committable = Some(offset);
     }
@@ -101,9 +113,18 @@ impl AckTracker {
         }
     }
 
-    /// Records sent and not yet settled.
+    /// Records sent and still waiting for the target (neither acknowledged nor failed).
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.in_flight
+    }
+
+    fn settle(&mut self, offset: i64, how: Settled) {
+        if let Ok(i) = self.pending.binary_search_by_key(&offset, |(o, _)| *o)
+            && self.pending[i].1 == Settled::InFlight
+        {
+            self.pending[i].1 = how;
+            self.in_flight -= 1;
+        }
     }
 }
 
@@ -157,6 +178,23 @@ mod tests {
         assert_eq!(t.committable(), Some(1));
         t.acked(1, 1);
         assert_eq!(t.committable(), Some(2));
+    }
+
+    #[test]
+    fn a_failed_record_is_no_longer_in_flight_so_a_drain_does_not_wait_for_it() {
+        let mut t = sent(&[5, 6, 7]);
+        assert!(t.failed(6, 0));
+        assert_eq!(t.pending(), 2, "5 and 7 are still on their way");
+        t.acked(5, 0);
+        t.acked(7, 0);
+        assert_eq!(t.pending(), 0);
+        assert_eq!(
+            t.committable(),
+            Some(6),
+            "nothing past the failed record counts"
+        );
+        assert!(!t.failed(6, 0), "settling twice changes nothing");
+        assert_eq!(t.pending(), 0);
     }
 
     #[test]

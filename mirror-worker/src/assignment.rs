@@ -7,14 +7,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
+use crate::health::Health;
 use crate::metrics::{Metrics, PartitionLabels, TopicLabels};
 use crate::partition_state::PartitionState;
+use crate::truncation;
 
 /// Partitions by topic, then partition number (lookup by `&str` without allocating per record).
 pub type PartitionMap = HashMap<String, HashMap<i32, Arc<PartitionState>>>;
@@ -26,6 +29,7 @@ pub struct StreamContext {
     pub stream: usize,
     partitions: Mutex<PartitionMap>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     drain_timeout: Duration,
     end_offsets: Option<Arc<EndOffsets>>,
     /// Set when a partition needs the consumer thread's attention (a failed delivery to rewind).
@@ -41,6 +45,7 @@ impl StreamContext {
     pub fn new(
         stream: usize,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
         drain_timeout: Duration,
         end_offsets: Option<Arc<EndOffsets>>,
     ) -> Self {
@@ -48,6 +53,7 @@ impl StreamContext {
             stream,
             partitions: Mutex::new(HashMap::new()),
             metrics,
+            health,
             drain_timeout,
             end_offsets,
             attention: Arc::new(AtomicBool::new(false)),
@@ -126,6 +132,28 @@ impl StreamContext {
         }
     }
 
+    /// Stops the mirror at the gap: the partition's records after it are dropped unsent, so its committed
+    /// offset stays where the copy really ended (see `truncation`).
+    fn source_truncated(&self, reset: &truncation::OffsetReset) {
+        if let Some(state) = self
+            .partitions()
+            .get(&reset.topic)
+            .and_then(|by_partition| by_partition.get(&reset.partition))
+        {
+            state.set_truncated();
+        }
+        self.metrics.error("source_truncated");
+        let reason = reset.reason();
+        error!(
+            stream = self.stream,
+            topic = reset.topic,
+            partition = reset.partition,
+            offset = reset.wanted,
+            "{reason}"
+        );
+        self.health.set_fatal(reason);
+    }
+
     fn revoke(&self, tpl: &TopicPartitionList) -> Vec<Arc<PartitionState>> {
         let mut partitions = self.partitions();
         let mut revoked = Vec::new();
@@ -187,6 +215,24 @@ impl ClientContext for StreamContext {
                         .set(p.consumer_lag);
                 }
             }
+        }
+    }
+
+    /// librdkafka's log, as its default would write it; a reset over deleted records also stops the mirror.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if let Some(reset) = truncation::parse_offset_reset(level, fac, message) {
+            self.source_truncated(&reset);
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => error!(target: "librdkafka", "librdkafka: {fac} {message}"),
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", "librdkafka: {fac} {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
         }
     }
 

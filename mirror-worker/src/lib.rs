@@ -25,6 +25,7 @@ pub mod secrets;
 mod shutdown_gate;
 mod stream;
 pub mod testkit;
+mod truncation;
 
 pub use engine::{Engine, EngineOptions, Summary, TopicSummary};
 pub use error::{Error, Result};

@@ -29,6 +29,9 @@ pub struct PartitionState {
     pub end: Option<i64>,
     /// `mode: migrate`: every record before `end` has been handed to the producer.
     reached_end: AtomicBool,
+    /// The source deleted records of this partition before they were mirrored; nothing after the gap is
+    /// sent (see `truncation`).
+    truncated: AtomicBool,
 }
 
 impl PartitionState {
@@ -51,7 +54,16 @@ impl PartitionState {
             attention,
             end,
             reached_end: AtomicBool::new(false),
+            truncated: AtomicBool::new(false),
         }
+    }
+
+    pub fn set_truncated(&self) {
+        self.truncated.store(true, Ordering::Release);
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.truncated.load(Ordering::Acquire)
     }
 
     /// `mode: migrate`: marks that nothing before `end` remains to be read.

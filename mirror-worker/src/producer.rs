@@ -40,6 +40,24 @@ pub enum FailureClass {
     Fatal,
 }
 
+/// Why the mirror stops on a record the target refuses for good, and what to do about it. The policy for a
+/// record larger than the target accepts is to stop, not to skip it: its offset and every later one stay
+/// uncommitted, so raising the limit and restarting mirrors it with nothing lost.
+pub fn refused_record(source: &str, target_topic: &str, error: &KafkaError) -> String {
+    let hint = match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
+            ": the record is larger than the target accepts. Raise max.message.bytes of the target topic and \
+             message.max.bytes in spec.target.config, then restart; nothing after this record was committed"
+        }
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed,
+        ) => ": the target's ACLs do not let spec.target.authentication.username write this topic",
+        _ => "",
+    };
+    format!("the target refused record {source} for topic {target_topic}: {error}{hint}")
+}
+
 /// Sorts a producer error into retriable and fatal.
 pub fn classify(error: &KafkaError) -> FailureClass {
     use RDKafkaErrorCode::*;
@@ -102,10 +120,8 @@ impl ProducerContext for DeliveryContext {
                     FailureClass::Fatal => {
                         self.metrics.error("delivery_fatal");
                         error!(%error, source, target = message.topic(), "the target refused a record for good");
-                        self.health.set_fatal(format!(
-                            "the target refused record {source} for topic {}: {error}",
-                            message.topic()
-                        ));
+                        self.health
+                            .set_fatal(refused_record(&source, message.topic(), error));
                     }
                 }
             }

@@ -21,7 +21,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::partition_state::PartitionState;
 use crate::partitioner;
-use crate::producer::{DeliveryToken, FailureClass, MirrorProducer, classify};
+use crate::producer::{DeliveryToken, FailureClass, MirrorProducer, classify, refused_record};
 use crate::shutdown_gate::ShutdownGate;
 use crate::{Error, Result};
 use kafka_mirror_crds::Partitioning;
@@ -90,6 +90,7 @@ impl Stream {
         let context = StreamContext::new(
             settings.stream,
             metrics.clone(),
+            health.clone(),
             settings.drain_timeout,
             settings.end_offsets,
         );
@@ -216,6 +217,9 @@ impl Stream {
         let Some(state) = self.state(topic, partition) else {
             return;
         };
+        if state.truncated() {
+            return;
+        }
         if let Some(end) = state.end
             && offset >= end
         {
@@ -271,8 +275,10 @@ impl Stream {
                     if classify(&error) == FailureClass::Fatal {
                         self.metrics.error("delivery_fatal");
                         error!(%error, topic, partition, offset, "the target producer refused a record");
-                        self.health.set_fatal(format!(
-                            "the producer refused record {topic}[{partition}]@{offset}: {error}"
+                        self.health.set_fatal(refused_record(
+                            &format!("{topic}[{partition}]@{offset}"),
+                            &route.target_topic,
+                            &error,
                         ));
                     } else {
                         self.metrics.error("delivery_retriable");

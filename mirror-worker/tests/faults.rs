@@ -234,3 +234,108 @@ fn scaling_from_one_worker_to_four_and_back_to_one_mid_stream_loses_nothing() {
     eprintln!("partition shares with four workers: {shares:?}");
     verify_copy("scaled 1 → 4 → 1 mid-stream", &t, &seeded);
 }
+
+#[test]
+fn records_deleted_from_the_source_before_they_were_mirrored_stop_the_worker_instead_of_being_skipped()
+ {
+    let (source, target) = (mock(1), mock(1));
+    source.create_topic(TOPIC, 1, 1).unwrap();
+    target.create_topic(TOPIC, 1, 1).unwrap();
+    let (s, t) = (source.bootstrap_servers(), target.bootstrap_servers());
+    let dir = tempfile::tempdir().unwrap();
+    let document = write_document(dir.path(), "truncated", &s, &t, "");
+    let document = Path::new(&document);
+
+    testkit::produce(&s, TOPIC, 0, 2000, 100, 100).unwrap();
+    let first = Worker::spawn(document, dir.path().join("first.log"), &[]);
+    wait_until(
+        "the first 2000 records to be committed",
+        Duration::from_secs(60),
+        || committed(&s, "kafka-mirror.truncated", TOPIC, 1) == 2000,
+    );
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(Duration::from_secs(30)).0, Some(0));
+
+    // While the mirror is stopped, the source keeps only its newest 5 MiB per partition (the mock cluster's
+    // retention): offsets 2000 and a stretch after it are deleted before anyone copied them.
+    testkit::produce(&s, TOPIC, 2000, 62_000, 100, 100).unwrap();
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s)
+        .create()
+        .unwrap();
+    let (low, _) =
+        rdkafka::consumer::Consumer::fetch_watermarks(&consumer, TOPIC, 0, Duration::from_secs(5))
+            .unwrap();
+    assert!(
+        low > 2000,
+        "the source deleted the records after offset 2000 (log start {low})"
+    );
+
+    let second = Worker::spawn(document, dir.path().join("second.log"), &[]);
+    let (code, log) = second.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("source partition orders[0] no longer holds offset 2000"),
+        "the exit message names the partition and the offset:\n{log}"
+    );
+    assert!(
+        log.contains("--reset-offsets"),
+        "and says how to accept the loss:\n{log}"
+    );
+    assert_eq!(
+        committed(&s, "kafka-mirror.truncated", TOPIC, 1),
+        2000,
+        "the committed offset stays where the copy really ended"
+    );
+    assert_eq!(
+        target_records(&t, TOPIC, 1),
+        2000,
+        "nothing after the gap was written to the target"
+    );
+}
+
+#[test]
+fn a_record_larger_than_the_target_accepts_stops_the_worker_with_everything_before_it_committed() {
+    let (source, target) = (mock(1), mock(1));
+    source.create_topic(TOPIC, 1, 1).unwrap();
+    target.create_topic(TOPIC, 1, 1).unwrap();
+    let (s, t) = (source.bootstrap_servers(), target.bootstrap_servers());
+    let dir = tempfile::tempdir().unwrap();
+    // The producer knows the target's limit through its own message.max.bytes, as it should match the
+    // target topic's max.message.bytes; a broker refusing it (MESSAGE_TOO_LARGE) takes the same path.
+    let document = write_document(
+        dir.path(),
+        "oversized",
+        &s,
+        &t,
+        "    config: {message.max.bytes: 20000}\n",
+    );
+    // `extra` lands under spec:, so move the target config under target: by rewriting the document.
+    let text = std::fs::read_to_string(&document)
+        .unwrap()
+        .replace("    config: {message.max.bytes: 20000}\n", "")
+        .replace(
+            &format!("bootstrapServers: \"{t}\"\n"),
+            &format!("bootstrapServers: \"{t}\"\n    config: {{message.max.bytes: 20000}}\n"),
+        );
+    std::fs::write(&document, text).unwrap();
+
+    testkit::produce(&s, TOPIC, 0, 500, 10, 100).unwrap();
+    testkit::produce(&s, TOPIC, 500, 501, 10, 50_000).unwrap();
+    testkit::produce(&s, TOPIC, 501, 1000, 10, 100).unwrap();
+
+    let worker = Worker::spawn(Path::new(&document), dir.path().join("worker.log"), &[]);
+    let (code, log) = worker.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("the target refused record orders[0]@500 for topic orders")
+            && log.contains("larger than the target accepts"),
+        "the exit message names the record and the limit to raise:\n{log}"
+    );
+    assert_eq!(
+        committed(&s, "kafka-mirror.oversized", TOPIC, 1),
+        500,
+        "every record before it is committed, none after"
+    );
+    assert_eq!(target_records(&t, TOPIC, 1), 500);
+}
