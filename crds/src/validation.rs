@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::cluster::ClusterConnection;
+use crate::cluster::{ClusterConnection, SecretKeyRef};
 use crate::topics::TOPIC_PLACEHOLDER;
 use crate::{FieldError, KafkaMirrorSpec, TopicFilter};
 
@@ -21,6 +21,9 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
     check_rename(&spec.topics.rename, &mut errors);
     check_connection("spec.source", &spec.source.connection, &mut errors);
     check_connection("spec.target", &spec.target.connection, &mut errors);
+    for (field, reference) in spec.secret_refs() {
+        check_secret_ref(&field, reference, &mut errors);
+    }
     if let Some(group) = &spec.source.group_id
         && !valid_kafka_name(group)
     {
@@ -79,8 +82,17 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
 /// Why a pass-through client property is refused, or `None` when it may be passed through.
 ///
 /// Refused are keys another field owns (so there is one place to look) and keys that could weaken the
-/// mirror's guarantees or its security without anyone noticing.
+/// mirror's guarantees or its security without anyone noticing. Names are librdkafka's (matched exactly, as
+/// librdkafka does): its aliases (`metadata.broker.list`, `max.in.flight`, `sasl.mechanisms`, ...) are refused
+/// with the property they stand for, and so is the `topic.` prefix librdkafka strips for topic-level
+/// properties (`topic.acks` is `acks`).
 pub fn refused_config_key(key: &str) -> Option<&'static str> {
+    // librdkafka sets a name it does not know globally on the default topic configuration, without `topic.`.
+    if let Some(topic_key) = key.strip_prefix("topic.")
+        && let Some(reason) = refused_config_key(topic_key)
+    {
+        return Some(reason);
+    }
     let reason = match key {
         "bootstrap.servers" | "metadata.broker.list" => "set it in bootstrapServers",
         "group.id" => "set it in spec.source.groupId",
@@ -89,11 +101,19 @@ pub fn refused_config_key(key: &str) -> Option<&'static str> {
         | "acks"
         | "request.required.acks"
         | "max.in.flight.requests.per.connection"
-        | "max.in.flight" => {
+        | "max.in.flight"
+        | "queuing.strategy" => {
             "the mirror keeps an idempotent producer with acks=all so no record is lost or reordered"
         }
-        "enable.auto.commit" | "enable.auto.offset.store" | "auto.commit.interval.ms" => {
+        "enable.auto.commit"
+        | "auto.commit.enable"
+        | "enable.auto.offset.store"
+        | "auto.commit.interval.ms"
+        | "delivery.report.only.error" => {
             "the mirror commits a source offset only after the target acknowledged the record"
+        }
+        "offset.store.method" | "offset.store.path" | "offset.store.sync.interval.ms" => {
+            "the mirror's position is its consumer group's committed offsets on the source"
         }
         "partition.assignment.strategy" | "group.protocol" => {
             "the mirror uses the cooperative-sticky assignor so a rebalance does not stop every partition"
@@ -103,10 +123,17 @@ pub fn refused_config_key(key: &str) -> Option<&'static str> {
             "certificate verification cannot be turned off"
         }
         "partitioner" => "set spec.partitioning instead",
-        _ if key.starts_with("ssl.") || key.starts_with("ssl_") => {
+        "topic.blacklist" => "set spec.topics.exclude instead",
+        "plugin.library.paths" | "interceptors" => {
+            "librdkafka plugins load native code into the worker"
+        }
+        _ if key.starts_with("test.") => {
+            "librdkafka test settings replace the cluster with an in-process mock"
+        }
+        _ if key.starts_with("ssl.") || key.starts_with("ssl_") || key.starts_with("https.") => {
             "set TLS material through the tls field from a Secret"
         }
-        _ if key.starts_with("sasl.") => {
+        _ if key.starts_with("sasl.") || key.starts_with("enable.sasl.") => {
             "set credentials through the authentication field from a Secret"
         }
         _ => return None,
@@ -165,11 +192,10 @@ pub(crate) fn parse_bootstrap_servers(list: &str) -> Result<Vec<(String, u16)>, 
         let Some((host, port)) = entry.rsplit_once(':') else {
             return Err(format!("{entry:?} is not host:port"));
         };
-        let port = port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{entry:?} has no valid port"))?;
+        let port =
+            port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                format!("{entry:?} has no valid port: use a number from 1 to 65535")
+            })?;
         if host.is_empty() || host.contains(char::is_whitespace) {
             return Err(format!("{entry:?} has no valid host"));
         }
@@ -203,6 +229,43 @@ fn check_rename(rename: &str, errors: &mut Vec<FieldError>) {
         errors.push(FieldError::new(
             "spec.topics.rename",
             format!("{rename:?} contains {bad:?}; topic names allow only a-z A-Z 0-9 . _ -"),
+        ));
+    }
+}
+
+/// A Secret reference the API server would accept: its name a DNS subdomain (a Secret name), its key a Secret
+/// key. The worker reads `<secrets dir>/<name>/<key>`, so this also keeps a reference inside that directory.
+fn check_secret_ref(field: &str, reference: &SecretKeyRef, errors: &mut Vec<FieldError>) {
+    let name = &reference.name;
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !name_ok {
+        errors.push(FieldError::new(
+            format!("{field}.name"),
+            format!(
+                "{name:?} is not a Secret name: use 1 to 253 of a-z 0-9 - ., starting and ending with a letter or digit"
+            ),
+        ));
+    }
+    let key = &reference.key;
+    let key_ok = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        && key != "."
+        && !key.starts_with("..");
+    if !key_ok {
+        errors.push(FieldError::new(
+            format!("{field}.key"),
+            format!(
+                "{key:?} is not a Secret key: use 1 to 253 of a-z A-Z 0-9 - . _, not starting with '..'"
+            ),
         ));
     }
 }

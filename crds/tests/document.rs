@@ -157,3 +157,37 @@ fn not_yaml_at_all_is_reported_with_its_location() {
     assert!(e.starts_with("document:"), "{e}");
     assert!(e.contains("line"), "{e}");
 }
+
+#[test]
+fn an_unknown_field_inside_source_or_target_is_named_too() {
+    // `source` and `target` are flattened structs, which hide unknown keys from a plain serde pass: a typo in
+    // `tls` once ran the mirror without the CA it named.
+    let e = error_for(
+        r#"source: {bootstrapServers: "a:9092"}"#,
+        r#"source: {bootstrapServers: "a:9092", tls: {caCert: {name: ca, key: ca.crt}}}"#,
+    );
+    assert!(
+        e.starts_with("spec.source.tls.caCert: unknown field"),
+        "{e}"
+    );
+    let e = error_for(
+        r#"target: {bootstrapServers: "b:9092"}"#,
+        r#"target: {bootstrapServers: "b:9092", config: {linger.ms: [5]}}"#,
+    );
+    assert_eq!(
+        e,
+        "spec.target.config.linger.ms: invalid type: sequence, expected a string or an integer"
+    );
+}
+
+#[test]
+fn a_secret_reference_must_be_a_secret_name_and_key() {
+    let e = error_for(
+        r#"source: {bootstrapServers: "a:9092"}"#,
+        r#"source: {bootstrapServers: "a:9092", tls: {ca: {name: ../etc, key: passwd}}}"#,
+    );
+    assert!(
+        e.starts_with("spec.source.tls.ca.name: \"../etc\" is not a Secret name"),
+        "{e}"
+    );
+}

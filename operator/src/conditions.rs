@@ -31,6 +31,8 @@ pub struct Observed {
     pub lag: Result<i64, String>,
     /// `Err(why)` when the target cluster did not answer a metadata request.
     pub target: Result<(), String>,
+    /// Partitions that lost records to retention before they were mirrored (see `LagReport::truncated`).
+    pub truncated: Vec<String>,
     pub topic_count: usize,
     /// Only with `mode: migrate` and the end offsets recorded.
     pub migration: Option<Progress>,
@@ -102,6 +104,10 @@ fn ready(o: &Observed) -> (bool, &'static str, String) {
             "spec.replicas is 0: nothing is mirrored".into(),
         );
     }
+    // Before the replica count: the workers stop on the gap, so this is why they are not ready.
+    if let Some(why) = truncation(o) {
+        return (false, "SourceTruncated", why);
+    }
     if o.ready_replicas < o.desired_replicas {
         return (
             false,
@@ -171,6 +177,9 @@ fn degraded(o: &Observed) -> (bool, &'static str, String) {
     if let Err(why) = &o.target {
         return (true, "TargetUnreachable", why.clone());
     }
+    if let Some(why) = truncation(o) {
+        return (true, "SourceTruncated", why);
+    }
     if let Some(stalled) = &o.rollout_stalled
         && o.worker_replicas() > 0
         && o.ready_replicas == 0
@@ -185,6 +194,19 @@ fn degraded(o: &Observed) -> (bool, &'static str, String) {
         );
     }
     (false, "AsExpected", "nothing is failing".into())
+}
+
+/// What the user must decide when the source deleted records the mirror had not copied.
+pub fn truncation(o: &Observed) -> Option<String> {
+    if o.truncated.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "records were deleted from the source before they were mirrored: {}. The workers stop rather than \
+         skip them; to accept the loss, reset the group's offsets past the gap (kafka-consumer-groups.sh \
+         --reset-offsets --to-earliest)",
+        o.truncated.join("; ")
+    ))
 }
 
 #[cfg(test)]
@@ -205,6 +227,7 @@ mod tests {
             rollout_stalled: None,
             lag: Ok(0),
             target: Ok(()),
+            truncated: Vec::new(),
             topic_count: 1,
             migration: None,
         }
@@ -401,6 +424,36 @@ mod tests {
             find(&c, DEGRADED)
                 .message
                 .ends_with("has timed out progressing.")
+        );
+    }
+
+    #[test]
+    fn records_deleted_before_they_were_mirrored_are_degraded_with_the_way_out() {
+        let observed = Observed {
+            ready_replicas: 0,
+            truncated: vec!["orders[2] committed 1200, first offset on the source 5000 (3800 records deleted before they were mirrored)".into()],
+            ..healthy()
+        };
+        let conditions = conditions(&[], &observed, &time(10));
+        let degraded = find(&conditions, "Degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "SourceTruncated")
+        );
+        assert!(
+            degraded.message.contains("orders[2] committed 1200"),
+            "{}",
+            degraded.message
+        );
+        assert!(
+            degraded.message.contains("--reset-offsets"),
+            "{}",
+            degraded.message
+        );
+        let ready = find(&conditions, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "SourceTruncated")
         );
     }
 }

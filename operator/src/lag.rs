@@ -16,6 +16,9 @@ pub struct LagReport {
     pub topics: Vec<TopicStatus>,
     pub total: i64,
     pub max_partition: i64,
+    /// Partitions whose committed offset lies below the first offset the source still holds: records were
+    /// deleted (retention) before they were mirrored. The workers stop there rather than skip them.
+    pub truncated: Vec<String>,
 }
 
 /// Watermarks and committed offset of every mirrored source partition.
@@ -25,7 +28,16 @@ pub type Positions = BTreeMap<SourcePartition, PartitionPosition>;
 pub fn summarize(selection: &TopicSelection, positions: &Positions) -> LagReport {
     let mut by_topic: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
     let mut report = LagReport::default();
-    for ((topic, _), position) in positions {
+    for ((topic, partition), position) in positions {
+        if let Some(committed) = position.committed
+            && committed < position.low
+        {
+            report.truncated.push(format!(
+                "{topic}[{partition}] committed {committed}, first offset on the source {} ({} records deleted before they were mirrored)",
+                position.low,
+                position.low - committed
+            ));
+        }
         let lag = position.lag();
         let entry = by_topic.entry(topic.as_str()).or_default();
         entry.0 += 1;

@@ -9,12 +9,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kafka_mirror_crds::status::KafkaMirrorStatus;
-use kafka_mirror_crds::{FieldError, KafkaMirror, Mode};
+use kafka_mirror_crds::{FieldError, KafkaMirror, KafkaMirrorSpec, Mode};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use mirror_worker::MirrorPlan;
+use mirror_worker::secrets::Secrets;
 
 use crate::build::{BuildSettings, WorkerState, desired_objects};
 use crate::conditions::{Observed, Problem};
@@ -67,21 +68,17 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
     let mirrors = Api::<KafkaMirror>::namespaced(ctx.client.clone(), &namespace);
 
     // Validate (pure), then resolve the Secrets the spec names: both are the user's to fix.
-    let secrets = match kafka_mirror_crds::validate(&mirror.spec) {
-        Err(errors) => Err(problem("InvalidSpec", &errors)),
-        Ok(_) => secret_values::read(
-            &Api::<Secret>::namespaced(ctx.client.clone(), &namespace),
-            &mirror.spec,
-        )
-        .await?
-        .map_err(|errors| problem("SecretMissing", &errors)),
+    let plan = match check_spec(&mirror.spec) {
+        Err(problem) => Err(problem),
+        Ok(()) => {
+            let secrets = secret_values::read(
+                &Api::<Secret>::namespaced(ctx.client.clone(), &namespace),
+                &mirror.spec,
+            )
+            .await?;
+            build_plan(&mirror, secrets)
+        }
     };
-    let plan = secrets.and_then(|secrets| {
-        MirrorPlan::from_resource((*mirror).clone(), &secrets).map_err(|e| Problem {
-            reason: "InvalidSpec",
-            message: e.to_string(),
-        })
-    });
     let plan = match plan {
         Ok(plan) => plan,
         Err(problem) => return refuse(&mirror, &mirrors, &previous, &ctx, problem).await,
@@ -118,6 +115,10 @@ pub async fn reconcile(mirror: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Ac
         rollout_stalled: None,
         lag: lag.as_ref().map(|l| l.total).map_err(Clone::clone),
         target: view.target.clone(),
+        truncated: lag
+            .as_ref()
+            .map(|l| l.truncated.clone())
+            .unwrap_or_default(),
         topic_count: lag.as_ref().map_or(0, |l| l.topics.len()),
         migration,
     };
@@ -183,6 +184,27 @@ pub fn error_policy(mirror: Arc<KafkaMirror>, error: &Error, ctx: Arc<Context>) 
     Action::requeue(ctx.intervals.error)
 }
 
+/// The pipeline's first step, pure and before any Secret is read: a spec [`kafka_mirror_crds::validate`]
+/// refuses is `InvalidSpec`, naming every field at fault.
+pub fn check_spec(spec: &KafkaMirrorSpec) -> std::result::Result<(), Problem> {
+    kafka_mirror_crds::validate(spec)
+        .map(drop)
+        .map_err(|errors| problem("InvalidSpec", &errors))
+}
+
+/// The worker plan of a checked spec with the Secrets [`secret_values::read`] resolved (pure): a Secret or key
+/// that is missing is `SecretMissing`.
+pub fn build_plan(
+    mirror: &KafkaMirror,
+    secrets: std::result::Result<Secrets, Vec<FieldError>>,
+) -> std::result::Result<MirrorPlan, Problem> {
+    let secrets = secrets.map_err(|errors| problem("SecretMissing", &errors))?;
+    MirrorPlan::from_resource(mirror.clone(), &secrets).map_err(|e| Problem {
+        reason: "InvalidSpec",
+        message: e.to_string(),
+    })
+}
+
 fn problem(reason: &'static str, errors: &[FieldError]) -> Problem {
     Problem {
         reason,
@@ -213,6 +235,24 @@ async fn refuse(
         &problem.message,
     )
     .await;
+    let status = refused_status(
+        mirror,
+        previous,
+        problem,
+        &Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    patch_status(mirrors, &mirror.name_any(), &status).await?;
+    Ok(Action::requeue(ctx.intervals.invalid))
+}
+
+/// The status of a mirror whose spec cannot work (pure): `Ready=False` and `Degraded=True` with the problem's
+/// reason and message; the last lag measurement and replica counts are kept.
+pub fn refused_status(
+    mirror: &KafkaMirror,
+    previous: &KafkaMirrorStatus,
+    problem: Problem,
+    now: &Time,
+) -> KafkaMirrorStatus {
     let observed = Observed {
         generation: mirror.metadata.generation,
         problem: Some(problem),
@@ -222,10 +262,11 @@ async fn refuse(
         rollout_stalled: None,
         lag: Err("not measured".into()),
         target: Ok(()),
+        truncated: Vec::new(),
         topic_count: 0,
         migration: None,
     };
-    let status = status::build(
+    status::build(
         previous,
         &StatusInputs {
             observed: &observed,
@@ -233,10 +274,8 @@ async fn refuse(
             deployment: None,
             selector: selector_string(&mirror.name_any()),
         },
-        &Time(k8s_openapi::jiff::Timestamp::now()),
-    );
-    patch_status(mirrors, &mirror.name_any(), &status).await?;
-    Ok(Action::requeue(ctx.intervals.invalid))
+        now,
+    )
 }
 
 /// The recorded end offsets of a migration, if recorded. A damaged record is recorded anew.
@@ -331,6 +370,17 @@ async fn publish_transitions(
             "TargetUnreachable",
             "ProbeTarget",
             why,
+        )
+        .await;
+    }
+    if let Some(why) = crate::conditions::truncation(observed) {
+        publish(
+            mirror,
+            ctx,
+            EventType::Warning,
+            "SourceTruncated",
+            "MeasureLag",
+            &why,
         )
         .await;
     }

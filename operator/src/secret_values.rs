@@ -17,24 +17,35 @@ pub async fn read(
     api: &Api<Secret>,
     spec: &KafkaMirrorSpec,
 ) -> Result<std::result::Result<Secrets, Vec<FieldError>>> {
-    let mut secrets: BTreeMap<String, Option<Secret>> = BTreeMap::new();
-    let mut values = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (field, reference) in spec.secret_refs() {
-        if !secrets.contains_key(&reference.name) {
+    let mut found: BTreeMap<String, Option<Secret>> = BTreeMap::new();
+    for (_, reference) in spec.secret_refs() {
+        if !found.contains_key(&reference.name) {
             let secret = api
                 .get_opt(&reference.name)
                 .await
                 .map_err(Error::kube(format!("reading Secret {}", reference.name)))?;
-            secrets.insert(reference.name.clone(), secret);
+            found.insert(reference.name.clone(), secret);
         }
-        match &secrets[&reference.name] {
+    }
+    Ok(resolve(spec, api.namespace().unwrap_or_default(), &found))
+}
+
+/// The values of every reference of `spec` from the Secrets `found` in `namespace` (by name; `None` or absent:
+/// no such Secret), or one field error per reference that does not resolve. Pure.
+pub fn resolve(
+    spec: &KafkaMirrorSpec,
+    namespace: &str,
+    found: &BTreeMap<String, Option<Secret>>,
+) -> std::result::Result<Secrets, Vec<FieldError>> {
+    let mut values = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (field, reference) in spec.secret_refs() {
+        match found.get(&reference.name).and_then(Option::as_ref) {
             None => errors.push(FieldError::new(
                 field,
                 format!(
-                    "Secret {:?} not found in namespace {:?}",
-                    reference.name,
-                    api.namespace().unwrap_or_default()
+                    "Secret {:?} not found in namespace {namespace:?}",
+                    reference.name
                 ),
             )),
             Some(secret) => match value(secret, &reference.key) {
@@ -54,9 +65,9 @@ pub async fn read(
         }
     }
     if errors.is_empty() {
-        Ok(Ok(Secrets::from_values(values)))
+        Ok(Secrets::from_values(values))
     } else {
-        Ok(Err(errors))
+        Err(errors)
     }
 }
 

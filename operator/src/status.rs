@@ -88,6 +88,7 @@ mod tests {
             rollout_stalled: None,
             lag: Ok(30),
             target: Ok(()),
+            truncated: Vec::new(),
             topic_count: 1,
             migration: None,
         }
@@ -103,6 +104,7 @@ mod tests {
             }],
             total: 30,
             max_partition: 20,
+            truncated: Vec::new(),
         }
     }
 

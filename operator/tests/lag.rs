@@ -103,3 +103,40 @@ fn status_lag_is_high_watermark_minus_committed_offset_per_topic() {
     assert_eq!(report.total, eu.iter().chain(&us).sum::<i64>());
     assert_eq!(report.max_partition, *eu.iter().chain(&us).max().unwrap());
 }
+
+#[test]
+fn a_committed_offset_below_the_first_offset_the_source_holds_is_reported_as_truncated() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    cluster.create_topic("orders", 1, 1).unwrap();
+    cluster.create_topic("orders.kept", 1, 1).unwrap();
+    // `orders` gets far more than the mock cluster's 5 MiB per partition, so it deletes the oldest records as
+    // retention would; `orders.kept` keeps all of its few.
+    testkit::produce(&bootstrap, "orders", 0, 60_000, 10, 100).unwrap();
+    testkit::produce(&bootstrap, "orders.kept", 0, 10, 2, 100).unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let (low, _) = consumer
+        .fetch_watermarks("orders", 0, Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        low > 1000,
+        "the mock deleted the oldest records (log start {low})"
+    );
+    commit(&bootstrap, &[("orders", 0, 1000), ("orders.kept", 0, 0)]);
+
+    let mut source = ClientConfig::new();
+    source.set("bootstrap.servers", &bootstrap);
+    let (filter, topics) = selection(&["orders.*"], "{topic}");
+    let report = measure(&source, GROUP, &filter, &topics).unwrap();
+    assert_eq!(
+        report.truncated,
+        [format!(
+            "orders[0] committed 1000, first offset on the source {low} ({} records deleted before they were mirrored)",
+            low - 1000
+        )],
+        "only orders lost records"
+    );
+}
