@@ -24,12 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # nisshi, an independent Kafka-compatible broker, for the admin path and two-process runs. It needs
-# rustc >= 1.96: the machine's nightly toolchain builds it (about 10 minutes on 2 cores, once).
-if [ ! -x "$NISSHI_BIN" ]; then
+# rustc >= 1.96: the machine's nightly toolchain builds it (about 25 minutes on 2 cores, once). Storage:
+# dynostore (in memory) and libsql (SQLite, the storage that holds the SCRAM users of tests/tests/security.rs);
+# a cached build without libsql is rebuilt.
+if [ ! -x "$NISSHI_BIN" ] || [[ "$("$NISSHI_BIN" --help)" != *"Storage engines:"*libsql* ]]; then
   step "installing nisshi $NISSHI_VERSION into $CACHE (once)"
   rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
   cargo +nightly install nisshi --version "$NISSHI_VERSION" --locked --no-default-features \
-    --features dynostore --root "$CACHE/nisshi-$NISSHI_VERSION"
+    --features dynostore,libsql --root "$CACHE/nisshi-$NISSHI_VERSION" --force
 fi
 
 step "format"

@@ -188,6 +188,33 @@ def test_non_default_values_reach_the_objects():
     assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
 
 
+def test_the_optional_network_policy_lets_the_operator_reach_only_what_it_needs():
+    assert not by_kind(render(), "NetworkPolicy"), "off by default: it needs the cluster's addresses"
+    values = {
+        "networkPolicy": {
+            "enabled": True,
+            "metricsNamespace": "prometheus",
+            "apiServer": {"cidrs": ["20.50.1.2/32"]},
+            "kafka": {"cidrs": ["10.23.0.0/24", "10.24.0.0/24"], "ports": [9093]},
+        }
+    }
+    objects = render(values)
+    for obj in objects:
+        validate(obj)
+    policy = one(objects, "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = spec["ingress"]
+    assert ingress["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prometheus"}}}]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    dns, api, kafka = spec["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert api == {"to": [{"ipBlock": {"cidr": "20.50.1.2/32"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+    assert [t["ipBlock"]["cidr"] for t in kafka["to"]] == ["10.23.0.0/24", "10.24.0.0/24"]
+    assert kafka["ports"] == [{"port": 9093, "protocol": "TCP"}]
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
@@ -201,6 +228,8 @@ def test_non_default_values_reach_the_objects():
         ({"leaderElection": {"leaseDurationSeconds": 1}}, "leaseDurationSeconds"),
         ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "interval"),
         ({"workerImage": {"repository": ""}}, "repository"),
+        ({"networkPolicy": {"apiServer": {"cidrs": ["10.0.0.1"]}}}, "cidrs"),
+        ({"networkPolicy": {"kafka": {"ports": [0]}}}, "ports"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(values, expected):
@@ -219,6 +248,11 @@ def test_bad_values_are_refused_naming_the_key(values, expected):
             {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}},
             "needs metrics.service.enabled",
         ),
+        ({"networkPolicy": {"enabled": True}}, "needs networkPolicy.apiServer.cidrs"),
+        (
+            {"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["20.50.1.2/32"]}}},
+            "needs networkPolicy.kafka.cidrs",
+        ),
     ],
 )
 def test_combinations_that_cannot_work_are_refused_with_the_reason(values, expected):
@@ -227,7 +261,20 @@ def test_combinations_that_cannot_work_are_refused_with_the_reason(values, expec
     assert expected in str(refused.value), str(refused.value)
 
 
-@pytest.mark.parametrize("values", [{}, {"watchNamespace": "team-a", "replicaCount": 3}])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"watchNamespace": "team-a", "replicaCount": 3},
+        {
+            "networkPolicy": {
+                "enabled": True,
+                "apiServer": {"cidrs": ["20.50.1.2/32"]},
+                "kafka": {"cidrs": ["10.23.0.0/24"]},
+            }
+        },
+    ],
+)
 def test_helm_lint_is_clean(values):
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
     findings = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])

@@ -33,7 +33,8 @@ pub(super) fn volumes(spec: &KafkaMirrorSpec) -> (Vec<Volume>, Vec<VolumeMount>)
                         })
                         .collect(),
                 ),
-                // Readable by the worker's user only.
+                // Owner-read only; with the pod's fsGroup the kubelet adds group read for the worker's group
+                // (65532), so no other user in the pod can read a key.
                 default_mode: Some(0o400),
                 optional: Some(false),
             }),
