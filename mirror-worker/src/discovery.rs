@@ -8,10 +8,11 @@ use std::time::Duration;
 use kafka_mirror_crds::{KafkaMirrorSpec, Partitioning, TopicFilter};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{Client, DefaultClientContext};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use tracing::{info, warn};
 
+use crate::broker_probe::BrokerProbe;
 use crate::metrics::Metrics;
 use crate::positions::partition_counts;
 use crate::{Error, Result};
@@ -30,7 +31,10 @@ pub struct Route {
 pub type Routes = Arc<BTreeMap<String, Route>>;
 
 pub struct Discovery {
-    source: AdminClient<DefaultClientContext>,
+    /// Metadata requests that explain a failure (see `broker_probe`).
+    source: BrokerProbe,
+    target_probe: BrokerProbe,
+    /// Creates missing target topics.
     target: AdminClient<DefaultClientContext>,
     filter: TopicFilter,
     spec: KafkaMirrorSpec,
@@ -52,17 +56,18 @@ impl Discovery {
         spec: KafkaMirrorSpec,
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
-        let admin = |config: &ClientConfig, what: &str| {
-            config
-                .create::<AdminClient<DefaultClientContext>>()
-                .map_err(|source| Error::Kafka {
-                    what: what.into(),
-                    source,
-                })
+        let creating = |what: &str| {
+            let what = what.to_string();
+            move |source| Error::Kafka { what, source }
         };
         Ok(Self {
-            source: admin(source, "creating the source admin client")?,
-            target: admin(target, "creating the target admin client")?,
+            source: BrokerProbe::new(source, "spec.source")
+                .map_err(creating("creating the source admin client"))?,
+            target_probe: BrokerProbe::new(target, "spec.target")
+                .map_err(creating("creating the target admin client"))?,
+            target: target
+                .create::<AdminClient<DefaultClientContext>>()
+                .map_err(creating("creating the target admin client"))?,
             filter,
             spec,
             metrics,
@@ -71,7 +76,7 @@ impl Discovery {
 
     /// Source partition counts of every topic the whitelist matches.
     pub async fn matching_source_topics(&self) -> Result<BTreeMap<String, i32>> {
-        let all = topic_partitions(self.source.inner(), "source").await?;
+        let all = topic_partitions(&self.source, "source").await?;
         Ok(all
             .into_iter()
             .filter(|(topic, _)| self.filter.matches(topic))
@@ -83,7 +88,7 @@ impl Discovery {
     /// tried again at the next refresh.
     pub async fn refresh(&self) -> Result<(BTreeMap<String, Route>, Vec<Unroutable>)> {
         let sources = self.matching_source_topics().await?;
-        let mut targets = topic_partitions(self.target.inner(), "target").await?;
+        let mut targets = topic_partitions(&self.target_probe, "target").await?;
         let missing: Vec<(String, i32)> = sources
             .iter()
             .map(|(topic, partitions)| (self.spec.topics.target_name(topic), *partitions))
@@ -209,16 +214,11 @@ impl Discovery {
 }
 
 /// Partition count by topic name, internal topics included (the filter drops them).
-async fn topic_partitions(
-    client: &Client<DefaultClientContext>,
-    cluster: &str,
-) -> Result<BTreeMap<String, i32>> {
+async fn topic_partitions(client: &BrokerProbe, cluster: &str) -> Result<BTreeMap<String, i32>> {
     let metadata =
-        blocking(|| client.fetch_metadata(None, METADATA_TIMEOUT)).map_err(|source| {
-            Error::Kafka {
-                what: format!("reading the {cluster} cluster's topic list"),
-                source,
-            }
+        blocking(|| client.metadata(None, METADATA_TIMEOUT)).map_err(|source| Error::Broker {
+            what: format!("reading the {cluster} cluster's topic list"),
+            source: Box::new(source),
         })?;
     Ok(partition_counts(&metadata))
 }

@@ -26,6 +26,13 @@ pub enum Error {
     #[error("{what}: {source}")]
     Kafka { what: String, source: KafkaError },
 
+    /// A cluster did not answer, with librdkafka's reasons and the field to check.
+    #[error("{what}: {source}")]
+    Broker {
+        what: String,
+        source: Box<crate::broker_probe::ProbeError>,
+    },
+
     /// The mirror cannot go on without losing or corrupting records.
     #[error("{0}")]
     Fatal(String),

@@ -7,6 +7,7 @@
 
 mod ack_tracker;
 mod assignment;
+pub mod broker_probe;
 mod client_config;
 pub mod demo;
 pub mod discovery;

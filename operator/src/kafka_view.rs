@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use mirror_worker::MirrorPlan;
+use mirror_worker::broker_probe::BrokerProbe;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::lag::{Positions, read_positions};
 
@@ -21,12 +21,16 @@ pub struct KafkaView {
 
 pub fn observe(plan: &MirrorPlan) -> KafkaView {
     let positions = read_positions(&plan.source_admin, &plan.group_id, &plan.filter).map_err(|e| {
+        // The positions' own error only says the transport failed; a probe says why.
+        let e = probe(&plan.source_admin, "spec.source")
+            .err()
+            .unwrap_or_else(|| e.to_string());
         format!(
             "spec.source.bootstrapServers {:?}: {e}",
             plan.spec.source.connection.bootstrap_servers
         )
     });
-    let target = probe(&plan.target_admin).map_err(|e| {
+    let target = probe(&plan.target_admin, "spec.target").map_err(|e| {
         format!(
             "spec.target.bootstrapServers {:?}: {e}",
             plan.spec.target.connection.bootstrap_servers
@@ -35,13 +39,11 @@ pub fn observe(plan: &MirrorPlan) -> KafkaView {
     KafkaView { positions, target }
 }
 
-/// One metadata request: proves the brokers are reachable and the credentials accepted.
-fn probe(config: &ClientConfig) -> Result<(), String> {
-    let client: BaseConsumer = config
-        .create()
-        .map_err(|e| format!("creating a client: {e}"))?;
+/// One metadata request: proves the brokers are reachable and the credentials accepted, or says why not.
+fn probe(config: &ClientConfig, prefix: &str) -> Result<(), String> {
+    let client = BrokerProbe::new(config, prefix).map_err(|e| format!("creating a client: {e}"))?;
     client
-        .fetch_metadata(None, TARGET_TIMEOUT)
+        .metadata(None, TARGET_TIMEOUT)
         .map(|_| ())
         .map_err(|e| format!("reading the cluster's metadata: {e}"))
 }

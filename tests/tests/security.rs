@@ -338,11 +338,7 @@ fn a_client_certificate_and_key_from_secrets_are_loaded_into_the_tls_connection(
 
 /// Certificate verification is on: a broker certificate signed by another CA, or signed by the right CA for
 /// another host name, is refused; nothing is mirrored; the worker exits 1 by itself after librdkafka's
-/// metadata timeout.
-///
-/// What the worker says today is only "reading the source cluster's topic list: Meta data fetch error:
-/// BrokerTransportFailure": librdkafka's own reason ("SSL handshake failed: certificate verify failed") goes
-/// to the admin client's main event queue, which nothing polls, so it is never logged.
+/// metadata timeout, with librdkafka's reason and the fields to check.
 #[test]
 fn a_broker_certificate_from_another_ca_or_for_another_host_is_refused() {
     let files = Files::new();
@@ -373,6 +369,15 @@ fn a_broker_certificate_from_another_ca_or_for_another_host_is_refused() {
         let document = files.document(&tls_source(&source, ""), &plain(&target), "migrate");
         let run = files.worker(&document, &[]).finish(GIVE_UP_TIMEOUT);
         assert_gave_up(&run, "reading the source cluster's topic list");
+        let last = run
+            .stderr
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or_default();
+        assert!(
+            last.contains("SSL handshake failed") && last.contains("check spec.source.tls.ca"),
+            "{name}: the exit message says why and which field to check:\n{last}"
+        );
         assert_eq!(mirrored_count(&target, &[]), 0, "{name}: nothing mirrored");
     }
 }
@@ -454,10 +459,9 @@ fn scram_sha_256_and_sha_512_from_secrets_mirror_every_record() {
 }
 
 /// A wrong password on either side: nothing is mirrored and the worker exits 1 by itself after librdkafka's
-/// metadata timeout, naming the cluster it could not read ("reading the source cluster's topic list: Meta data
-/// fetch error: BrokerTransportFailure"). As with TLS, librdkafka's reason (the failed SASL authentication) is
-/// never logged and the message does not name `spec.<side>.authentication`. The wrong password is not in the
-/// output, with the worker's debug logs and librdkafka's `debug: all` on.
+/// metadata timeout, naming the cluster it could not read, librdkafka's reason (the failed SASL
+/// authentication) and `spec.<side>.authentication`. The wrong password is not in the output, with the
+/// worker's debug logs and librdkafka's `debug: all` on.
 #[test]
 fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up() {
     let files = Files::new();
@@ -508,6 +512,15 @@ fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up() {
             .worker(&document, &[("RUST_LOG", "debug")])
             .finish(GIVE_UP_TIMEOUT);
         assert_gave_up(&run, &format!("the {side} cluster"));
+        let last = run
+            .stderr
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or_default();
+        assert!(
+            last.contains(&format!("check spec.{side}.authentication")),
+            "{side}: the exit message names the field to check:\n{last}"
+        );
         assert!(
             !run.output().contains(&wrong),
             "the wrong password is in the output:\n{}",

@@ -1,0 +1,194 @@
+//! A metadata request that, when it fails, says why in librdkafka's words and names the field to check.
+//!
+//! A failed request alone only says `BrokerTransportFailure`: the reason (`SSL handshake failed: ...
+//! certificate verify failed`, `SASL authentication error: ...`, `Connection refused`) travels as an error
+//! event on the client's main queue, which admin clients and plain metadata lookups never serve. This client
+//! is a producer, whose `poll` serves that queue, so the reasons reach its context.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
+
+/// At most this many distinct reasons are kept: a broker repeats the same failure on every retry.
+const MAX_REASONS: usize = 4;
+
+/// Remembers what librdkafka reported while a request was under way.
+#[derive(Default)]
+pub struct Reasons(Mutex<Vec<String>>);
+
+impl Reasons {
+    fn remember(&self, reason: &str) {
+        let mut reasons = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // librdkafka prefixes the broker and thread; the rest is what the user needs.
+        let reason = reason.rsplit_once("]: ").map_or(reason, |(_, r)| r).trim();
+        if !reason.is_empty() && reasons.len() < MAX_REASONS && !reasons.iter().any(|r| r == reason)
+        {
+            reasons.push(reason.to_string());
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl ClientContext for Reasons {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.remember(reason);
+        tracing::debug!(%error, reason, "librdkafka reported an error");
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+        ) {
+            self.remember(message);
+        }
+        tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}");
+    }
+}
+
+impl ProducerContext for Reasons {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
+/// A client for metadata requests to one cluster, `prefix` being the document path of its section
+/// (`spec.source`), for the hint in its errors.
+pub struct BrokerProbe {
+    client: BaseProducer<Reasons>,
+    prefix: String,
+}
+
+impl BrokerProbe {
+    pub fn new(config: &ClientConfig, prefix: &str) -> Result<Self, KafkaError> {
+        Ok(Self {
+            client: config.create_with_context(Reasons::default())?,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// Metadata of every topic (`None`) or one, or what went wrong with librdkafka's reasons and a hint.
+    pub fn metadata(&self, topic: Option<&str>, timeout: Duration) -> Result<Metadata, ProbeError> {
+        self.client.context().take();
+        match self.client.client().fetch_metadata(topic, timeout) {
+            Ok(metadata) => Ok(metadata),
+            Err(error) => {
+                // Serve the events queued meanwhile: this is where the reasons arrive.
+                self.client.poll(Duration::ZERO);
+                let explained = explain(&self.prefix, &error, &self.client.context().take());
+                Err(ProbeError { error, explained })
+            }
+        }
+    }
+}
+
+/// A failed request: librdkafka's error, and the message that explains it.
+#[derive(Debug)]
+pub struct ProbeError {
+    pub error: KafkaError,
+    pub explained: String,
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.explained)
+    }
+}
+
+impl std::error::Error for ProbeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// `error`, then librdkafka's reasons, then the field most likely at fault.
+pub fn explain(prefix: &str, error: &KafkaError, reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        return error.to_string();
+    }
+    let all = reasons.join("; ").to_ascii_lowercase();
+    let hint = if all.contains("certificate") || all.contains("ssl") || all.contains("tls") {
+        format!(
+            "; check {prefix}.tls.ca (the CA that signed the brokers' certificates) and that the certificates \
+             name the hosts in {prefix}.bootstrapServers"
+        )
+    } else if all.contains("sasl") || all.contains("authentication") {
+        format!("; check {prefix}.authentication (mechanism, username and the password Secret)")
+    } else if all.contains("connection refused")
+        || all.contains("resolve")
+        || all.contains("timed out")
+    {
+        format!(
+            "; check {prefix}.bootstrapServers and the network path to it (VNet peering, firewall, hostAliases)"
+        )
+    } else {
+        String::new()
+    };
+    format!("{error} (librdkafka: {}){hint}", reasons.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::RDKafkaErrorCode;
+
+    fn failure() -> KafkaError {
+        KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure)
+    }
+
+    #[test]
+    fn a_certificate_failure_points_at_the_tls_fields() {
+        let reasons = [
+            "ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: certificate verify failed"
+                .into(),
+        ];
+        let message = explain("spec.source", &failure(), &reasons);
+        assert!(message.contains("certificate verify failed"), "{message}");
+        assert!(message.contains("check spec.source.tls.ca"), "{message}");
+    }
+
+    #[test]
+    fn an_authentication_failure_points_at_the_authentication_fields() {
+        let reasons =
+            ["SASL authentication error: Authentication failed during authentication".into()];
+        let message = explain("spec.target", &failure(), &reasons);
+        assert!(
+            message.contains("check spec.target.authentication"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn without_reasons_the_error_stands_alone() {
+        assert_eq!(
+            explain("spec.source", &failure(), &[]),
+            failure().to_string()
+        );
+    }
+
+    #[test]
+    fn reasons_are_kept_once_without_librdkafkas_prefix() {
+        let reasons = Reasons::default();
+        reasons.remember("[thrd:ssl://a:1/bootstrap]: ssl://a:1/bootstrap: Connection refused");
+        reasons.remember("Connection refused");
+        assert_eq!(
+            reasons.take(),
+            [
+                "ssl://a:1/bootstrap: Connection refused",
+                "Connection refused"
+            ]
+        );
+    }
+}
