@@ -65,8 +65,22 @@ pub fn produce(
     keys: u64,
     value_size: usize,
 ) -> Result<Vec<SampleRecord>> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    produce_with(&config, topic, from, to, keys, value_size)
+}
+
+/// [`produce`] through a client configured by `config` (e.g. with TLS or SASL settings).
+pub fn produce_with(
+    config: &ClientConfig,
+    topic: &str,
+    from: u64,
+    to: u64,
+    keys: u64,
+    value_size: usize,
+) -> Result<Vec<SampleRecord>> {
+    let producer: BaseProducer = config
+        .clone()
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .create()

@@ -13,8 +13,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Where `tests/run-all.sh` installs the broker when `NISSHI_BIN` is not set.
@@ -400,45 +399,7 @@ pub fn produce_samples(
     keys: u64,
     value_size: usize,
 ) -> Vec<SampleRecord> {
-    let producer: BaseProducer = config
-        .clone()
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()
-        .expect("a producer");
-    let records: Vec<SampleRecord> = (0..n)
-        .map(|i| testkit::sample(i, keys, value_size))
-        .collect();
-    for record in &records {
-        let headers = record
-            .headers
-            .iter()
-            .fold(OwnedHeaders::new(), |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(v),
-                })
-            });
-        let mut base = BaseRecord::to(topic)
-            .key(&record.key)
-            .payload(&record.value)
-            .timestamp(record.timestamp)
-            .headers(headers);
-        loop {
-            match producer.send(base) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    base = returned;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("seeding the topic");
-    records
+    testkit::produce_with(config, topic, 0, n, keys, value_size).expect("seeding the topic")
 }
 
 /// Reads `topic` from the beginning through `config` until `expected` records arrived or `timeout`.
