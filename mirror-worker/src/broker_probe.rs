@@ -2,8 +2,9 @@
 //!
 //! A failed request alone only says `BrokerTransportFailure`: the reason (`SSL handshake failed: ...
 //! certificate verify failed`, `SASL authentication error: ...`, `Connection refused`) travels as an error
-//! event on the client's main queue, which admin clients and plain metadata lookups never serve. This client
-//! is a producer, whose `poll` serves that queue, so the reasons reach its context.
+//! event on the client's main queue, which admin clients and plain metadata lookups never serve. [`Reasons`]
+//! is the context that keeps them; a client with it serves its queue after a failure (`BrokerProbe` is a
+//! producer, whose `poll` does; `GroupPositions` a consumer) and [`ProbeError::new`] explains the failure.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
@@ -33,7 +35,8 @@ impl Reasons {
         }
     }
 
-    fn take(&self) -> Vec<String> {
+    /// The reasons remembered since the last call.
+    pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -58,6 +61,8 @@ impl ClientContext for Reasons {
         tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}");
     }
 }
+
+impl ConsumerContext for Reasons {}
 
 impl ProducerContext for Reasons {
     type DeliveryOpaque = ();
@@ -87,8 +92,7 @@ impl BrokerProbe {
             Err(error) => {
                 // Serve the events queued meanwhile: this is where the reasons arrive.
                 self.client.poll(Duration::ZERO);
-                let explained = explain(&self.prefix, &error, &self.client.context().take());
-                Err(ProbeError { error, explained })
+                Err(ProbeError::new(&self.prefix, error, self.client.context()))
             }
         }
     }
@@ -99,6 +103,15 @@ impl BrokerProbe {
 pub struct ProbeError {
     pub error: KafkaError,
     pub explained: String,
+}
+
+impl ProbeError {
+    /// `error` explained with what `reasons` remembered (their client's queue served already) and the field
+    /// of the cluster section `prefix` most likely at fault.
+    pub fn new(prefix: &str, error: KafkaError, reasons: &Reasons) -> Self {
+        let explained = explain(prefix, &error, &reasons.take());
+        Self { error, explained }
+    }
 }
 
 impl std::fmt::Display for ProbeError {

@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::broker_probe::{ProbeError, Reasons};
 use crate::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,7 +20,8 @@ pub type SourcePartition = (String, i32);
 
 /// Reads a consumer group's committed offsets without joining the group.
 pub struct GroupPositions {
-    consumer: BaseConsumer,
+    /// Keeps librdkafka's reasons, so a source that does not answer is explained (see `broker_probe`).
+    consumer: BaseConsumer<Reasons>,
 }
 
 /// One partition's watermarks and the group's committed offset.
@@ -46,21 +48,33 @@ impl GroupPositions {
         config
             .set("group.id", group_id)
             .set("enable.auto.commit", "false");
-        let consumer = config.create().map_err(|source| Error::Kafka {
-            what: "creating the source position reader".into(),
-            source,
-        })?;
+        let consumer = config
+            .create_with_context(Reasons::default())
+            .map_err(|source| Error::Kafka {
+                what: "creating the source position reader".into(),
+                source,
+            })?;
         Ok(Self { consumer })
     }
 
     /// Partition counts of the source topics `filter` matches (what the mirror's workers subscribe to).
     pub fn matching_topics(&self, filter: &TopicFilter) -> Result<BTreeMap<String, i32>> {
+        self.consumer.context().take();
         let metadata = self
             .consumer
             .fetch_metadata(None, TIMEOUT)
-            .map_err(|source| Error::Kafka {
-                what: "reading the source cluster's topic list".into(),
-                source,
+            .map_err(|error| {
+                // Serve the events queued meanwhile (no partition is assigned, so there are no records):
+                // this is where the reasons arrive.
+                while self.consumer.poll(Duration::ZERO).is_some() {}
+                Error::Broker {
+                    what: "reading the source cluster's topic list".into(),
+                    source: Box::new(ProbeError::new(
+                        "spec.source",
+                        error,
+                        self.consumer.context(),
+                    )),
+                }
             })?;
         let mut topics = partition_counts(&metadata);
         topics.retain(|topic, _| filter.matches(topic));

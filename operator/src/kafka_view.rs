@@ -21,10 +21,6 @@ pub struct KafkaView {
 
 pub fn observe(plan: &MirrorPlan) -> KafkaView {
     let positions = read_positions(&plan.source_admin, &plan.group_id, &plan.filter).map_err(|e| {
-        // The positions' own error only says the transport failed; a probe says why.
-        let e = probe(&plan.source_admin, "spec.source")
-            .err()
-            .unwrap_or_else(|| e.to_string());
         format!(
             "spec.source.bootstrapServers {:?}: {e}",
             plan.spec.source.connection.bootstrap_servers

@@ -7,13 +7,10 @@ mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fixtures::{ApiServer, Call, merge, not_found};
+use fixtures::{ApiServer, Call, context, merge, not_found};
 use kafka_mirror_crds::KafkaMirror;
-use kafka_mirror_operator::build::BuildSettings;
-use kafka_mirror_operator::metrics::Metrics;
-use kafka_mirror_operator::reconcile::{Context, Intervals, reconcile};
+use kafka_mirror_operator::reconcile::{Intervals, reconcile};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use mirror_worker::testkit;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -102,24 +99,6 @@ impl Clusters {
             })
             .collect()
     }
-}
-
-fn context(client: kube::Client) -> Arc<Context> {
-    Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "kafka-mirror-operator".into(),
-                instance: Some("test".into()),
-            },
-        ),
-        client,
-        settings: BuildSettings {
-            worker_image: "registry.example/mirror-worker:test".into(),
-        },
-        metrics: Arc::new(Metrics::new()),
-        intervals: Intervals::default(),
-    })
 }
 
 /// The requests of a reconcile that applies, in the order the operator sends them.
@@ -621,6 +600,11 @@ async fn an_unreachable_source_is_degraded_naming_the_field_and_the_workers_are_
                 assert!(
                     message.starts_with(&format!("spec.source.bootstrapServers \"{closed}\"")),
                     "{message}"
+                );
+                assert!(
+                    message.contains("Connection refused")
+                        && message.contains("check spec.source.bootstrapServers"),
+                    "librdkafka's reason and the field to check: {message}"
                 );
                 assert_eq!(condition(&status, "Ready")["reason"], "LagUnknown");
                 assert!(status["status"]["lag"].is_null(), "no lag is invented");
