@@ -37,6 +37,27 @@ pub struct ReadRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl ReadRecord {
+    /// Everything of a consumed record that a copy must keep, and where it was.
+    pub fn from_message(m: &impl Message) -> Self {
+        Self {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            timestamp: m.timestamp().to_millis(),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// The `n`-th sample record of a run with `keys` distinct keys (the key cycles, its sequence counts up).
 pub fn sample(n: u64, keys: u64, value_size: usize) -> SampleRecord {
     let key_index = n % keys;
@@ -178,21 +199,7 @@ pub fn read_all(
     let mut unchanged_since = Instant::now();
     while Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            records.push(ReadRecord {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                timestamp: m.timestamp().to_millis(),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            });
+            records.push(ReadRecord::from_message(&m));
             continue;
         }
         let position = consumer

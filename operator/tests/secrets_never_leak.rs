@@ -10,12 +10,9 @@ mod fixtures;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fixtures::{ApiServer, Call};
+use fixtures::{ApiServer, Call, context};
 use kafka_mirror_crds::KafkaMirror;
-use kafka_mirror_operator::build::BuildSettings;
-use kafka_mirror_operator::metrics::Metrics;
-use kafka_mirror_operator::reconcile::{Context, Intervals, reconcile};
-use kube::runtime::events::{Recorder, Reporter};
+use kafka_mirror_operator::reconcile::reconcile;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use serde_json::{Value, json};
@@ -162,24 +159,6 @@ fn mirror(
         },
     });
     serde_json::from_value(object).unwrap()
-}
-
-fn context(client: kube::Client) -> Arc<Context> {
-    Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "kafka-mirror-operator".into(),
-                instance: Some("test".into()),
-            },
-        ),
-        client,
-        settings: BuildSettings {
-            worker_image: "registry.example/mirror-worker:test".into(),
-        },
-        metrics: Arc::new(Metrics::new()),
-        intervals: Intervals::default(),
-    })
 }
 
 /// One reconcile of the mirror with `material` in its Secrets; every request the operator sent, in order.
