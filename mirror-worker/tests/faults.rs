@@ -17,17 +17,10 @@ const PARTITIONS: i32 = 4;
 /// would; 200,000 records (and their duplicates on the target) need 16 partitions to stay below it.
 const SIGKILL_PARTITIONS: i32 = 16;
 
-/// A mirror between two mock clusters whose source sessions expire after 6 s, so the group notices a killed
-/// worker quickly (Kafka's default is 45 s, which would make ten kills take many minutes).
+/// Writes [`document`] (short group sessions, so kills are noticed within seconds) to `dir/<name>.yaml`.
 fn write_document(dir: &Path, name: &str, source: &str, target: &str, extra: &str) -> String {
-    let document = format!(
-        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
-         bootstrapServers: \"{source}\"\n    config: {{session.timeout.ms: 6000, heartbeat.interval.ms: 500, \
-         statistics.interval.ms: 500}}\n  target:\n    bootstrapServers: \"{target}\"\n  topics:\n    \
-         include: [\"{TOPIC}\"]\n{extra}"
-    );
     let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, document).unwrap();
+    std::fs::write(&path, document(name, source, target, TOPIC, extra)).unwrap();
     path.to_str().unwrap().to_string()
 }
 

@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::process::{Worker, committed, target_records};
+use common::process::{Worker, committed, http_get, target_records};
 use common::*;
 use mirror_worker::testkit;
 
@@ -41,17 +41,25 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
         })
     };
     let (log1, log2) = (dir.path().join("first.log"), dir.path().join("second.log"));
-    let worker = Worker::spawn(&path, log1, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while target_records(&t, TOPIC, PARTITIONS) < 3000 {
-        assert!(
-            Instant::now() < deadline,
-            "the worker did not mirror 3000 records within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut worker = Worker::spawn(&path, log1, &[]);
+    worker.wait_for(
+        "3000 records on the target",
+        Duration::from_secs(60),
+        || target_records(&t, TOPIC, PARTITIONS) >= 3000,
+    );
 
-    // What the pod's probes and Prometheus would see while it runs (lag comes from consumer statistics).
+    // What the pod's probes and Prometheus would see while it runs (lag comes from consumer statistics). The
+    // second stream may join the group after the first has started mirroring; wait for the rebalance to end.
+    let port = worker.port;
+    worker.wait_for(
+        "all 4 partitions assigned in /metrics",
+        Duration::from_secs(30),
+        || {
+            http_get(port, "/metrics")
+                .1
+                .contains("kafka_mirror_assigned_partitions 4")
+        },
+    );
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(worker.http_get("/healthz").0, 200);
     assert_eq!(worker.http_get("/readyz").0, 200);
@@ -91,15 +99,12 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
         on_target < seeded.len() as i64,
         "the signal came mid-stream"
     );
-    let restarted = Worker::spawn(&path, log2, &[]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while committed(&s, GROUP, TOPIC, PARTITIONS) < seeded.len() as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted worker did not catch up within 90 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut restarted = Worker::spawn(&path, log2, &[]);
+    restarted.wait_for(
+        "the restarted worker to catch up",
+        Duration::from_secs(90),
+        || committed(&s, GROUP, TOPIC, PARTITIONS) >= seeded.len() as i64,
+    );
     restarted.signal("TERM");
     let (code, stderr) = restarted.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{stderr}");

@@ -57,6 +57,25 @@ impl Worker {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Polls `condition` like [`wait_until`], but a timeout shows this worker's log and whether it still runs:
+    /// a worker that fell behind and one that exited look the same from the clusters.
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !condition() {
+            if Instant::now() >= deadline {
+                let state = match self.child.try_wait().unwrap() {
+                    None => "still running".to_string(),
+                    Some(status) => format!("exited with {status}"),
+                };
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; the worker is {state}; its log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits for the process to exit within `timeout`; returns its exit code and log.
     pub fn wait_exit(mut self, timeout: Duration) -> (Option<i32>, String) {
         let deadline = Instant::now() + timeout;
@@ -77,20 +96,26 @@ impl Worker {
 
     /// `GET path` on the worker's HTTP endpoint: status code and body; status 0 while nothing listens yet.
     pub fn http_get(&self, path: &str) -> (u16, String) {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return (0, String::new());
-        };
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (status, body.to_string())
+        http_get(self.port, path)
     }
+}
+
+/// `GET path` on `127.0.0.1:port`: status code and body; status 0 while nothing listens yet. Free of the
+/// [`Worker`], so a [`Worker::wait_for`] condition can ask the endpoint of the worker it waits on.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, body.to_string())
 }
 
 impl Drop for Worker {
