@@ -8,20 +8,10 @@ NISSHI_VERSION=0.8.1
 CACHE="${KAFKA_MIRROR_CACHE:-$HOME/.cache/kafka-mirror}"
 export NISSHI_BIN="$CACHE/nisshi-$NISSHI_VERSION/bin/nisshi"
 
-# Root here; a CI runner's user has sudo.
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { printf '\n==> %s\n' "$*"; }
 
-# librdkafka is compiled from source by rdkafka-sys: it needs a C compiler, make, pkg-config and OpenSSL headers.
-missing=()
-command -v cc >/dev/null || missing+=(gcc)
-command -v make >/dev/null || missing+=(make)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
-pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-  step "installing ${missing[*]}"
-  as_root apt-get update && as_root apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=tests/build-deps.sh
+source tests/build-deps.sh
 
 # nisshi, an independent Kafka-compatible broker, for the admin path and two-process runs. It needs
 # rustc >= 1.96: the machine's nightly toolchain builds it (about 25 minutes on 2 cores, once). Storage:

@@ -31,3 +31,5 @@ mod truncation;
 pub use engine::{Engine, EngineOptions, Summary, TopicSummary};
 pub use error::{Error, Result};
 pub use plan::MirrorPlan;
+pub use producer::producer_config;
+pub use stream::consumer_config;

@@ -129,19 +129,25 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// Creates the producer. `config` already carries connection and user settings; the guarantees the mirror
-/// depends on are set last so nothing can override them.
-pub fn create(
-    mut config: ClientConfig,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-) -> Result<MirrorProducer> {
+/// The target producer settings: `config` (connection, defaults, pass-through config) with the guarantees the
+/// mirror depends on set last, so nothing can override them. Public so the benchmark's produce-alone limit uses
+/// the same.
+pub fn producer_config(mut config: ClientConfig) -> ClientConfig {
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
         // Never let a metadata request create a target topic with the broker's default partition count.
         .set("allow.auto.create.topics", "false");
     config
+}
+
+/// Creates the producer from [`producer_config`].
+pub fn create(
+    config: ClientConfig,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> Result<MirrorProducer> {
+    producer_config(config)
         .create_with_context(DeliveryContext { metrics, health })
         .map_err(|e| Error::Kafka {
             what: "creating the target producer".into(),

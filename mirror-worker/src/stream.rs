@@ -46,6 +46,36 @@ pub struct StreamSettings {
     pub gate: Arc<ShutdownGate>,
 }
 
+/// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus
+/// what the mirror's guarantees depend on. Public so the benchmark's consume-alone limit uses the same.
+pub fn consumer_config(
+    mut config: ClientConfig,
+    stream: usize,
+    group_id: &str,
+    commit_interval: Duration,
+) -> ClientConfig {
+    let client_id = config
+        .get("client.id")
+        .unwrap_or("kafka-mirror")
+        .to_string();
+    config
+        .set("client.id", format!("{client_id}-{stream}"))
+        .set("group.id", group_id)
+        // The stream stores offsets only up to what the target acknowledged; librdkafka commits what is
+        // stored every interval, on unassign and on close.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            commit_interval.as_millis().max(1).to_string(),
+        )
+        // A rebalance moves only the partitions that change owner; the others keep flowing.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // Aborted transactions on the source are not mirrored.
+        .set("isolation.level", "read_committed");
+    config
+}
+
 pub struct Stream {
     consumer: BaseConsumer<StreamContext>,
     producer: Arc<MirrorProducer>,
@@ -67,26 +97,12 @@ impl Stream {
         health: Arc<Health>,
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
-        let mut config = settings.consumer_config;
-        let client_id = config
-            .get("client.id")
-            .unwrap_or("kafka-mirror")
-            .to_string();
-        config
-            .set("client.id", format!("{client_id}-{}", settings.stream))
-            .set("group.id", &settings.group_id)
-            // The stream stores offsets only up to what the target acknowledged; librdkafka commits what is
-            // stored every interval, on unassign and on close.
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set(
-                "auto.commit.interval.ms",
-                settings.commit_interval.as_millis().max(1).to_string(),
-            )
-            // A rebalance moves only the partitions that change owner; the others keep flowing.
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            // Aborted transactions on the source are not mirrored.
-            .set("isolation.level", "read_committed");
+        let config = consumer_config(
+            settings.consumer_config,
+            settings.stream,
+            &settings.group_id,
+            settings.commit_interval,
+        );
         let context = StreamContext::new(
             settings.stream,
             metrics.clone(),

@@ -1,0 +1,107 @@
+//! A Kafka cluster in its own process: librdkafka's mock cluster, hosted by this benchmark binary started
+//! again in the `host-cluster` role. Running it apart keeps the broker's CPU and memory out of the figures of
+//! the process being measured, as a real broker's would be.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// Hosts a one-broker mock cluster with `topic` of `partitions` partitions: prints its bootstrap servers on
+/// stdout, then serves until stdin closes (the parent exited or dropped its handle).
+pub fn host(topic: &str, partitions: i32) -> ! {
+    let cluster = MockCluster::new(1).expect("starting the mock cluster");
+    cluster
+        .create_topic(topic, partitions, 1)
+        .expect("creating the benchmark topic");
+    println!("{}", cluster.bootstrap_servers());
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    std::process::exit(0)
+}
+
+/// A cluster process started by [`ClusterProcess::start`]; killed when dropped.
+pub struct ClusterProcess {
+    child: Child,
+    pub bootstrap: String,
+    pub topic: String,
+    pub partitions: i32,
+}
+
+impl ClusterProcess {
+    pub fn start(topic: &str, partitions: i32) -> ClusterProcess {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["host-cluster", "--topic", topic, "--partitions"])
+            .arg(partitions.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting a cluster process");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("reading the cluster's bootstrap servers");
+        assert!(
+            !line.trim().is_empty(),
+            "the cluster process printed nothing"
+        );
+        ClusterProcess {
+            child,
+            bootstrap: line.trim().to_string(),
+            topic: topic.to_string(),
+            partitions,
+        }
+    }
+
+    /// A client that asks the cluster for its end offsets.
+    pub fn watcher(&self) -> EndOffsets {
+        let consumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("creating the end-offset watcher");
+        let mut partitions = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            partitions
+                .add_partition_offset(&self.topic, p, Offset::End)
+                .unwrap();
+        }
+        EndOffsets {
+            consumer,
+            partitions,
+        }
+    }
+}
+
+impl Drop for ClusterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sums the topic's end offsets with one ListOffsets request (a timestamp of -1 asks for the latest offset),
+/// cheap enough to poll every few milliseconds while a copy runs.
+pub struct EndOffsets {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+}
+
+impl EndOffsets {
+    pub fn records(&self) -> i64 {
+        let offsets = self
+            .consumer
+            .offsets_for_times(self.partitions.clone(), Duration::from_secs(10))
+            .expect("asking the cluster for its end offsets");
+        offsets
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum()
+    }
+}

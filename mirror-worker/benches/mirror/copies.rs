@@ -1,0 +1,152 @@
+//! The copies being compared: Debian's kcat as a consume | produce pipeline, and the mirror-worker binary.
+//! Both are timed the same way, from outside: the target's end offsets, polled every 10 ms, from the first
+//! record on the target to the last.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{ClusterProcess, EndOffsets};
+use crate::measure::{self, Usage};
+
+/// How long a copy may take before the benchmark gives up on it.
+const COPY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// When the first and the last of `expected` records reached the target.
+pub struct Arrival {
+    /// First record on the target to the last.
+    pub seconds: f64,
+}
+
+/// Polls `target` until it holds `expected` records; `alive` is asked between polls so that a copy process that
+/// died is reported instead of waited for.
+pub fn wait_for_arrival(
+    target: &EndOffsets,
+    expected: i64,
+    mut alive: impl FnMut() -> Result<(), String>,
+) -> Arrival {
+    let started = Instant::now();
+    let mut first = None;
+    loop {
+        let arrived = target.records();
+        if arrived > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if arrived >= expected {
+            assert_eq!(
+                arrived, expected,
+                "the copy wrote more records than the source holds"
+            );
+            return Arrival {
+                seconds: first.unwrap().elapsed().as_secs_f64(),
+            };
+        }
+        if let Err(why) = alive() {
+            panic!("the copy stopped with {arrived} of {expected} records on the target: {why}");
+        }
+        assert!(
+            started.elapsed() < COPY_TIMEOUT,
+            "the copy did not finish within {COPY_TIMEOUT:?} ({arrived} of {expected} records)"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `kcat -C … | kcat -P …`: the consumer prints key TAB value per line, the producer reads them back. kcat cannot
+/// give each produced line its own headers, so the pipeline drops them: it copies less than the worker does.
+pub fn kcat_pipeline(
+    source: &ClusterProcess,
+    target: &ClusterProcess,
+    expected: i64,
+) -> (Arrival, Usage) {
+    let mut consume = Command::new("kcat")
+        .args([
+            "-C",
+            "-q",
+            "-e",
+            "-o",
+            "beginning",
+            "-b",
+            &source.bootstrap,
+            "-t",
+            &source.topic,
+        ])
+        .args(["-f", "%k\t%s\n"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting kcat -C (is Debian's kcat installed? tests/benchmark.sh installs it)");
+    let mut produce = Command::new("kcat")
+        .args([
+            "-P",
+            "-q",
+            "-b",
+            &target.bootstrap,
+            "-t",
+            &target.topic,
+            "-K",
+            "\t",
+        ])
+        // The same delivery guarantee as the worker's producer.
+        .args(["-X", "enable.idempotence=true"])
+        .stdin(Stdio::from(consume.stdout.take().unwrap()))
+        .spawn()
+        .expect("starting kcat -P");
+    let arrival = wait_for_arrival(&target.watcher(), expected, || {
+        match produce.try_wait().unwrap() {
+            Some(status) if !status.success() => Err(format!("kcat -P exited with {status}")),
+            _ => Ok(()),
+        }
+    });
+    let usage = measure::reap(consume, "kcat -C").plus(measure::reap(produce, "kcat -P"));
+    (arrival, usage)
+}
+
+/// A running `mirror-worker` process.
+pub struct WorkerProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl WorkerProcess {
+    pub fn start(document: &Path, log: PathBuf) -> WorkerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_mirror-worker"))
+            .args(["--config", document.to_str().unwrap()])
+            .args(["--http-listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting mirror-worker");
+        WorkerProcess { child, log }
+    }
+
+    /// Waits until the target holds `expected` records.
+    pub fn copy(&mut self, target: &ClusterProcess, expected: i64) -> Arrival {
+        let log = self.log.clone();
+        let child = &mut self.child;
+        wait_for_arrival(&target.watcher(), expected, || {
+            match child.try_wait().unwrap() {
+                Some(status) => Err(format!(
+                    "mirror-worker exited with {status}; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// CPU and peak memory so far.
+    pub fn usage_so_far(&self) -> Usage {
+        measure::so_far(self.child.id())
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod; the worker drains, commits and exits 0.
+    pub fn stop(self) -> Usage {
+        measure::signal(&self.child, libc::SIGTERM);
+        measure::reap(self.child, "mirror-worker")
+    }
+}

@@ -1,0 +1,266 @@
+//! The throughput, memory and latency benchmark (issue 6). One run measures, for each record size:
+//! the limits (the client library consuming the data alone and producing it alone, with the worker's
+//! settings), the peer (Debian's kcat as a consume | produce pipeline) and mirror-worker doing the same copy,
+//! then the worker's end-to-end latency at half its maximum rate; and the operator's idle memory.
+//! Every broker is a separate process. Run it with `bash tests/benchmark.sh`; the results table is written
+//! as Markdown for BENCHMARKS.md.
+
+mod alone;
+mod cluster;
+mod copies;
+mod latency;
+mod load;
+mod measure;
+mod operator_idle;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::alone::Tuning;
+use crate::cluster::ClusterProcess;
+use crate::copies::WorkerProcess;
+use crate::report::{Row, SizeResult};
+
+const TOPIC: &str = "bench";
+
+#[derive(Parser, Debug)]
+#[command(about = "kafka-mirror's throughput, memory and latency benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// Value sizes in bytes, one benchmark each.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    value_sizes: Vec<usize>,
+    /// Source (and target) partitions. librdkafka's mock cluster keeps at most 5 MiB per partition, so the
+    /// data set of each size is sized to fill about 4.5 MiB of each.
+    #[arg(long, default_value_t = 64)]
+    partitions: i32,
+    #[command(flatten)]
+    tuning: Tuning,
+    /// Seconds of paced load for the latency measurement.
+    #[arg(long, default_value_t = 10)]
+    latency_seconds: u64,
+    /// Seconds the operator runs idle before its memory is read.
+    #[arg(long, default_value_t = 20)]
+    operator_seconds: u64,
+    /// The operator binary (release build); by default next to this benchmark's target directory.
+    #[arg(long)]
+    operator: Option<PathBuf>,
+    /// Also write the Markdown results here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The roles this binary plays in its child processes.
+#[derive(Subcommand, Debug)]
+enum Role {
+    #[command(hide = true)]
+    HostCluster {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partitions: i32,
+    },
+    #[command(hide = true)]
+    Consume {
+        source: String,
+        topic: String,
+        records: u64,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    #[command(hide = true)]
+    Produce {
+        target: String,
+        topic: String,
+        partitions: i32,
+        records: u64,
+        value_size: usize,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+}
+
+fn main() {
+    // `cargo bench` passes --bench to every bench target.
+    let cli = Cli::parse_from(std::env::args().filter(|a| a != "--bench"));
+    match cli.role {
+        Some(Role::HostCluster { topic, partitions }) => cluster::host(&topic, partitions),
+        Some(Role::Consume {
+            source,
+            topic,
+            records,
+            tuning,
+        }) => alone::consume_role(&source, &topic, records, &tuning),
+        Some(Role::Produce {
+            target,
+            topic,
+            partitions,
+            records,
+            value_size,
+            tuning,
+        }) => alone::produce_role(&target, &topic, partitions, records, value_size, &tuning),
+        None => benchmark(&cli),
+    }
+}
+
+/// Records of `value_size` that fill about 4.5 MiB of each of `partitions` partitions.
+fn records_for(value_size: usize, partitions: i32) -> u64 {
+    // Key, headers and record framing add about 50 bytes to each value in the mock broker's log.
+    let per_partition = 4_500_000 / (value_size as u64 + 50);
+    per_partition * partitions as u64
+}
+
+fn benchmark(cli: &Cli) {
+    let operator = cli.operator.clone().unwrap_or_else(default_operator_path);
+    assert!(
+        operator.exists(),
+        "no operator binary at {}: build it with `cargo build --release -p kafka-mirror-operator`, or run \
+         `bash tests/benchmark.sh`, which does",
+        operator.display()
+    );
+    let mut sizes = Vec::new();
+    for &value_size in &cli.value_sizes {
+        sizes.push(one_size(cli, value_size));
+    }
+    eprintln!("measuring the operator idle for {} s", cli.operator_seconds);
+    let operator = operator_idle::measure(&operator, Duration::from_secs(cli.operator_seconds));
+    let markdown = report::markdown(&report::machine(), cli_line(cli), &sizes, &operator);
+    println!("{markdown}");
+    if let Some(out) = &cli.out {
+        std::fs::write(out, &markdown).unwrap();
+        eprintln!("results written to {}", out.display());
+    }
+}
+
+fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
+    let records = records_for(value_size, cli.partitions);
+    let (bytes, bytes_without_headers) = alone::data_bytes(records, value_size);
+    let partitions = cli.partitions.to_string();
+    eprintln!(
+        "{value_size}-byte values: {records} records, {bytes} bytes, {partitions} partitions"
+    );
+    let source = ClusterProcess::start(TOPIC, cli.partitions);
+    let produce_args = |target: &str| -> Vec<String> {
+        let mut args = vec![
+            target.to_string(),
+            TOPIC.into(),
+            partitions.clone(),
+            records.to_string(),
+            value_size.to_string(),
+        ];
+        args.extend(cli.tuning.to_args());
+        args
+    };
+    eprintln!("  loading the source");
+    alone::run_role("produce", &produce_args(&source.bootstrap));
+
+    eprintln!("  consume alone");
+    let (consumed, usage) = alone::run_role(
+        "consume",
+        &[
+            vec![source.bootstrap.clone(), TOPIC.into(), records.to_string()],
+            cli.tuning.to_args(),
+        ]
+        .concat(),
+    );
+    assert_eq!(consumed.records, records);
+    let consume = Row::new(
+        "consume alone (limit)",
+        records,
+        consumed.bytes,
+        consumed.seconds,
+        usage,
+    );
+
+    eprintln!("  produce alone");
+    let target = ClusterProcess::start(TOPIC, cli.partitions);
+    let (produced, usage) = alone::run_role("produce", &produce_args(&target.bootstrap));
+    let produce = Row::new(
+        "produce alone (limit)",
+        records,
+        produced.bytes,
+        produced.seconds,
+        usage,
+    );
+    drop(target);
+
+    eprintln!("  kcat pipeline");
+    let target = ClusterProcess::start(TOPIC, cli.partitions);
+    let (arrival, usage) = copies::kcat_pipeline(&source, &target, records as i64);
+    let kcat = Row::new(
+        "kcat -C \\| kcat -P (peer; no headers)",
+        records,
+        bytes_without_headers,
+        arrival.seconds,
+        usage,
+    );
+    drop(target);
+
+    eprintln!("  mirror-worker");
+    let target = ClusterProcess::start(TOPIC, cli.partitions);
+    let dir = tempfile::tempdir().unwrap();
+    let document = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &document,
+        alone::document(&source.bootstrap, &target.bootstrap, TOPIC, &cli.tuning),
+    )
+    .unwrap();
+    let mut worker = WorkerProcess::start(&document, dir.path().join("worker.log"));
+    let arrival = worker.copy(&target, records as i64);
+    let usage = worker.usage_so_far();
+    let mirror = Row::new("mirror-worker", records, bytes, arrival.seconds, usage);
+
+    let rate = (mirror.records_per_s / 2.0) as u64;
+    eprintln!(
+        "  latency at {rate} records/s for {} s",
+        cli.latency_seconds
+    );
+    let latency = latency::measure(
+        &source,
+        &target,
+        rate,
+        Duration::from_secs(cli.latency_seconds),
+        value_size,
+    );
+    worker.stop();
+    // Kept for a look at what the worker did (rebalances, warnings) during the run.
+    let kept = PathBuf::from(format!("target/benchmark-worker-{value_size}.log"));
+    if std::fs::copy(dir.path().join("worker.log"), &kept).is_ok() {
+        eprintln!("  the worker's log: {}", kept.display());
+    }
+    SizeResult {
+        value_size,
+        records,
+        bytes,
+        consume,
+        produce,
+        kcat,
+        mirror,
+        latency,
+    }
+}
+
+fn default_operator_path() -> PathBuf {
+    // This binary is target/release/deps/mirror-<hash>; the operator is target/release/kafka-mirror-operator.
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("kafka-mirror-operator")
+}
+
+fn cli_line(cli: &Cli) -> String {
+    let sizes: Vec<String> = cli.value_sizes.iter().map(usize::to_string).collect();
+    format!(
+        "--value-sizes {} --partitions {} {} --latency-seconds {} --operator-seconds {}",
+        sizes.join(","),
+        cli.partitions,
+        cli.tuning.to_args().join(" "),
+        cli.latency_seconds,
+        cli.operator_seconds
+    )
+}

@@ -1,0 +1,198 @@
+//! The results as Markdown, for BENCHMARKS.md: the machine, the command, one table per record size, the
+//! goals of issue 6 checked against this run's own figures, and the operator's idle memory.
+
+use std::fmt::Write;
+use std::process::Command;
+
+use crate::latency::Latencies;
+use crate::measure::Usage;
+use crate::operator_idle::OperatorIdle;
+
+/// One measured copy or limit.
+pub struct Row {
+    pub name: &'static str,
+    pub records_per_s: f64,
+    pub mb_per_s: f64,
+    pub cpu_seconds: f64,
+    pub cpu_s_per_gb: f64,
+    pub mb_per_s_per_core: f64,
+    pub peak_rss_mib: f64,
+}
+
+impl Row {
+    pub fn new(name: &'static str, records: u64, bytes: u64, seconds: f64, usage: Usage) -> Row {
+        let mb = bytes as f64 / 1e6;
+        let cpu = usage.cpu.as_secs_f64();
+        Row {
+            name,
+            records_per_s: records as f64 / seconds,
+            mb_per_s: mb / seconds,
+            cpu_seconds: cpu,
+            cpu_s_per_gb: cpu / (mb / 1000.0),
+            mb_per_s_per_core: mb / cpu,
+            peak_rss_mib: usage.peak_rss_kib as f64 / 1024.0,
+        }
+    }
+}
+
+pub struct SizeResult {
+    pub value_size: usize,
+    pub records: u64,
+    pub bytes: u64,
+    pub consume: Row,
+    pub produce: Row,
+    pub kcat: Row,
+    pub mirror: Row,
+    pub latency: Latencies,
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).to_string()
+                + &String::from_utf8_lossy(&o.stderr);
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| format!("{program}: not found"))
+}
+
+/// What the run ran on.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+    format!(
+        "- CPU: {model}, {cores} cores available to the run; memory {memory_gib:.1} GiB\n\
+         - kernel: {}\n- date: {}\n- rustc: {}\n- librdkafka (worker, limits, brokers): {librdkafka}\n\
+         - kcat (peer): {}",
+        command_line("uname", &["-sr"]),
+        command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        command_line("rustc", &["-V"]),
+        command_line("kcat", &["-V"]),
+    )
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+pub fn markdown(
+    machine: &str,
+    args: String,
+    sizes: &[SizeResult],
+    operator: &OperatorIdle,
+) -> String {
+    let mut out = String::new();
+    writeln!(out, "### Machine\n\n{machine}\n").unwrap();
+    writeln!(
+        out,
+        "### Command\n\n`bash tests/benchmark.sh` (benchmark arguments: `{args}`)\n"
+    )
+    .unwrap();
+    for size in sizes {
+        writeln!(
+            out,
+            "### {}-byte values: {} keyed records with 2 headers, {:.1} MB\n",
+            size.value_size,
+            size.records,
+            size.bytes as f64 / 1e6
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "| run | records/s | MB/s | CPU s | CPU s/GB | MB/s per core | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|"
+        )
+        .unwrap();
+        for row in [&size.consume, &size.produce, &size.kcat, &size.mirror] {
+            writeln!(
+                out,
+                "| {} | {:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} |",
+                row.name,
+                row.records_per_s,
+                row.mb_per_s,
+                row.cpu_seconds,
+                row.cpu_s_per_gb,
+                row.mb_per_s_per_core,
+                row.peak_rss_mib
+            )
+            .unwrap();
+        }
+        let limit = size.consume.records_per_s.min(size.produce.records_per_s);
+        let of_limit = size.mirror.records_per_s / limit;
+        let of_kcat = size.mirror.records_per_s / size.kcat.records_per_s;
+        let l = &size.latency;
+        writeln!(
+            out,
+            "\nLatency at half the worker's maximum rate ({} records/s, {} records): p50 {:.1} ms, p99 {:.1} ms, \
+             max {:.1} ms.\n",
+            l.rate, l.records, l.p50_ms, l.p99_ms, l.max_ms
+        )
+        .unwrap();
+        writeln!(out, "| goal | this run | |\n|---|---:|---|").unwrap();
+        writeln!(
+            out,
+            "| mirror ≥ 90% of min(consume alone, produce alone) | {:.0}% | {} |",
+            of_limit * 100.0,
+            verdict(of_limit >= 0.9)
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "| mirror ≥ 2× the kcat pipeline (records/s) | {of_kcat:.2}× | {} |",
+            verdict(of_kcat >= 2.0)
+        )
+        .unwrap();
+        if size.value_size >= 1000 {
+            writeln!(
+                out,
+                "| ≥ 100 MB/s per worker CPU core at 1 KB | {:.1} MB/s | {} |",
+                size.mirror.mb_per_s_per_core,
+                verdict(size.mirror.mb_per_s_per_core >= 100.0)
+            )
+            .unwrap();
+        }
+        writeln!(
+            out,
+            "| worker peak RSS < 64 MiB at full speed | {:.1} MiB | {} |",
+            size.mirror.peak_rss_mib,
+            verdict(size.mirror.peak_rss_mib < 64.0)
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "| p99 end-to-end latency < 50 ms at half the maximum rate | {:.1} ms | {} |\n",
+            l.p99_ms,
+            verdict(l.p99_ms < 50.0)
+        )
+        .unwrap();
+    }
+    let rss = operator.rss_kib as f64 / 1024.0;
+    let peak = operator.peak_rss_kib as f64 / 1024.0;
+    writeln!(
+        out,
+        "### Operator, idle\n\nLeader Lease held, KafkaMirrors and Deployments watched, {} API requests served by the \
+         stand-in API server; {:.2} CPU s in all.\n\n| goal | this run | |\n|---|---:|---|\n\
+         | operator idle RSS < 32 MiB | {rss:.1} MiB (peak {peak:.1} MiB) | {} |",
+        operator.requests,
+        operator.cpu.as_secs_f64(),
+        verdict(peak < 32.0)
+    )
+    .unwrap();
+    out
+}
