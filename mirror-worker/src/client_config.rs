@@ -10,12 +10,19 @@ use rdkafka::ClientConfig;
 use crate::Result;
 use crate::secrets::Secrets;
 
-/// Defaults for the source consumer, overridable through `spec.source.config`.
+/// Defaults for the source consumer, overridable through `spec.source.config`. The sizes keep a worker with
+/// one stream under 64 MiB at full speed (BENCHMARKS.md); the README's tuning guide says when to change them.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // A new mirror copies the topic from its beginning, as the guide's `--from-beginning` check expects.
     ("auto.offset.reset", "earliest"),
     // Bounds prefetched records per consumer: backpressure instead of an unbounded queue.
-    ("queued.max.messages.kbytes", "16384"),
+    ("queued.max.messages.kbytes", "8192"),
+    // Bounds one fetch response (librdkafka's default is 50 MB, more than the whole prefetch bound).
+    ("fetch.max.bytes", "8388608"),
+    // When the prefetch bound is reached, librdkafka waits this long before fetching the partition again. Its
+    // default of 1 s stalled the mirror whenever the target was slower than the source: 32 MB/s instead of
+    // 230 MB/s in the benchmark, and a second of latency.
+    ("fetch.queue.backoff.ms", "10"),
     // Per-partition lag for /metrics comes from the consumer's statistics.
     ("statistics.interval.ms", "5000"),
 ];
@@ -24,7 +31,7 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     // Bounds records waiting for the target: a full queue stops the consumer (backpressure).
-    ("queue.buffering.max.kbytes", "32768"),
+    ("queue.buffering.max.kbytes", "16384"),
     ("queue.buffering.max.messages", "100000"),
 ];
 

@@ -62,9 +62,10 @@ pub fn document(source: &str, target: &str, topic: &str, tuning: &Tuning) -> Str
     format!(
         "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: bench\nspec:\n  source:\n    \
          bootstrapServers: \"{source}\"\n    config: {}\n  target:\n    bootstrapServers: \"{target}\"\n    \
-         config: {}\n  topics:\n    include: [\"{topic}\"]\n  numStreams: {}\n",
+         config: {}\n  topics:\n    include: [\"{topic}\", \"{}\"]\n  numStreams: {}\n",
         config_map(&tuning.source_config),
         config_map(&tuning.target_config),
+        crate::cluster::LATENCY_TOPIC,
         tuning.num_streams
     )
 }
@@ -98,7 +99,13 @@ pub fn consume_role(source: &str, topic: &str, records: u64, tuning: &Tuning) {
             std::thread::spawn(move || {
                 let consumer: BaseConsumer = config.create().expect("creating the consumer");
                 consumer.subscribe(&[&topic]).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(300);
                 while seen.load(Ordering::Relaxed) < records {
+                    assert!(
+                        Instant::now() < deadline,
+                        "consume alone read {} of {records} records in 300 s",
+                        seen.load(Ordering::Relaxed)
+                    );
                     let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
                         continue;
                     };

@@ -10,13 +10,23 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-/// Hosts a one-broker mock cluster with `topic` of `partitions` partitions: prints its bootstrap servers on
-/// stdout, then serves until stdin closes (the parent exited or dropped its handle).
+/// The topic of the latency measurement, beside the throughput topic and empty until then. The mock broker
+/// finds a fetch position by walking a partition's record batches from the first, so on the preloaded
+/// throughput topic the broker, not the mirror, would be the latency measured. 64 partitions: the mock keeps
+/// only 5 MiB of each, so this lets a reader fall 320 MB behind before records are trimmed under it.
+pub const LATENCY_TOPIC: &str = "bench-latency";
+pub const LATENCY_PARTITIONS: i32 = 64;
+
+/// Hosts a one-broker mock cluster with `topic` of `partitions` partitions (and the latency topic): prints its
+/// bootstrap servers on stdout, then serves until stdin closes (the parent exited or dropped its handle).
 pub fn host(topic: &str, partitions: i32) -> ! {
     let cluster = MockCluster::new(1).expect("starting the mock cluster");
     cluster
         .create_topic(topic, partitions, 1)
         .expect("creating the benchmark topic");
+    cluster
+        .create_topic(LATENCY_TOPIC, LATENCY_PARTITIONS, 1)
+        .expect("creating the latency topic");
     println!("{}", cluster.bootstrap_servers());
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     std::process::exit(0)
@@ -56,6 +66,11 @@ impl ClusterProcess {
         }
     }
 
+    /// CPU time the broker process has used so far.
+    pub fn cpu(&self) -> Duration {
+        crate::measure::so_far(self.child.id()).cpu
+    }
+
     /// A client that asks the cluster for its end offsets.
     pub fn watcher(&self) -> EndOffsets {
         let consumer = ClientConfig::new()
@@ -91,9 +106,21 @@ pub struct EndOffsets {
 
 impl EndOffsets {
     pub fn records(&self) -> i64 {
+        self.sum(self.partitions.clone())
+    }
+
+    /// The sum of the first offsets the cluster still holds: above 0 when it trimmed records (the mock keeps 5
+    /// MiB per partition), which would make every figure of the run wrong.
+    pub fn trimmed(&self) -> i64 {
+        let mut earliest = self.partitions.clone();
+        earliest.set_all_offsets(Offset::Beginning).unwrap();
+        self.sum(earliest)
+    }
+
+    fn sum(&self, partitions: TopicPartitionList) -> i64 {
         let offsets = self
             .consumer
-            .offsets_for_times(self.partitions.clone(), Duration::from_secs(10))
+            .offsets_for_times(partitions, Duration::from_secs(10))
             .expect("asking the cluster for its end offsets");
         offsets
             .elements()

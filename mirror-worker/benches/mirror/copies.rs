@@ -144,9 +144,10 @@ impl WorkerProcess {
         measure::so_far(self.child.id())
     }
 
-    /// SIGTERM, as Kubernetes stops a pod; the worker drains, commits and exits 0.
-    pub fn stop(self) -> Usage {
+    /// SIGTERM, as Kubernetes stops a pod; the worker drains, commits and exits (1 if it had stopped on an
+    /// error already, which its log says).
+    pub fn stop(mut self) {
         measure::signal(&self.child, libc::SIGTERM);
-        measure::reap(self.child, "mirror-worker")
+        let _ = self.child.wait();
     }
 }

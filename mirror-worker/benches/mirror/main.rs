@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use crate::alone::Tuning;
 use crate::cluster::ClusterProcess;
 use crate::copies::WorkerProcess;
-use crate::report::{Row, SizeResult};
+use crate::report::{LatencyPoint, Row, SizeResult};
 
 const TOPIC: &str = "bench";
 
@@ -35,7 +35,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     value_sizes: Vec<usize>,
     /// Source (and target) partitions. librdkafka's mock cluster keeps at most 5 MiB per partition, so the
-    /// data set of each size is sized to fill about 4.5 MiB of each.
+    /// data set of each size is sized to fill about 4 MB of each.
     #[arg(long, default_value_t = 64)]
     partitions: i32,
     #[command(flatten)]
@@ -43,6 +43,9 @@ struct Cli {
     /// Seconds of paced load for the latency measurement.
     #[arg(long, default_value_t = 10)]
     latency_seconds: u64,
+    /// Records/s of the latency measurement, instead of half the worker's measured maximum.
+    #[arg(long)]
+    latency_rate: Option<u64>,
     /// Seconds the operator runs idle before its memory is read.
     #[arg(long, default_value_t = 20)]
     operator_seconds: u64,
@@ -107,10 +110,11 @@ fn main() {
     }
 }
 
-/// Records of `value_size` that fill about 4.5 MiB of each of `partitions` partitions.
+/// Records of `value_size` that fill about 4 MB of each of `partitions` partitions.
 fn records_for(value_size: usize, partitions: i32) -> u64 {
-    // Key, headers and record framing add about 50 bytes to each value in the mock broker's log.
-    let per_partition = 4_500_000 / (value_size as u64 + 50);
+    // Key, headers and record framing add about 70 bytes to each value in the mock broker's log; a mirror's
+    // target placement by key can make one partition 10% fuller than the average.
+    let per_partition = 4_000_000 / (value_size as u64 + 70);
     per_partition * partitions as u64
 }
 
@@ -157,8 +161,14 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
     };
     eprintln!("  loading the source");
     alone::run_role("produce", &produce_args(&source.bootstrap));
+    let trimmed = source.watcher().trimmed();
+    assert_eq!(
+        trimmed, 0,
+        "the mock cluster trimmed {trimmed} records: use more partitions"
+    );
 
     eprintln!("  consume alone");
+    let before = source.cpu();
     let (consumed, usage) = alone::run_role(
         "consume",
         &[
@@ -174,6 +184,7 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
         consumed.bytes,
         consumed.seconds,
         usage,
+        source.cpu() - before,
     );
 
     eprintln!("  produce alone");
@@ -185,11 +196,13 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
         produced.bytes,
         produced.seconds,
         usage,
+        target.cpu(),
     );
     drop(target);
 
     eprintln!("  kcat pipeline");
     let target = ClusterProcess::start(TOPIC, cli.partitions);
+    let before = source.cpu();
     let (arrival, usage) = copies::kcat_pipeline(&source, &target, records as i64);
     let kcat = Row::new(
         "kcat -C \\| kcat -P (peer; no headers)",
@@ -197,6 +210,7 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
         bytes_without_headers,
         arrival.seconds,
         usage,
+        source.cpu() - before + target.cpu(),
     );
     drop(target);
 
@@ -209,29 +223,50 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
         alone::document(&source.bootstrap, &target.bootstrap, TOPIC, &cli.tuning),
     )
     .unwrap();
-    let mut worker = WorkerProcess::start(&document, dir.path().join("worker.log"));
+    let before = source.cpu();
+    // Kept for a look at what the worker did (rebalances, warnings) during the run.
+    let log = release_dir()
+        .parent()
+        .unwrap()
+        .join(format!("benchmark-worker-{value_size}.log"));
+    eprintln!("  the worker's log: {}", log.display());
+    let mut worker = WorkerProcess::start(&document, log);
     let arrival = worker.copy(&target, records as i64);
     let usage = worker.usage_so_far();
-    let mirror = Row::new("mirror-worker", records, bytes, arrival.seconds, usage);
+    let mirror = Row::new(
+        "mirror-worker",
+        records,
+        bytes,
+        arrival.seconds,
+        usage,
+        source.cpu() - before + target.cpu(),
+    );
 
-    let rate = (mirror.records_per_s / 2.0) as u64;
-    eprintln!(
-        "  latency at {rate} records/s for {} s",
-        cli.latency_seconds
-    );
-    let latency = latency::measure(
-        &source,
-        &target,
-        rate,
-        Duration::from_secs(cli.latency_seconds),
-        value_size,
-    );
-    worker.stop();
-    // Kept for a look at what the worker did (rebalances, warnings) during the run.
-    let kept = PathBuf::from(format!("target/benchmark-worker-{value_size}.log"));
-    if std::fs::copy(dir.path().join("worker.log"), &kept).is_ok() {
-        eprintln!("  the worker's log: {}", kept.display());
+    // A tenth of the maximum first: should the half rate overrun the machine, the worker stops on records the
+    // mock broker trimmed under it, and nothing could be measured after that.
+    let half = cli
+        .latency_rate
+        .unwrap_or((mirror.records_per_s / 2.0) as u64);
+    let mut latency = Vec::new();
+    for (label, rate) in [("a tenth of", half / 5), ("half", half)] {
+        eprintln!(
+            "  latency at {rate} records/s for {} s",
+            cli.latency_seconds
+        );
+        let measured = latency::measure(
+            &source,
+            &target,
+            rate,
+            Duration::from_secs(cli.latency_seconds),
+            value_size,
+        );
+        latency.push(LatencyPoint {
+            label,
+            rate,
+            measured,
+        });
     }
+    worker.stop();
     SizeResult {
         value_size,
         records,
@@ -244,13 +279,17 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
     }
 }
 
-fn default_operator_path() -> PathBuf {
-    // This binary is target/release/deps/mirror-<hash>; the operator is target/release/kafka-mirror-operator.
+/// target/release: this binary is target/release/deps/mirror-<hash>.
+fn release_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent()
         .and_then(|deps| deps.parent())
         .unwrap()
-        .join("kafka-mirror-operator")
+        .to_path_buf()
+}
+
+fn default_operator_path() -> PathBuf {
+    release_dir().join("kafka-mirror-operator")
 }
 
 fn cli_line(cli: &Cli) -> String {

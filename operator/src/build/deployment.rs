@@ -219,7 +219,7 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe 
 }
 
 /// Requests that fit a worker at moderate rates; the memory limit leaves room over the bounded queues
-/// (32 MiB producer, 16 MiB prefetch per stream).
+/// (16 MiB producer queue; per stream an 8 MiB prefetch and one fetch of at most 8 MB).
 fn default_resources() -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([
