@@ -158,14 +158,13 @@ pub fn produce_role(
 
 /// Runs this binary in `role` with `args` and returns its report and what it cost.
 pub fn run_role(role: &str, args: &[String]) -> (RoleReport, Usage) {
-    let child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .arg(role)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("starting a role process");
-    let mut child = child;
     let mut stdout = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     let usage = measure::reap(child, role);

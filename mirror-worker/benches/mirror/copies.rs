@@ -109,14 +109,9 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn start(document: &Path, log: PathBuf) -> WorkerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_mirror-worker"))
             .args(["--config", document.to_str().unwrap()])
-            .args(["--http-listen", &format!("127.0.0.1:{port}")])
+            .args(["--http-listen", &measure::free_address().to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mirror_worker::testkit;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::cluster::{ClusterProcess, LATENCY_PARTITIONS, LATENCY_TOPIC};
-use crate::load::{Acks, KEYS};
+use crate::load::{Acks, KEYS, headers_of};
 
 const SENT_HEADER: &str = "bench-sent-us";
 /// How long the reader waits for the last paced records after the last was sent.
@@ -72,14 +72,7 @@ pub fn measure(
         while sent < due {
             let record = testkit::sample(n, KEYS, value_size);
             let stamp = now_us().to_string();
-            let mut headers = OwnedHeaders::new_with_capacity(3);
-            for (k, v) in &record.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
-            headers = headers.insert(Header {
+            let headers = headers_of(&record).insert(Header {
                 key: SENT_HEADER,
                 value: Some(&stamp),
             });

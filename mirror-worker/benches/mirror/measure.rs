@@ -86,13 +86,24 @@ pub fn so_far(pid: u32) -> Usage {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let cpu_ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let peak_rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let peak_rss_kib = kib_field(&status, "VmHWM").unwrap_or(0);
     Usage {
         cpu: Duration::from_secs_f64(cpu_ticks as f64 / ticks),
         peak_rss_kib,
     }
+}
+
+/// The value of a `Name:   1234 kB` line of a /proc file (`status`, `meminfo`), in KiB.
+pub fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A loopback address with a port nothing listens on, for a child process's HTTP endpoint.
+pub fn free_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }

@@ -137,10 +137,7 @@ pub fn measure(operator: &Path, duration: Duration) -> OperatorIdle {
         ),
     )
     .unwrap();
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let http = measure::free_address();
     let log = dir.path().join("operator.log");
     let child = Command::new(operator)
         .args([
@@ -189,8 +186,5 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
     if status.contains("State:\tZ") {
         return None;
     }
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+    measure::kib_field(&status, "VmRSS")
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::latency::Latencies;
-use crate::measure::Usage;
+use crate::measure::{self, Usage};
 use crate::operator_idle::OperatorIdle;
 
 /// One measured copy or limit.
@@ -105,11 +105,8 @@ pub fn machine() -> String {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory_gib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let memory_gib =
+        measure::kib_field(&meminfo, "MemTotal").map_or(0.0, |kib| kib as f64 / 1024.0 / 1024.0);
     let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
     format!(
         "- CPU: {model}, {cores} cores available to the run; memory {memory_gib:.1} GiB\n\

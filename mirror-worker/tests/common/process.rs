@@ -59,20 +59,16 @@ impl Worker {
 
     /// Polls `condition` like [`wait_until`], but a timeout shows this worker's log and whether it still runs:
     /// a worker that fell behind and one that exited look the same from the clusters.
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !condition() {
-            if Instant::now() >= deadline {
-                let state = match self.child.try_wait().unwrap() {
-                    None => "still running".to_string(),
-                    Some(status) => format!("exited with {status}"),
-                };
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; the worker is {state}; its log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+        if !poll_until(timeout, condition) {
+            let state = match self.child.try_wait().unwrap() {
+                None => "still running".to_string(),
+                Some(status) => format!("exited with {status}"),
+            };
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; the worker is {state}; its log:\n{}",
+                self.log_text()
+            );
         }
     }
 
@@ -166,13 +162,21 @@ pub fn committed(source: &str, group: &str, topic: &str, partitions: i32) -> i64
 }
 
 /// Polls `condition` every 100 ms until it holds, failing with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, condition),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// Polls `condition` every 100 ms until it holds (true) or `timeout` passes (false).
+fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    true
 }
