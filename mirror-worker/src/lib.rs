@@ -6,6 +6,7 @@
 //! or environment variables.
 
 mod ack_tracker;
+pub mod allocator;
 mod assignment;
 pub mod broker_probe;
 mod client_config;

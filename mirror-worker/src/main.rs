@@ -16,6 +16,8 @@ use mirror_worker::secrets::{DEFAULT_SECRETS_DIR, Secrets};
 use mirror_worker::{Engine, EngineOptions, Error, MirrorPlan, Summary};
 use tracing::{error, info};
 
+mirror_worker::use_jemalloc!();
+
 /// Mirrors Kafka topics from a source cluster to a target cluster, as a `KafkaMirror` document describes.
 #[derive(Parser, Debug)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
