@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The throughput, memory and latency benchmark of issue 6, in one command: installs Debian's kcat (the peer),
-# builds the worker and the operator in release mode, and runs mirror-worker/benches/mirror (about 3 minutes
+# builds the worker and the operator in release mode, and runs mirror-worker/benches/mirror (about 5 minutes
 # after the build). Prints the results as Markdown and writes them to target/benchmark-results.md, the table
 # BENCHMARKS.md holds. Not part of the test command. Arguments go to the benchmark (`--help` lists them).
 # Usage: bash tests/benchmark.sh [--num-streams 2] [--value-sizes 1000] ...

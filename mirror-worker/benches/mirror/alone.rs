@@ -57,15 +57,15 @@ fn config_map(entries: &[String]) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
-/// The `KafkaMirror` the benchmark mirrors with; the limits take their client settings from the same plan.
-pub fn document(source: &str, target: &str, topic: &str, tuning: &Tuning) -> String {
+/// The `KafkaMirror` the benchmark mirrors `topic` with; the limits take their client settings from the same
+/// plan. `name` decides its consumer group, so every round mirrors from the start.
+pub fn document(name: &str, source: &str, target: &str, topic: &str, tuning: &Tuning) -> String {
     format!(
-        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: bench\nspec:\n  source:\n    \
+        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
          bootstrapServers: \"{source}\"\n    config: {}\n  target:\n    bootstrapServers: \"{target}\"\n    \
-         config: {}\n  topics:\n    include: [\"{topic}\", \"{}\"]\n  numStreams: {}\n",
+         config: {}\n  topics:\n    include: [\"{topic}\"]\n  numStreams: {}\n",
         config_map(&tuning.source_config),
         config_map(&tuning.target_config),
-        crate::cluster::LATENCY_TOPIC,
         tuning.num_streams
     )
 }
@@ -74,14 +74,15 @@ pub fn document(source: &str, target: &str, topic: &str, tuning: &Tuning) -> Str
 const UNUSED_SIDE: &str = "127.0.0.1:1";
 
 pub fn plan(source: &str, target: &str, topic: &str, tuning: &Tuning) -> MirrorPlan {
-    let mirror = kafka_mirror_crds::parse_document(&document(source, target, topic, tuning))
-        .expect("the benchmark document is valid");
+    let mirror =
+        kafka_mirror_crds::parse_document(&document("bench", source, target, topic, tuning))
+            .expect("the benchmark document is valid");
     MirrorPlan::from_resource(mirror, &Secrets::new("/nonexistent")).expect("the benchmark plan")
 }
 
 /// Role: consume `records` records of `topic` with `num_streams` consumers in one group, as the worker's
 /// streams do, touching key, value and headers of each; reports from the first record to the last.
-pub fn consume_role(source: &str, topic: &str, records: u64, tuning: &Tuning) {
+pub fn consume_role(source: &str, topic: &str, group: &str, records: u64, tuning: &Tuning) {
     let plan = plan(source, UNUSED_SIDE, topic, tuning);
     let seen = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
@@ -91,7 +92,7 @@ pub fn consume_role(source: &str, topic: &str, records: u64, tuning: &Tuning) {
             let config = consumer_config(
                 plan.source_consumer.clone(),
                 stream,
-                "kafka-mirror-bench.consume-alone",
+                group,
                 Duration::from_secs(5),
             );
             let (seen, bytes, first) = (seen.clone(), bytes.clone(), first.clone());

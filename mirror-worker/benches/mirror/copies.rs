@@ -2,6 +2,8 @@
 //! Both are timed the same way, from outside: the target's end offsets, polled every 10 ms, from the first
 //! record on the target to the last.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -105,18 +107,53 @@ pub fn kcat_pipeline(
 pub struct WorkerProcess {
     child: Child,
     pub log: PathBuf,
+    http: SocketAddr,
 }
 
 impl WorkerProcess {
     pub fn start(document: &Path, log: PathBuf) -> WorkerProcess {
+        let http = measure::free_address();
         let child = Command::new(env!("CARGO_BIN_EXE_mirror-worker"))
             .args(["--config", document.to_str().unwrap()])
-            .args(["--http-listen", &measure::free_address().to_string()])
+            .args(["--http-listen", &http.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("starting mirror-worker");
-        WorkerProcess { child, log }
+        WorkerProcess { child, log, http }
+    }
+
+    /// Waits until the worker's streams hold `partitions` partitions (its `/metrics` say so), so that a
+    /// measurement does not include the consumer group forming.
+    pub fn wait_assigned(&mut self, partitions: i32) {
+        let wanted = format!("kafka_mirror_assigned_partitions {partitions}");
+        let deadline = Instant::now() + COPY_TIMEOUT;
+        while !self.metrics().lines().any(|line| line == wanted) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "mirror-worker exited with {status} before it was assigned; see {}",
+                    self.log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mirror-worker was not assigned {partitions} partitions"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The worker's `/metrics` text, empty while it does not answer yet.
+    fn metrics(&self) -> String {
+        let Ok(mut stream) = TcpStream::connect(self.http) else {
+            return String::new();
+        };
+        let mut response = String::new();
+        let asked = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n");
+        if asked.is_err() || stream.read_to_string(&mut response).is_err() {
+            return String::new();
+        }
+        response
     }
 
     /// Waits until the target holds `expected` records.

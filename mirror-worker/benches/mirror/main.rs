@@ -24,6 +24,9 @@ use crate::cluster::ClusterProcess;
 use crate::copies::WorkerProcess;
 use crate::report::{LatencyPoint, Row, SizeResult};
 
+// The limits and the brokers run on the worker's allocator, so the comparison is of the same build.
+mirror_worker::use_jemalloc!();
+
 const TOPIC: &str = "bench";
 
 #[derive(Parser, Debug)]
@@ -40,6 +43,10 @@ struct Cli {
     partitions: i32,
     #[command(flatten)]
     tuning: Tuning,
+    /// Rounds of the four copies, interleaved; each row reports the round with the median records/s. One copy
+    /// lasts seconds on this machine, and single runs varied by tens of percent.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Seconds of paced load for the latency measurement.
     #[arg(long, default_value_t = 10)]
     latency_seconds: u64,
@@ -71,6 +78,9 @@ enum Role {
     Consume {
         source: String,
         topic: String,
+        /// A group of its own per round: the mock broker holds a re-formed group's assignment for the session
+        /// timeout, which would add 45 s of waiting to every round after the first.
+        group: String,
         records: u64,
         #[command(flatten)]
         tuning: Tuning,
@@ -95,9 +105,10 @@ fn main() {
         Some(Role::Consume {
             source,
             topic,
+            group,
             records,
             tuning,
-        }) => alone::consume_role(&source, &topic, records, &tuning),
+        }) => alone::consume_role(&source, &topic, &group, records, &tuning),
         Some(Role::Produce {
             target,
             topic,
@@ -167,88 +178,49 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
         "the mock cluster trimmed {trimmed} records: use more partitions"
     );
 
-    eprintln!("  consume alone");
-    let before = source.cpu();
-    let (consumed, usage) = alone::run_role(
-        "consume",
-        &[
-            vec![source.bootstrap.clone(), TOPIC.into(), records.to_string()],
-            cli.tuning.to_args(),
-        ]
-        .concat(),
-    );
-    assert_eq!(consumed.records, records);
-    let consume = Row::new(
-        "consume alone (limit)",
-        records,
-        consumed.bytes,
-        consumed.seconds,
-        usage,
-        source.cpu() - before,
-    );
+    // Each round copies once of each kind, so a slow minute of the machine touches every kind alike.
+    let mut rounds = Rounds::default();
+    let mut last_target = None;
+    for round in 1..=cli.rounds {
+        eprintln!("  round {round} of {}", cli.rounds);
+        rounds
+            .consume
+            .push(consume_alone(cli, &source, records, round));
+        rounds
+            .produce
+            .push(produce_alone(cli.partitions, records, &produce_args));
+        rounds.kcat.push(kcat_copy(
+            cli.partitions,
+            &source,
+            records,
+            bytes_without_headers,
+        ));
+        let (row, (running, target)) = mirror_copy(cli, &source, records, bytes, value_size, round);
+        rounds.mirror.push(row);
+        // The last round's target stays up for the latency measurement.
+        running.stop();
+        if round == cli.rounds {
+            last_target = Some(target);
+        }
+    }
+    let target = last_target.expect("at least one round");
+    let [consume, produce, kcat, mirror] = rounds.medians();
 
-    eprintln!("  produce alone");
-    let target = ClusterProcess::start(TOPIC, cli.partitions);
-    let (produced, usage) = alone::run_role("produce", &produce_args(&target.bootstrap));
-    let produce = Row::new(
-        "produce alone (limit)",
-        records,
-        produced.bytes,
-        produced.seconds,
-        usage,
-        target.cpu(),
-    );
-    drop(target);
+    // The latency has a worker of its own that mirrors only the fresh latency topic: the mock broker walks a
+    // partition's log from its start on every fetch, and the preloaded partitions would slow every fetch.
+    let worker = latency_worker(cli, &source, &target, value_size);
 
-    eprintln!("  kcat pipeline");
-    let target = ClusterProcess::start(TOPIC, cli.partitions);
-    let before = source.cpu();
-    let (arrival, usage) = copies::kcat_pipeline(&source, &target, records as i64);
-    let kcat = Row::new(
-        "kcat -C \\| kcat -P (peer; no headers)",
-        records,
-        bytes_without_headers,
-        arrival.seconds,
-        usage,
-        source.cpu() - before + target.cpu(),
-    );
-    drop(target);
-
-    eprintln!("  mirror-worker");
-    let target = ClusterProcess::start(TOPIC, cli.partitions);
-    let dir = tempfile::tempdir().unwrap();
-    let document = dir.path().join("mirror.yaml");
-    std::fs::write(
-        &document,
-        alone::document(&source.bootstrap, &target.bootstrap, TOPIC, &cli.tuning),
-    )
-    .unwrap();
-    let before = source.cpu();
-    // Kept for a look at what the worker did (rebalances, warnings) during the run.
-    let log = release_dir()
-        .parent()
-        .unwrap()
-        .join(format!("benchmark-worker-{value_size}.log"));
-    eprintln!("  the worker's log: {}", log.display());
-    let mut worker = WorkerProcess::start(&document, log);
-    let arrival = worker.copy(&target, records as i64);
-    let usage = worker.usage_so_far();
-    let mirror = Row::new(
-        "mirror-worker",
-        records,
-        bytes,
-        arrival.seconds,
-        usage,
-        source.cpu() - before + target.cpu(),
-    );
-
-    // A tenth of the maximum first: should the half rate overrun the machine, the worker stops on records the
+    // The lower rates first: should the half rate overrun the machine, the worker stops on records the
     // mock broker trimmed under it, and nothing could be measured after that.
     let half = cli
         .latency_rate
         .unwrap_or((mirror.records_per_s / 2.0) as u64);
     let mut latency = Vec::new();
-    for (label, rate) in [("a tenth of", half / 5), ("half", half)] {
+    for (label, rate) in [
+        ("a tenth of", half / 5),
+        ("a quarter of", half / 2),
+        ("half", half),
+    ] {
         eprintln!(
             "  latency at {rate} records/s for {} s",
             cli.latency_seconds
@@ -279,6 +251,151 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
     }
 }
 
+/// The rows of every round, per kind of copy.
+#[derive(Default)]
+struct Rounds {
+    consume: Vec<Row>,
+    produce: Vec<Row>,
+    kcat: Vec<Row>,
+    mirror: Vec<Row>,
+}
+
+impl Rounds {
+    fn medians(self) -> [Row; 4] {
+        [self.consume, self.produce, self.kcat, self.mirror].map(Row::median)
+    }
+}
+
+fn consume_alone(cli: &Cli, source: &ClusterProcess, records: u64, round: usize) -> Row {
+    eprintln!("    consume alone");
+    let before = source.cpu();
+    let (consumed, usage) = alone::run_role(
+        "consume",
+        &[
+            vec![
+                source.bootstrap.clone(),
+                TOPIC.into(),
+                format!("kafka-mirror-bench.consume-alone-{round}"),
+                records.to_string(),
+            ],
+            cli.tuning.to_args(),
+        ]
+        .concat(),
+    );
+    assert_eq!(consumed.records, records);
+    Row::new(
+        "consume alone (limit)",
+        records,
+        consumed.bytes,
+        consumed.seconds,
+        usage,
+        source.cpu() - before,
+    )
+}
+
+fn produce_alone(partitions: i32, records: u64, produce_args: &dyn Fn(&str) -> Vec<String>) -> Row {
+    eprintln!("    produce alone");
+    let target = ClusterProcess::start(TOPIC, partitions);
+    let (produced, usage) = alone::run_role("produce", &produce_args(&target.bootstrap));
+    Row::new(
+        "produce alone (limit)",
+        records,
+        produced.bytes,
+        produced.seconds,
+        usage,
+        target.cpu(),
+    )
+}
+
+fn kcat_copy(partitions: i32, source: &ClusterProcess, records: u64, bytes: u64) -> Row {
+    eprintln!("    kcat pipeline");
+    let target = ClusterProcess::start(TOPIC, partitions);
+    let before = source.cpu();
+    let (arrival, usage) = copies::kcat_pipeline(source, &target, records as i64);
+    Row::new(
+        "kcat -C \\| kcat -P (peer; no headers)",
+        records,
+        bytes,
+        arrival.seconds,
+        usage,
+        source.cpu() - before + target.cpu(),
+    )
+}
+
+/// The worker copying the data set to a fresh target, in its own consumer group; returns it still running.
+fn mirror_copy(
+    cli: &Cli,
+    source: &ClusterProcess,
+    records: u64,
+    bytes: u64,
+    value_size: usize,
+    round: usize,
+) -> (Row, (WorkerProcess, ClusterProcess)) {
+    eprintln!("    mirror-worker");
+    let target = ClusterProcess::start(TOPIC, cli.partitions);
+    let dir = tempfile::tempdir().unwrap();
+    let document = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &document,
+        alone::document(
+            &format!("bench-{round}"),
+            &source.bootstrap,
+            &target.bootstrap,
+            TOPIC,
+            &cli.tuning,
+        ),
+    )
+    .unwrap();
+    let before = source.cpu();
+    let log = worker_log(&format!("{value_size}-{round}"));
+    let mut worker = WorkerProcess::start(&document, log);
+    let arrival = worker.copy(&target, records as i64);
+    let row = Row::new(
+        "mirror-worker",
+        records,
+        bytes,
+        arrival.seconds,
+        worker.usage_so_far(),
+        source.cpu() - before + target.cpu(),
+    );
+    (row, (worker, target))
+}
+
+/// A worker mirroring only the latency topic, with every partition assigned.
+fn latency_worker(
+    cli: &Cli,
+    source: &ClusterProcess,
+    target: &ClusterProcess,
+    value_size: usize,
+) -> WorkerProcess {
+    let document = std::env::temp_dir().join(format!("bench-latency-{}.yaml", std::process::id()));
+    std::fs::write(
+        &document,
+        alone::document(
+            "bench-latency",
+            &source.bootstrap,
+            &target.bootstrap,
+            cluster::LATENCY_TOPIC,
+            &cli.tuning,
+        ),
+    )
+    .unwrap();
+    let log = worker_log(&format!("latency-{value_size}"));
+    let mut worker = WorkerProcess::start(&document, log);
+    worker.wait_assigned(cluster::LATENCY_PARTITIONS);
+    worker
+}
+
+/// Where a worker's log is kept, for a look at what it did (rebalances, warnings) during the run.
+fn worker_log(name: &str) -> PathBuf {
+    let log = release_dir()
+        .parent()
+        .unwrap()
+        .join(format!("benchmark-worker-{name}.log"));
+    eprintln!("    the worker's log: {}", log.display());
+    log
+}
+
 /// target/release: this binary is target/release/deps/mirror-<hash>.
 fn release_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -295,9 +412,10 @@ fn default_operator_path() -> PathBuf {
 fn cli_line(cli: &Cli) -> String {
     let sizes: Vec<String> = cli.value_sizes.iter().map(usize::to_string).collect();
     format!(
-        "--value-sizes {} --partitions {} {} --latency-seconds {} --operator-seconds {}",
+        "--value-sizes {} --partitions {} --rounds {} {} --latency-seconds {} --operator-seconds {}",
         sizes.join(","),
         cli.partitions,
+        cli.rounds,
         cli.tuning.to_args().join(" "),
         cli.latency_seconds,
         cli.operator_seconds

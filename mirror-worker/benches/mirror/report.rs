@@ -20,6 +20,8 @@ pub struct Row {
     pub peak_rss_mib: f64,
     /// CPU the broker processes used meanwhile: on a small machine they compete with the client for cores.
     pub broker_cpu_seconds: f64,
+    /// Slowest and fastest records/s over the rounds this row summarises.
+    pub records_per_s_range: (f64, f64),
 }
 
 impl Row {
@@ -42,7 +44,24 @@ impl Row {
             mb_per_s_per_core: mb / cpu,
             peak_rss_mib: usage.peak_rss_kib as f64 / 1024.0,
             broker_cpu_seconds: broker_cpu.as_secs_f64(),
+            records_per_s_range: (records as f64 / seconds, records as f64 / seconds),
         }
+    }
+
+    /// The round with the median records/s (the slower middle one of an even count), carrying the range of all
+    /// rounds and the highest peak RSS of any: the memory goal holds only if every round kept it.
+    pub fn median(mut rounds: Vec<Row>) -> Row {
+        assert!(!rounds.is_empty(), "no round to summarise");
+        rounds.sort_by(|a, b| a.records_per_s.total_cmp(&b.records_per_s));
+        let range = (
+            rounds[0].records_per_s,
+            rounds[rounds.len() - 1].records_per_s,
+        );
+        let peak_rss = rounds.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max);
+        let mut median = rounds.swap_remove((rounds.len() - 1) / 2);
+        median.records_per_s_range = range;
+        median.peak_rss_mib = peak_rss;
+        median
     }
 }
 
@@ -147,15 +166,17 @@ pub fn markdown(
         .unwrap();
         writeln!(
             out,
-            "| run | records/s | MB/s | CPU s | CPU s/GB | MB/s per core | peak RSS MiB | brokers' CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+            "| run | records/s (median) | all rounds | MB/s | CPU s | CPU s/GB | MB/s per core | peak RSS MiB (highest) | brokers' CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         )
         .unwrap();
         for row in [&size.consume, &size.produce, &size.kcat, &size.mirror] {
             writeln!(
                 out,
-                "| {} | {:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
+                "| {} | {:.0} | {:.0}–{:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
                 row.name,
                 row.records_per_s,
+                row.records_per_s_range.0,
+                row.records_per_s_range.1,
                 row.mb_per_s,
                 row.cpu_seconds,
                 row.cpu_s_per_gb,
