@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,19 +108,30 @@ pub struct WorkerProcess {
     child: Child,
     pub log: PathBuf,
     http: SocketAddr,
+    /// Holds the `KafkaMirror` document for as long as the worker runs.
+    _document: tempfile::TempDir,
 }
 
 impl WorkerProcess {
-    pub fn start(document: &Path, log: PathBuf) -> WorkerProcess {
+    /// Starts the worker on `document`, a `KafkaMirror` in YAML.
+    pub fn start(document: &str, log: PathBuf) -> WorkerProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.yaml");
+        std::fs::write(&path, document).unwrap();
         let http = measure::free_address();
         let child = Command::new(env!("CARGO_BIN_EXE_mirror-worker"))
-            .args(["--config", document.to_str().unwrap()])
+            .args(["--config", path.to_str().unwrap()])
             .args(["--http-listen", &http.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("starting mirror-worker");
-        WorkerProcess { child, log, http }
+        WorkerProcess {
+            child,
+            log,
+            http,
+            _document: dir,
+        }
     }
 
     /// Waits until the worker's streams hold `partitions` partitions (its `/metrics` say so), so that a

@@ -333,22 +333,15 @@ fn mirror_copy(
 ) -> (Row, (WorkerProcess, ClusterProcess)) {
     eprintln!("    mirror-worker");
     let target = ClusterProcess::start(TOPIC, cli.partitions);
-    let dir = tempfile::tempdir().unwrap();
-    let document = dir.path().join("mirror.yaml");
-    std::fs::write(
-        &document,
-        alone::document(
-            &format!("bench-{round}"),
-            &source.bootstrap,
-            &target.bootstrap,
-            TOPIC,
-            &cli.tuning,
-        ),
-    )
-    .unwrap();
     let before = source.cpu();
-    let log = worker_log(&format!("{value_size}-{round}"));
-    let mut worker = WorkerProcess::start(&document, log);
+    let mut worker = start_worker(
+        cli,
+        &format!("bench-{round}"),
+        TOPIC,
+        source,
+        &target,
+        &format!("{value_size}-{round}"),
+    );
     let arrival = worker.copy(&target, records as i64);
     let row = Row::new(
         "mirror-worker",
@@ -368,32 +361,41 @@ fn latency_worker(
     target: &ClusterProcess,
     value_size: usize,
 ) -> WorkerProcess {
-    let document = std::env::temp_dir().join(format!("bench-latency-{}.yaml", std::process::id()));
-    std::fs::write(
-        &document,
-        alone::document(
-            "bench-latency",
-            &source.bootstrap,
-            &target.bootstrap,
-            cluster::LATENCY_TOPIC,
-            &cli.tuning,
-        ),
-    )
-    .unwrap();
-    let log = worker_log(&format!("latency-{value_size}"));
-    let mut worker = WorkerProcess::start(&document, log);
+    let mut worker = start_worker(
+        cli,
+        "bench-latency",
+        cluster::LATENCY_TOPIC,
+        source,
+        target,
+        &format!("latency-{value_size}"),
+    );
     worker.wait_assigned(cluster::LATENCY_PARTITIONS);
     worker
 }
 
-/// Where a worker's log is kept, for a look at what it did (rebalances, warnings) during the run.
-fn worker_log(name: &str) -> PathBuf {
+/// A worker mirroring `topic` as the `KafkaMirror` `name` (its consumer group), its log kept in
+/// target/benchmark-worker-`log_name`.log for a look at what it did (rebalances, warnings) during the run.
+fn start_worker(
+    cli: &Cli,
+    name: &str,
+    topic: &str,
+    source: &ClusterProcess,
+    target: &ClusterProcess,
+    log_name: &str,
+) -> WorkerProcess {
+    let document = alone::document(
+        name,
+        &source.bootstrap,
+        &target.bootstrap,
+        topic,
+        &cli.tuning,
+    );
     let log = release_dir()
         .parent()
         .unwrap()
-        .join(format!("benchmark-worker-{name}.log"));
+        .join(format!("benchmark-worker-{log_name}.log"));
     eprintln!("    the worker's log: {}", log.display());
-    log
+    WorkerProcess::start(&document, log)
 }
 
 /// target/release: this binary is target/release/deps/mirror-<hash>.
