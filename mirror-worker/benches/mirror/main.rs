@@ -195,10 +195,9 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
             records,
             bytes_without_headers,
         ));
-        let (row, (running, target)) = mirror_copy(cli, &source, records, bytes, value_size, round);
+        let (row, target) = mirror_copy(cli, &source, records, bytes, value_size, round);
         rounds.mirror.push(row);
         // The last round's target stays up for the latency measurement.
-        running.stop();
         if round == cli.rounds {
             last_target = Some(target);
         }
@@ -322,7 +321,8 @@ fn kcat_copy(partitions: i32, source: &ClusterProcess, records: u64, bytes: u64)
     )
 }
 
-/// The worker copying the data set to a fresh target, in its own consumer group; returns it still running.
+/// The worker copying the data set to a fresh target, in its own consumer group, then stopped; returns the
+/// target with the copy.
 fn mirror_copy(
     cli: &Cli,
     source: &ClusterProcess,
@@ -330,7 +330,7 @@ fn mirror_copy(
     bytes: u64,
     value_size: usize,
     round: usize,
-) -> (Row, (WorkerProcess, ClusterProcess)) {
+) -> (Row, ClusterProcess) {
     eprintln!("    mirror-worker");
     let target = ClusterProcess::start(TOPIC, cli.partitions);
     let before = source.cpu();
@@ -351,7 +351,8 @@ fn mirror_copy(
         worker.usage_so_far(),
         source.cpu() - before + target.cpu(),
     );
-    (row, (worker, target))
+    worker.stop();
+    (row, target)
 }
 
 /// A worker mirroring only the latency topic, with every partition assigned.
