@@ -10,6 +10,9 @@ export NISSHI_BIN="$CACHE/nisshi-$NISSHI_VERSION/bin/nisshi"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A test run builds once from scratch: incremental caches would only take disk (about 12 GB of it).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # shellcheck source=tests/build-deps.sh
 source tests/build-deps.sh
 
