@@ -3,6 +3,8 @@
 //! timestamp, and per-key order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -329,6 +331,24 @@ pub fn verify(seeded: &[SampleRecord], arrived: &[ReadRecord]) -> Verification {
     v.lost = seeded.len() - seen.len();
     v.keys_out_of_order = out_of_order.len();
     v
+}
+
+/// `GET path` on a worker's (or any plain HTTP/1.0) endpoint at `addr`: the status code and the body. An error
+/// while nothing listens there yet, or when the connection breaks; a server that stops answering is given up on
+/// after 10 s. What the tests and the benchmark use to read `/metrics`, `/healthz` and `/readyz`.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_string()))
 }
 
 #[cfg(test)]

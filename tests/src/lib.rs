@@ -1,7 +1,7 @@
 //! Harness for tests that need real, separate processes: an independent Kafka-compatible broker (`nisshi`,
 //! installed by `tests/run-all.sh`) and the `mirror-worker` binary.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -347,21 +347,6 @@ impl Worker {
     pub fn stop(self) -> Finished {
         self.finish(Duration::ZERO)
     }
-}
-
-/// The body of `GET http://<addr><path>` (HTTP/1.1, connection closed by the server).
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map_or(response.clone(), |(_, body)| body.to_string()))
 }
 
 /// A librdkafka client configuration for `bootstrap` with `security` added (e.g. `security.protocol`,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kafka_mirror_tests::{
     Broker, BrokerOptions, Finished, Scram, ScramUser, Worker, client_config, create_topic,
-    http_get, produce_samples, read_records,
+    produce_samples, read_records,
 };
 use mirror_worker::testkit::{self, SampleRecord};
 use rcgen::{
@@ -587,7 +587,7 @@ fn credentials_never_appear_in_the_output_or_metrics_even_at_debug_level() {
         seeded.len(),
         MIGRATION_TIMEOUT,
     );
-    let metrics = http_get(worker.http, "/metrics").unwrap_or_default();
+    let (_, metrics) = testkit::http_get(worker.http, "/metrics").unwrap_or_default();
     assert!(worker.is_running(), "the worker still runs");
     let run = worker.stop();
     let verification = testkit::verify(&seeded, &copy);

@@ -2,11 +2,12 @@
 //! Both are timed the same way, from outside: the target's end offsets, polled every 10 ms, from the first
 //! record on the target to the last.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use mirror_worker::testkit;
 
 use crate::cluster::{ClusterProcess, EndOffsets};
 use crate::measure::{self, Usage};
@@ -156,15 +157,9 @@ impl WorkerProcess {
 
     /// The worker's `/metrics` text, empty while it does not answer yet.
     fn metrics(&self) -> String {
-        let Ok(mut stream) = TcpStream::connect(self.http) else {
-            return String::new();
-        };
-        let mut response = String::new();
-        let asked = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n");
-        if asked.is_err() || stream.read_to_string(&mut response).is_err() {
-            return String::new();
-        }
-        response
+        testkit::http_get(self.http, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 
     /// Waits until the target holds `expected` records.

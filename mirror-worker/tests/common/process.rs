@@ -1,13 +1,12 @@
 //! The worker as a real process: start it on a document, signal it, wait for its exit, ask its HTTP endpoint,
 //! and read the mirror's state from the clusters (records on the target, the group's commits on the source).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mirror_worker::positions::GroupPositions;
+use mirror_worker::testkit;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -96,22 +95,10 @@ impl Worker {
     }
 }
 
-/// `GET path` on `127.0.0.1:port`: status code and body; status 0 while nothing listens yet. Free of the
+/// `GET path` on `127.0.0.1:port`: status code and body; status 0 while nothing answers. Free of the
 /// [`Worker`], so a [`Worker::wait_for`] condition can ask the endpoint of the worker it waits on.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (status, body.to_string())
+    testkit::http_get(([127, 0, 0, 1], port).into(), path).unwrap_or_default()
 }
 
 impl Drop for Worker {
