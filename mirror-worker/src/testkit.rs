@@ -1,6 +1,7 @@
 //! Keyed sample records that can be checked one by one after a mirror: seeded by `mirror-worker demo` and by
 //! the test suites, then read back from the target and compared — every record, with key, value, headers and
-//! timestamp, and per-key order.
+//! timestamp, and per-key order. Also the plain HTTP GET with which the tests and the benchmark read a worker's
+//! `/metrics` and probes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
