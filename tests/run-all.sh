@@ -1,31 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs what the tests need (the nisshi broker, cached outside
-# the work tree), builds, lints and runs every test. README.md names this command; .ci/run calls it.
+# The whole test suite, from a fresh clone: installs what the tests need (Apache Kafka from Maven Central,
+# cached outside the work tree), builds, lints and runs every test. README.md names this command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-NISSHI_VERSION=0.8.1
-CACHE="${KAFKA_MIRROR_CACHE:-$HOME/.cache/kafka-mirror}"
-export NISSHI_BIN="$CACHE/nisshi-$NISSHI_VERSION/bin/nisshi"
 
 step() { printf '\n==> %s\n' "$*"; }
 
 # A test run builds once from scratch: incremental caches would only take disk (about 12 GB of it).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
+# rustfmt and clippy come with the Rust toolchain (rustup components, which no registry here serves): when
+# one is missing the run fails naming it, it never skips the check.
+for component in fmt clippy; do
+  cargo "$component" --version >/dev/null 2>&1 || {
+    echo "tests/run-all.sh: 'cargo $component' does not run: install the toolchain's ${component/fmt/rustfmt} component" >&2
+    exit 1
+  }
+done
+
+# The JDK and Maven that fetch and run Apache Kafka, and openssl for the test clusters' PKI, from Debian's
+# packages when the machine lacks them.
+export KMIRROR_EXTRA_COMMANDS="java:openjdk-17-jdk-headless mvn:maven openssl:openssl python3:python3"
 # shellcheck source=tests/build-deps.sh
 source tests/build-deps.sh
 
-# nisshi, an independent Kafka-compatible broker, for the admin path and two-process runs. It needs
-# rustc >= 1.96: the machine's nightly toolchain builds it (about 25 minutes on 2 cores, once). Storage:
-# dynostore (in memory) and libsql (SQLite, the storage that holds the SCRAM users of tests/tests/security.rs);
-# a cached build without libsql is rebuilt.
-if [ ! -x "$NISSHI_BIN" ] || [[ "$("$NISSHI_BIN" --help)" != *"Storage engines:"*libsql* ]]; then
-  step "installing nisshi $NISSHI_VERSION into $CACHE (once)"
-  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-  cargo +nightly install nisshi --version "$NISSHI_VERSION" --locked --no-default-features \
-    --features dynostore,libsql --root "$CACHE/nisshi-$NISSHI_VERSION" --force
-fi
+# Apache Kafka from Maven Central, the broker of every test about Kafka's behaviour (once, into the cache).
+step "Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tests/kafka/pom.xml) (tests/kafka/install.sh)"
+bash tests/kafka/install.sh
 
 step "format"
 cargo fmt --all -- --check

@@ -1,11 +1,13 @@
-//! Harness for tests that need real, separate processes: an independent Kafka-compatible broker (`nisshi`,
-//! installed by `tests/run-all.sh`) and the `mirror-worker` binary.
+//! Harness for tests that need real, separate processes: Apache Kafka clusters ([`kafka`], brokers as JVM
+//! processes from `tests/kafka/`) and the `mirror-worker` binary.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+pub mod kafka;
+
+pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
+
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mirror_worker::testkit::{self, ReadRecord, SampleRecord};
@@ -14,30 +16,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-
-/// Where `tests/run-all.sh` installs the broker when `NISSHI_BIN` is not set.
-pub const NISSHI_VERSION: &str = "0.8.1";
-
-/// The broker binary: `NISSHI_BIN`, else the run-all.sh cache. Panics with the install command when missing,
-/// so a missing broker fails the suite instead of skipping it.
-pub fn nisshi_binary() -> PathBuf {
-    let path = std::env::var_os("NISSHI_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(format!(
-                ".cache/kafka-mirror/nisshi-{NISSHI_VERSION}/bin/nisshi"
-            ))
-        });
-    assert!(
-        path.is_file(),
-        "the nisshi broker is not installed at {}: run `bash tests/run-all.sh`, which installs it",
-        path.display()
-    );
-    path
-}
 
 /// The `mirror-worker` binary of this build (next to the test executable's `deps/` folder).
 pub fn worker_binary() -> PathBuf {
@@ -63,187 +41,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A SCRAM mechanism of `nisshi user create --mechanism`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scram {
-    Sha256,
-    Sha512,
-}
-
-impl Scram {
-    /// The name `nisshi user create --mechanism` takes.
-    pub fn nisshi_name(self) -> &'static str {
-        match self {
-            Scram::Sha256 => "scram256",
-            Scram::Sha512 => "scram512",
-        }
-    }
-
-    /// The name librdkafka's `sasl.mechanism` and a `KafkaMirror`'s `authentication.mechanism` take.
-    pub fn mechanism(self) -> &'static str {
-        match self {
-            Scram::Sha256 => "SCRAM-SHA-256",
-            Scram::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-}
-
-/// A SCRAM user the broker knows.
-#[derive(Debug, Clone)]
-pub struct ScramUser {
-    pub name: String,
-    pub password: String,
-    pub mechanism: Scram,
-}
-
-/// How a broker accepts clients. The default: plaintext, anyone, in-memory storage (what [`Broker::start`]
-/// runs).
-#[derive(Debug, Clone, Default)]
-pub struct BrokerOptions {
-    /// PEM certificate chain and private key files: the listener accepts TLS connections only.
-    pub tls: Option<(PathBuf, PathBuf)>,
-    /// SCRAM users. When any is given, the broker requires SASL authentication (`--authentication`) and keeps
-    /// its data in an SQLite file, the storage that can hold users.
-    pub users: Vec<ScramUser>,
-}
-
-/// One nisshi broker process, killed on drop.
-pub struct Broker {
-    child: Child,
-    pub bootstrap: String,
-    /// The SQLite storage of a broker with users, removed on drop.
-    _storage: Option<tempfile::TempDir>,
-}
-
-impl Broker {
-    /// A plaintext broker without authentication, with in-memory storage.
-    pub fn start(name: &str) -> Broker {
-        Broker::start_with(name, &BrokerOptions::default())
-    }
-
-    /// A broker with TLS and/or SASL/SCRAM as `options` say. Users are created with `nisshi user create` on
-    /// a first, open run of the broker over the same storage (a broker that requires authentication refuses
-    /// an anonymous client, `nisshi user create` included), then the broker runs as asked.
-    pub fn start_with(name: &str, options: &BrokerOptions) -> Broker {
-        if options.users.is_empty() {
-            let (child, bootstrap) =
-                spawn_broker(name, &format!("memory://{name}/"), None, options, false);
-            return Broker {
-                child,
-                bootstrap,
-                _storage: None,
-            };
-        }
-        let dir = tempfile::tempdir().expect("a directory for the broker's storage");
-        // nisshi resolves an SQLite URL against its working directory.
-        let storage = "sqlite://nisshi.db";
-        let (mut open, open_bootstrap) = spawn_broker(
-            name,
-            storage,
-            Some(dir.path()),
-            &BrokerOptions::default(),
-            false,
-        );
-        for user in &options.users {
-            let output = Command::new(nisshi_binary())
-                .args(["user", "create", "--broker"])
-                .arg(format!("tcp://{open_bootstrap}"))
-                .args(["--mechanism", user.mechanism.nisshi_name()])
-                .args([&user.name, &user.password])
-                .output()
-                .expect("running nisshi user create");
-            assert!(
-                output.status.success(),
-                "nisshi user create {} ({:?}) failed: {}",
-                user.name,
-                user.mechanism,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let _ = open.kill();
-        let _ = open.wait();
-        let (child, bootstrap) = spawn_broker(name, storage, Some(dir.path()), options, true);
-        Broker {
-            child,
-            bootstrap,
-            _storage: Some(dir),
-        }
-    }
-}
-
-/// Starts `nisshi broker` on a free loopback port and waits until it listens (or exits: its error is shown).
-fn spawn_broker(
-    name: &str,
-    storage: &str,
-    working_dir: Option<&Path>,
-    options: &BrokerOptions,
-    authentication: bool,
-) -> (Child, String) {
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut command = Command::new(nisshi_binary());
-    command
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", storage, "--cluster-id", name])
-        .args(["--group-initial-rebalance-delay", "0s"]);
-    if let Some((cert, key)) = &options.tls {
-        command.arg("--cert").arg(cert).arg("--key").arg(key);
-    }
-    if authentication {
-        command.arg("--authentication");
-    }
-    if let Some(dir) = working_dir {
-        command.current_dir(dir);
-    }
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting nisshi");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            panic!(
-                "nisshi {name} exited ({status}) instead of listening on {addr}: {stderr}\n\
-                 (users need a nisshi built with the libsql feature: tests/run-all.sh installs it)"
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nisshi {name} did not listen on {addr} within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Nothing reads the broker's log from here on: drain it so the broker never blocks on a full pipe.
-    if let Some(mut pipe) = child.stderr.take() {
-        std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
-    }
-    (child, format!("127.0.0.1:{port}"))
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A running `mirror-worker --config` whose stdout and stderr are collected.
+/// A running `mirror-worker --config`. Its stdout and stderr go to files, so a test can read what it said so
+/// far (and show it when a wait times out) while it still runs.
 pub struct Worker {
     child: Child,
-    stdout: JoinHandle<String>,
-    stderr: JoinHandle<String>,
+    logs: tempfile::TempDir,
     /// Where it serves /metrics, /healthz and /readyz.
     pub http: SocketAddr,
 }
@@ -272,8 +74,43 @@ impl Worker {
     /// Starts the worker on `document`, Secrets as files under `secrets_dir`, with `env` added (`RUST_LOG` is
     /// `info` unless `env` sets it). Commits every half second; drains for at most 5 s on SIGTERM.
     pub fn spawn(document: &Path, secrets_dir: &Path, env: &[(&str, &str)]) -> Worker {
+        Worker::spawn_with(document, secrets_dir, env, &[])
+    }
+
+    /// As [`Worker::spawn`], with further command-line arguments (a later `--commit-interval` wins).
+    pub fn spawn_with(
+        document: &Path,
+        secrets_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Worker {
+        Worker::spawn_through(&[], document, secrets_dir, env, args)
+    }
+
+    /// As [`Worker::spawn_with`], started through `wrapper` (a program and its arguments, given the worker's
+    /// command line after them, e.g. `unshare --mount ...`). The wrapper must `exec` that command line, so that
+    /// the process the harness waits for and signals is the worker itself.
+    pub fn spawn_through(
+        wrapper: &[&str],
+        document: &Path,
+        secrets_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Worker {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut command = Command::new(worker_binary());
+        let logs = tempfile::Builder::new()
+            .prefix("mirror-worker-")
+            .tempdir()
+            .expect("a directory for the worker's output");
+        let file = |name: &str| std::fs::File::create(logs.path().join(name)).unwrap();
+        let mut command = match wrapper.split_first() {
+            None => Command::new(worker_binary()),
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(worker_binary());
+                command
+            }
+        };
         command
             .arg("--config")
             .arg(document)
@@ -281,35 +118,77 @@ impl Worker {
             .arg(secrets_dir)
             .args(["--http-listen", &http.to_string()])
             .args(["--commit-interval", "0.5", "--drain-timeout", "5"])
+            .args(args)
             .env("RUST_LOG", "info")
             .env_remove("KMIRROR_SECRETS_DIR")
             .env_remove("KMIRROR_HTTP_LISTEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(Stdio::null())
+            .stdout(file("stdout"))
+            .stderr(file("stderr"));
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().expect("starting mirror-worker");
-        let collect = |mut pipe: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = pipe.read_to_end(&mut bytes);
-                String::from_utf8_lossy(&bytes).into_owned()
-            })
-        };
-        let stdout = collect(Box::new(child.stdout.take().unwrap()));
-        let stderr = collect(Box::new(child.stderr.take().unwrap()));
-        Worker {
-            child,
-            stdout,
-            stderr,
-            http,
-        }
+        let child = command.spawn().expect("starting mirror-worker");
+        Worker { child, logs, http }
+    }
+
+    /// The process id (to signal it from elsewhere).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the worker wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// What the worker wrote to stderr (its log) so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
     }
 
     /// Whether the process still runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(
+            status.success(),
+            "kill -{signal} {} failed",
+            self.child.id()
+        );
+    }
+
+    /// SIGKILL, as the OOM killer or a node failure would: no drain, no commit, no goodbye.
+    pub fn kill_hard(mut self) -> Finished {
+        let _ = self.child.kill();
+        self.finished(false)
+    }
+
+    /// Polls `condition` every 100 ms until it holds; after `timeout` fails the test with `what`, whether the
+    /// worker still runs, and its log (a worker that fell behind and one that exited look alike from Kafka).
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !condition() {
+            if Instant::now() >= deadline {
+                let state = match self.child.try_wait() {
+                    Ok(None) => "still running".to_string(),
+                    Ok(Some(status)) => format!("exited with {status}"),
+                    Err(e) => format!("in an unknown state ({e})"),
+                };
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; the worker is {state}; its log:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits up to `timeout` for the worker to exit by itself, then sends SIGTERM (and SIGKILL if it is still
@@ -325,27 +204,37 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(100));
         }
         if !exited_by_itself {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
+            self.signal("TERM");
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let _ = self.child.kill();
         }
-        let status = self.child.wait().expect("waiting for mirror-worker");
-        Finished {
-            status,
-            exited_by_itself,
-            stdout: self.stdout.join().unwrap_or_default(),
-            stderr: self.stderr.join().unwrap_or_default(),
-        }
+        self.finished(exited_by_itself)
     }
 
     /// SIGTERM now (a graceful stop), then as [`Worker::finish`].
     pub fn stop(self) -> Finished {
         self.finish(Duration::ZERO)
+    }
+
+    fn finished(mut self, exited_by_itself: bool) -> Finished {
+        let status = self.child.wait().expect("waiting for mirror-worker");
+        Finished {
+            status,
+            exited_by_itself,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a worker running against the next test's clusters.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
