@@ -3,10 +3,11 @@
 //! worker is down, because it asks the source cluster, not the workers.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_mirror_crds::TopicFilter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -14,6 +15,20 @@ use crate::broker_probe::{ProbeError, Reasons};
 use crate::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a coordinator that is still loading (see [`GroupPositions::committed`]) is waited for.
+const COORDINATOR_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Errors that say the group coordinator will answer soon, not that the request is wrong.
+fn coordinator_not_ready(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+        )
+    )
+}
 
 /// A partition of the source: `(topic, partition)`.
 pub type SourcePartition = (String, i32);
@@ -81,7 +96,8 @@ impl GroupPositions {
         Ok(topics)
     }
 
-    /// Committed offsets of the group for `partitions` (`None` where nothing was committed).
+    /// Committed offsets of the group for `partitions` (`None` where nothing was committed), once the
+    /// group's coordinator answers.
     pub fn committed(
         &self,
         partitions: &[SourcePartition],
@@ -90,13 +106,7 @@ impl GroupPositions {
         for (topic, partition) in partitions {
             tpl.add_partition(topic, *partition);
         }
-        let committed = self
-            .consumer
-            .committed_offsets(tpl, TIMEOUT)
-            .map_err(|source| Error::Kafka {
-                what: "reading the mirror group's committed offsets".into(),
-                source,
-            })?;
+        let committed = self.committed_offsets(tpl)?;
         Ok(committed
             .elements()
             .iter()
@@ -108,6 +118,27 @@ impl GroupPositions {
                 ((e.topic().to_string(), e.partition()), offset)
             })
             .collect())
+    }
+
+    /// The group coordinator's answer for `tpl`. A cluster whose `__consumer_offsets` is still being created
+    /// or loaded (a fresh cluster, a coordinator that just moved) answers NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS for a while: those are asked again until [`COORDINATOR_PATIENCE`] ends.
+    fn committed_offsets(&self, tpl: TopicPartitionList) -> Result<TopicPartitionList> {
+        let deadline = Instant::now() + COORDINATOR_PATIENCE;
+        loop {
+            match self.consumer.committed_offsets(tpl.clone(), TIMEOUT) {
+                Err(error) if coordinator_not_ready(&error) && Instant::now() < deadline => {
+                    tracing::debug!(%error, "the group coordinator is not ready yet; asking again");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                result => {
+                    return result.map_err(|source| Error::Kafka {
+                        what: "reading the mirror group's committed offsets".into(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// Watermarks and committed offset of every partition.

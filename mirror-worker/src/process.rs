@@ -8,13 +8,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs to stderr at the level `RUST_LOG` asks for (default `info`).
+/// Logs to stderr at the level `RUST_LOG` asks for (default `info`). Colours only on a terminal: a pod's log,
+/// a file or a pipe gets plain text that `grep` and log pipelines read as written.
 pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
