@@ -131,8 +131,28 @@ pub fn explain(prefix: &str, error: &KafkaError, reasons: &[String]) -> String {
     if reasons.is_empty() {
         return error.to_string();
     }
-    let all = reasons.join("; ").to_ascii_lowercase();
-    let hint = if all.contains("certificate") || all.contains("ssl") || all.contains("tls") {
+    // Judged on what happened, not on the broker's name: `sasl_ssl://...` says nothing about TLS failing.
+    let all = reasons
+        .iter()
+        .map(|r| cause(r))
+        .collect::<Vec<_>>()
+        .join("; ")
+        .to_ascii_lowercase();
+    let hint = if all.contains("failed to resolve") {
+        // A bootstrap server with a typo, or (once bootstrapping by IP worked) a name the brokers advertise that
+        // no DNS server here knows: HDInsight's worker-node FQDNs.
+        format!(
+            "; a broker host name does not resolve on this machine: check {prefix}.bootstrapServers, and for names \
+             the brokers advertise that no DNS server here knows, map each to its broker's IP address in \
+             {prefix}.hostAliases (or have the brokers advertise IP addresses)"
+        )
+    } else if CLIENT_CERTIFICATE_REFUSED.iter().any(|r| all.contains(r)) {
+        format!(
+            "; the brokers require a client certificate they trust (ssl.client.auth=required): check \
+             {prefix}.tls.clientCertificate and {prefix}.tls.clientKey (a certificate signed by a CA the brokers \
+             trust, and its key)"
+        )
+    } else if all.contains("certificate") || all.contains("ssl") || all.contains("tls") {
         format!(
             "; check {prefix}.tls.ca (the CA that signed the brokers' certificates) and that the certificates \
              name the hosts in {prefix}.bootstrapServers"
@@ -150,6 +170,25 @@ pub fn explain(prefix: &str, error: &KafkaError, reasons: &[String]) -> String {
         String::new()
     };
     format!("{error} (librdkafka: {}){hint}", reasons.join("; "))
+}
+
+/// What OpenSSL and librdkafka say when the broker refused the client's certificate, or its absence: an alert
+/// the broker sent (Kafka's `bad_certificate` for a missing or untrusted one), or librdkafka declining to send a
+/// certificate the broker's CAs did not sign.
+const CLIENT_CERTIFICATE_REFUSED: &[&str] = &[
+    "alert bad certificate",
+    "alert certificate required",
+    "alert unknown ca",
+    "alert certificate unknown",
+    "not sending any client certificates",
+];
+
+/// A reason without the broker name librdkafka starts it with (`sasl_ssl://10.0.0.1:9093/1: ...`).
+fn cause(reason: &str) -> &str {
+    match reason.split_once(": ") {
+        Some((broker, rest)) if !broker.contains(' ') && broker.contains('/') => rest,
+        _ => reason,
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +218,51 @@ mod tests {
         let message = explain("spec.target", &failure(), &reasons);
         assert!(
             message.contains("check spec.target.authentication"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_password_over_tls_points_at_the_authentication_fields() {
+        let reasons = ["sasl_ssl://127.0.0.1:9094/bootstrap: SASL authentication error: Authentication failed: \
+                        Invalid username or password (after 312ms in state AUTH_REQ)"
+            .into()];
+        let message = explain("spec.source", &failure(), &reasons);
+        assert!(
+            message.contains("check spec.source.authentication") && !message.contains(".tls."),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_refused_client_certificate_points_at_the_client_certificate_fields() {
+        for reason in [
+            "ssl://127.0.0.1:9093/bootstrap: Receive failed: error:0A000412:SSL routines::sslv3 alert bad \
+             certificate: SSL alert number 42 (after 0ms in state APIVERSION_QUERY)",
+            "No matching issuer found in server trusted certificate authorities, not sending any client \
+             certificates",
+        ] {
+            let message = explain("spec.target", &failure(), &[reason.into()]);
+            assert!(
+                message.contains(
+                    "check spec.target.tls.clientCertificate and spec.target.tls.clientKey"
+                ),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unresolvable_advertised_name_points_at_host_aliases() {
+        let reasons = [
+            "wn0-kafka.abc.internal.cloudapp.net:9092/1: Failed to resolve \
+                        'wn0-kafka.abc.internal.cloudapp.net:9092': Name or service not known"
+                .into(),
+        ];
+        let message = explain("spec.source", &failure(), &reasons);
+        assert!(
+            message.contains("Failed to resolve 'wn0-kafka.abc.internal.cloudapp.net:9092'")
+                && message.contains("in spec.source.hostAliases"),
             "{message}"
         );
     }

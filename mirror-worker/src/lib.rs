@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod engine;
 mod error;
 pub mod health;
+pub mod host_aliases;
 pub mod http;
 pub mod metrics;
 mod partition_state;

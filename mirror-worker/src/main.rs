@@ -137,6 +137,8 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
         drain_timeout: seconds("--drain-timeout", cli.drain_timeout)?,
     };
     let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
+    // Before any connection: an alias this machine does not honour would only show as brokers never reached.
+    mirror_worker::host_aliases::check(&plan.spec)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(plan.spec.num_streams as usize));
     let bound = mirror_worker::http::serve(

@@ -1,7 +1,9 @@
 //! Harness for tests that need real, separate processes: Apache Kafka clusters ([`kafka`], brokers as JVM
-//! processes from `tests/kafka/`) and the `mirror-worker` binary.
+//! processes from `tests/kafka/`) and the `mirror-worker` binary ([`mirror`]: what the worker-process fault
+//! tests share).
 
 pub mod kafka;
+pub mod mirror;
 
 pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
 
@@ -74,20 +76,10 @@ impl Worker {
     /// Starts the worker on `document`, Secrets as files under `secrets_dir`, with `env` added (`RUST_LOG` is
     /// `info` unless `env` sets it). Commits every half second; drains for at most 5 s on SIGTERM.
     pub fn spawn(document: &Path, secrets_dir: &Path, env: &[(&str, &str)]) -> Worker {
-        Worker::spawn_with(document, secrets_dir, env, &[])
+        Worker::spawn_through(&[], document, secrets_dir, env)
     }
 
-    /// As [`Worker::spawn`], with further command-line arguments (a later `--commit-interval` wins).
-    pub fn spawn_with(
-        document: &Path,
-        secrets_dir: &Path,
-        env: &[(&str, &str)],
-        args: &[&str],
-    ) -> Worker {
-        Worker::spawn_through(&[], document, secrets_dir, env, args)
-    }
-
-    /// As [`Worker::spawn_with`], started through `wrapper` (a program and its arguments, given the worker's
+    /// As [`Worker::spawn`], started through `wrapper` (a program and its arguments, given the worker's
     /// command line after them, e.g. `unshare --mount ...`). The wrapper must `exec` that command line, so that
     /// the process the harness waits for and signals is the worker itself.
     pub fn spawn_through(
@@ -95,7 +87,6 @@ impl Worker {
         document: &Path,
         secrets_dir: &Path,
         env: &[(&str, &str)],
-        args: &[&str],
     ) -> Worker {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let logs = tempfile::Builder::new()
@@ -118,7 +109,6 @@ impl Worker {
             .arg(secrets_dir)
             .args(["--http-listen", &http.to_string()])
             .args(["--commit-interval", "0.5", "--drain-timeout", "5"])
-            .args(args)
             .env("RUST_LOG", "info")
             .env_remove("KMIRROR_SECRETS_DIR")
             .env_remove("KMIRROR_HTTP_LISTEN")

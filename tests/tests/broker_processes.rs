@@ -1,117 +1,372 @@
-//! mirror-worker as a process between two independent broker processes (nisshi): the admin path (target
-//! topic creation with the source's partition count) and a complete `mode: migrate` run from a document.
+//! mirror-worker as a process between two Apache Kafka clusters, run from a document with `mode: migrate`:
+//! the admin path (the missing target topic created with the source's partition count, the replication factor
+//! and the topic configs the document asks for, read back with DescribeConfigs), a complete copy, and a
+//! migration while producers keep writing to the source, which copies exactly the records below the high
+//! watermarks seen at start. And a bad document, refused before any cluster is touched.
+//!
+//! The source is the test binary's shared single-broker cluster; the target has three brokers, so a
+//! replication factor other than the default can be seen on the created topic.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use kafka_mirror_tests::{Broker, worker_binary};
-use mirror_worker::testkit;
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, worker_binary};
+use mirror_worker::testkit::{self, ReadRecord, SampleRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = runtime
-        .block_on(admin.create_topics(&[new_topic], &AdminOptions::new()))
-        .unwrap();
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn source() -> &'static KafkaCluster {
+    KafkaCluster::shared()
 }
 
-fn partitions_of(bootstrap: &str, topic: &str) -> usize {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
+/// Three brokers: a created topic's replication factor can differ from the default of 1.
+fn target() -> &'static KafkaCluster {
+    static TARGET: OnceLock<KafkaCluster> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        KafkaCluster::start(&ClusterOptions {
+            brokers: 3,
+            ..ClusterOptions::default()
+        })
+    })
+}
+
+/// A `mode: migrate` document of mirror `name` from `source` to `target`, copying `topic` to `mirror.<topic>`;
+/// `create` is the YAML flow mapping of `spec.topics.create`.
+fn migrate_document(dir: &Path, name: &str, topic: &str, create: &str) -> PathBuf {
+    let document = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &document,
+        format!(
+            "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: {name}}}\nspec:\n  \
+             source: {{bootstrapServers: \"{}\"}}\n  target: {{bootstrapServers: \"{}\"}}\n  topics:\n    \
+             include: [{topic}]\n    rename: \"mirror.{{topic}}\"\n    create: {create}\n  mode: migrate\n  \
+             numStreams: 2\n",
+            source().plaintext,
+            target().plaintext,
+        ),
+    )
+    .unwrap();
+    document
+}
+
+/// Asserts the worker completed the migration by itself with exit 0, and returns its summary row for `topic`:
+/// `(target topic, records)`.
+fn assert_migrated(run: &Finished, topic: &str) -> (String, u64) {
+    assert!(
+        run.exited_by_itself && run.status.success(),
+        "the migration should complete by itself with exit 0 ({}):\n{}",
+        run.status,
+        run.output()
+    );
+    assert!(
+        run.stdout.contains("migration complete"),
+        "{}",
+        run.output()
+    );
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(topic))
+        .unwrap_or_else(|| panic!("no summary row for {topic}:\n{}", run.stdout));
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    (
+        columns[1].to_string(),
+        columns[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("no record count in {row:?}")),
+    )
+}
+
+/// Replicas of each partition of `topic` on `cluster`.
+fn replicas(cluster: &KafkaCluster, topic: &str) -> Vec<usize> {
+    let consumer: BaseConsumer = cluster.client().create().unwrap();
     let metadata = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap();
     metadata
         .topics()
         .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map_or(0, |t| t.partitions().len())
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.replicas().len()))
+        .collect()
 }
 
 #[test]
-fn migrate_between_two_broker_processes_creates_the_target_topic_and_copies_everything() {
-    let source = Broker::start("source");
-    let target = Broker::start("target");
-    create_topic(&source.bootstrap, "testtopic", 4);
-    let seeded = testkit::produce(&source.bootstrap, "testtopic", 0, 2000, 50, 200).unwrap();
+fn migrate_creates_the_target_topic_as_the_document_says_and_copies_everything() {
+    let (source, target) = (source(), target());
+    source.create_topic("testtopic", 4, 1, &[]);
+    let seeded = testkit::produce_with(&source.client(), "testtopic", 0, 2000, 50, 200).unwrap();
     assert_eq!(
-        partitions_of(&target.bootstrap, "mirror.testtopic"),
+        target.partitions("mirror.testtopic"),
         0,
         "the target starts without the topic"
     );
-
     let dir = tempfile::tempdir().unwrap();
-    let document = dir.path().join("mirror.yaml");
-    std::fs::write(
-        &document,
-        format!(
-            "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: migration}}\nspec:\n  \
-             source: {{bootstrapServers: \"{}\", groupId: mirrorgroup}}\n  target: {{bootstrapServers: \"{}\"}}\n  \
-             topics:\n    include: [testtopic]\n    rename: \"mirror.{{topic}}\"\n    create: {{replicationFactor: 1}}\n  \
-             mode: migrate\n  numStreams: 2\n",
-            source.bootstrap, target.bootstrap
-        ),
-    )
-    .unwrap();
-    let output = Command::new(worker_binary())
-        .args([
-            "--config",
-            document.to_str().unwrap(),
-            "--http-listen",
-            "127.0.0.1:0",
-            "--commit-interval",
-            "0.5",
-        ])
-        .output()
-        .expect("running mirror-worker");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "mirror-worker failed ({:?}):\n{stdout}\n{stderr}",
-        output.status
+    let document = migrate_document(
+        dir.path(),
+        "migration",
+        "testtopic",
+        "{replicationFactor: 2, config: {retention.ms: \"86400000\", max.message.bytes: \"2097152\", \
+         min.insync.replicas: \"2\"}}",
     );
-    assert!(stdout.contains("migration complete"), "{stdout}");
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("testtopic"))
-        .unwrap_or_else(|| panic!("no summary row:\n{stdout}"));
-    let columns: Vec<&str> = row.split_whitespace().collect();
+    let started = Instant::now();
+    let run = Worker::spawn(&document, dir.path(), &[]).finish(MIGRATION_TIMEOUT);
+    eprintln!(
+        "migration: exited with {} after {:.1} s",
+        run.status,
+        started.elapsed().as_secs_f64()
+    );
+    let (target_topic, records) = assert_migrated(&run, "testtopic");
     assert_eq!(
-        columns[..3],
-        ["testtopic", "mirror.testtopic", "2000"],
-        "{row}"
+        (target_topic.as_str(), records),
+        ("mirror.testtopic", 2000),
+        "{}",
+        run.stdout
     );
 
     assert_eq!(
-        partitions_of(&target.bootstrap, "mirror.testtopic"),
+        target.partitions("mirror.testtopic"),
         4,
         "created with the source's partition count"
     );
+    assert_eq!(
+        replicas(target, "mirror.testtopic"),
+        [2, 2, 2, 2],
+        "created with spec.topics.create.replicationFactor"
+    );
+    let config = target.topic_config("mirror.testtopic");
+    for (key, value) in [
+        ("retention.ms", "86400000"),
+        ("max.message.bytes", "2097152"),
+        ("min.insync.replicas", "2"),
+    ] {
+        assert_eq!(
+            config.get(key).map(String::as_str),
+            Some(value),
+            "{key} from spec.topics.create.config, as DescribeConfigs reports it"
+        );
+    }
     let copy = testkit::read_all(
-        &target.bootstrap,
+        &target.internal,
         "mirror.testtopic",
         2000,
         Duration::from_secs(60),
     )
     .unwrap();
     let v = testkit::verify(&seeded, &copy);
+    eprintln!("migration: {v}");
     assert!(v.is_intact(), "{v}");
     assert_eq!(v.duplicated, 0, "{v}");
+}
+
+/// High watermark of each partition of `topic`.
+fn high_watermarks(cluster: &KafkaCluster, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = cluster.client().create().unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .collect()
+}
+
+/// The offsets group `group` committed on `topic`'s partitions.
+fn committed(cluster: &KafkaCluster, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = cluster.client().set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                other => panic!("{group} committed nothing on {topic}[{p}]: {other:?}"),
+            },
+        )
+        .collect()
+}
+
+/// The `records=N` the worker logs when it fixes the high watermarks a migration copies up to.
+fn logged_migration_records(log: &str) -> Option<i64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("migration: copying up to the high watermarks seen now"))?;
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("records="))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Records of `partition`, in offset order.
+fn partition_records(records: &[ReadRecord], partition: i32) -> Vec<&ReadRecord> {
+    let mut of_partition: Vec<&ReadRecord> = records
+        .iter()
+        .filter(|r| r.partition == partition)
+        .collect();
+    of_partition.sort_by_key(|r| r.offset);
+    of_partition
+}
+
+/// Whether `copy` keeps what a copy must keep of `original`: key, value, timestamp, headers (not where it was).
+fn same_content(copy: &ReadRecord, original: &ReadRecord) -> bool {
+    copy.key == original.key
+        && copy.value == original.value
+        && copy.timestamp == original.timestamp
+        && copy.headers == original.headers
+}
+
+/// Sets its flag when dropped, on a panic too.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Keeps producing sample records to `topic` from record `from` on until `stop`, in batches; returns them.
+fn keep_producing(
+    cluster: &KafkaCluster,
+    topic: &str,
+    from: u64,
+    stop: &AtomicBool,
+) -> Vec<SampleRecord> {
+    let mut produced = Vec::new();
+    let mut next = from;
+    while !stop.load(Ordering::Acquire) {
+        produced.extend(
+            testkit::produce_with(&cluster.client(), topic, next, next + 200, 30, 100).unwrap(),
+        );
+        next += 200;
+    }
+    produced
+}
+
+/// `mode: migrate` while a producer keeps writing to the source: the worker fixes the high watermarks when it
+/// starts, copies exactly the records below them (per partition: the source's first records, in order,
+/// intact, none after), and exits 0 by itself although the source keeps growing.
+#[test]
+fn migrate_while_a_producer_keeps_writing_copies_exactly_the_records_below_the_start_watermarks() {
+    const PARTITIONS: i32 = 3;
+    let (source, target) = (source(), target());
+    source.create_topic("busy", PARTITIONS, 1, &[]);
+    testkit::produce_with(&source.client(), "busy", 0, 3000, 30, 100).unwrap();
+
+    let group = mirror_worker::plan::default_group_id(None, "busy-migration");
+    let stop = AtomicBool::new(false);
+    let dir = tempfile::tempdir().unwrap();
+    let document = migrate_document(
+        dir.path(),
+        "busy-migration",
+        "busy",
+        "{replicationFactor: 1}",
+    );
+    let (before, after, run, elapsed) = std::thread::scope(|scope| {
+        let producer = scope.spawn(|| keep_producing(source, "busy", 3000, &stop));
+        // A failed assertion below must stop the producer too, or the scope would wait for it forever.
+        let _stop_on_exit = StopOnDrop(&stop);
+        // The producer runs before the worker starts, and keeps running until after the worker exited.
+        while source.records("busy") < 3400 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let before = high_watermarks(source, "busy", PARTITIONS);
+        let started = Instant::now();
+        let mut worker = Worker::spawn(&document, dir.path(), &[]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while logged_migration_records(&worker.stderr()).is_none() {
+            assert!(
+                worker.is_running() && Instant::now() < deadline,
+                "the worker did not log its migration's end offsets within 60 s (or exited):\n{}",
+                worker.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let after = high_watermarks(source, "busy", PARTITIONS);
+        let run = worker.finish(MIGRATION_TIMEOUT);
+        let elapsed = started.elapsed();
+        let grown = source.records("busy");
+        while source.records("busy") < grown + 200 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Release);
+        producer.join().unwrap();
+        (before, after, run, elapsed)
+    });
+    eprintln!(
+        "busy: exited with {} after {:.1} s",
+        run.status,
+        elapsed.as_secs_f64()
+    );
+    let (_, summary_records) = assert_migrated(&run, "busy");
+    let logged = logged_migration_records(&run.stderr).expect("the logged end offsets");
+
+    let ends = committed(source, &group, "busy", PARTITIONS);
+    let total_at_end = source.records("busy");
+    let copy = testkit::read_all(
+        &target.internal,
+        "mirror.busy",
+        logged as usize,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let original = testkit::read_all(
+        &source.internal,
+        "busy",
+        total_at_end as usize,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    eprintln!(
+        "busy: high watermarks {before:?} before the worker started, {after:?} once it fixed its end offsets \
+         ({logged} records), committed {ends:?}; {} records copied, {} on the source at the end ({} written \
+         after the end offsets)",
+        copy.len(),
+        total_at_end,
+        total_at_end - logged
+    );
+    assert_eq!(
+        ends.iter().sum::<i64>(),
+        logged,
+        "the group committed exactly up to the end offsets"
+    );
+    assert_eq!(summary_records, logged as u64, "{}", run.stdout);
+    assert!(
+        total_at_end > after.iter().sum::<i64>(),
+        "the producer kept writing while the worker ran"
+    );
+    for p in 0..PARTITIONS {
+        let i = p as usize;
+        assert!(
+            before[i] <= ends[i] && ends[i] <= after[i],
+            "partition {p}: the end offset {} is the high watermark at start, between {} and {}",
+            ends[i],
+            before[i],
+            after[i]
+        );
+        let copied = partition_records(&copy, p);
+        let source_records = partition_records(&original, p);
+        assert_eq!(
+            copied.len() as i64,
+            ends[i],
+            "partition {p}: exactly the records below the end offset arrived, none after"
+        );
+        for (n, (c, s)) in copied.iter().zip(&source_records).enumerate() {
+            assert!(
+                same_content(c, s),
+                "partition {p}: copied record {n} is source record {n} (key, value, timestamp, headers):\n{c:?}\n{s:?}"
+            );
+        }
+    }
 }
 
 #[test]

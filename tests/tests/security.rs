@@ -1,18 +1,25 @@
-//! TLS and SASL between the `mirror-worker` process and real broker processes (nisshi, an independent
-//! Kafka-compatible broker): certificates and credentials come from Secrets (files laid out as the operator
-//! mounts them, or `KMIRROR_SECRET_*` variables), records arrive when they are right, nothing is mirrored when
-//! they are wrong and the worker gives up naming the cluster, and no credential ever shows in the worker's
-//! output or `/metrics`.
+//! TLS and SASL between the `mirror-worker` process and Apache Kafka brokers: certificates and credentials come
+//! from Secrets (files laid out as the operator mounts them, or `KMIRROR_SECRET_*` variables), records arrive
+//! when they are right, nothing is mirrored when they are wrong and the worker gives up by itself naming the
+//! field to check, and no credential ever shows in the worker's output or `/metrics`.
 //!
-//! A CA and its certificates are made at test time (rcgen). SCRAM users need nisshi's SQLite storage (the
-//! `libsql` feature tests/run-all.sh builds it with). nisshi cannot require client certificates (its listener
-//! does not ask for one) and offers SCRAM but not PLAIN: what that leaves untested is said where it matters.
+//! One cluster serves most tests (see [`secure`]): its SSL listener requires a client certificate
+//! (`ssl.client.auth=required`), its SASL_SSL and SASL_PLAINTEXT listeners take PLAIN and SCRAM-SHA-256/512
+//! users that Kafka's own tools created. A mirror's source and target are two listeners of that cluster: each
+//! listener authenticates on its own, so the worker's source and target clients go through exactly what two
+//! clusters would ask of them (`broker_processes.rs` runs two clusters). Only the wrong-host-name case starts a
+//! cluster of its own, since the broker certificate itself must differ. The certificates a broker must refuse
+//! are made at test time (rcgen).
+//!
+//! The tests of this binary run side by side, so each mirror has its own name (so its own consumer group) and
+//! its own topics; cases of one test that mostly wait for the worker to give up run side by side too.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use kafka_mirror_tests::{
-    Broker, BrokerOptions, Finished, Scram, ScramUser, Worker, client_config, create_topic,
+    ClusterOptions, Finished, KafkaCluster, SaslUser, Scram, Worker, client_config,
     produce_samples, read_records,
 };
 use mirror_worker::testkit::{self, SampleRecord};
@@ -20,17 +27,70 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
-const TOPIC: &str = "orders";
-const MIRRORED: &str = "mirror.orders";
 const RECORDS: u64 = 300;
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a worker that cannot read a cluster may take to give up (its metadata timeout is 15 s).
+const GIVE_UP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Users of the shared cluster known from its start (stored at format time).
+const PLAIN_USER: (&str, &str) = ("pat", "pat-plain-password");
+const SCRAM_256_USER: (&str, &str) = ("alice", "alice-scram-256-password");
+const SCRAM_512_USER: (&str, &str) = ("bob", "bob-scram-512-password");
+
+/// The cluster most tests share: the script's test PKI (a CA, the broker certificate for 127.0.0.1, a client
+/// certificate for mutual TLS in `client.crt`/`client.key`) and the users above.
+fn secure() -> &'static KafkaCluster {
+    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        KafkaCluster::start(&ClusterOptions {
+            users: vec![
+                SaslUser::plain(PLAIN_USER.0, PLAIN_USER.1),
+                SaslUser::scram(SCRAM_256_USER.0, SCRAM_256_USER.1, Scram::Sha256),
+                SaslUser::scram(SCRAM_512_USER.0, SCRAM_512_USER.1, Scram::Sha512),
+            ],
+            ..ClusterOptions::default()
+        })
+    })
+}
+
+/// Adds a SCRAM user with Kafka's `kafka-configs` and waits until the broker admits it: the tool returns once
+/// the controller took the credential, which the broker applies a moment later.
+fn add_scram_user(cluster: &KafkaCluster, user: &SaslUser) {
+    cluster.add_scram_user(user);
+    let settings = [
+        ("security.protocol", "sasl_plaintext"),
+        ("sasl.mechanism", user.mechanism_name()),
+        ("sasl.username", user.name.as_str()),
+        ("sasl.password", user.password.as_str()),
+    ];
+    let client: BaseConsumer = client_config(&cluster.sasl_plaintext, &settings)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.fetch_metadata(None, Duration::from_secs(3)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the SCRAM user {} added with kafka-configs is not admitted after 30 s",
+            user.name
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A PEM file of a cluster's PKI.
+fn pki_file(cluster: &KafkaCluster, file: &str) -> String {
+    std::fs::read_to_string(cluster.pki.join(file))
+        .unwrap_or_else(|e| panic!("{}/{file}: {e}", cluster.pki.display()))
+}
 
 /// A certificate authority made for one test.
 struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
-/// A certificate and its private key, both PEM.
+/// A certificate and its private key (PKCS#8), both PEM.
 struct Issued {
     cert: String,
     key: String,
@@ -74,60 +134,77 @@ impl Ca {
         }
     }
 
-    /// A broker certificate for the loopback address the test brokers listen on.
-    fn broker(&self) -> Issued {
-        self.issue(
-            "broker",
-            &["localhost", "127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
+    fn client(&self, common_name: &str) -> Issued {
+        self.issue(common_name, &[], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    /// A PKI directory for [`ClusterOptions::pki`]: this CA's `ca.crt`, and `broker.pem` (the broker's PKCS#8
+    /// key followed by its certificate chain) with `broker` as the broker's certificate.
+    fn write_pki(&self, dir: &Path, broker: &Issued) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("ca.crt"), self.pem()).unwrap();
+        std::fs::write(
+            dir.join("broker.pem"),
+            format!("{}{}{}", broker.key, broker.cert, self.pem()),
         )
+        .unwrap();
     }
 }
 
-/// Files of one test: the document, broker certificates, and Secrets laid out as the operator mounts them
-/// (`<secrets>/<secret name>/<key>`).
-struct Files {
-    dir: tempfile::TempDir,
+/// One mirror of a test: its name (so its consumer group), the source topic it copies and where to.
+struct Mirror {
+    name: String,
+    files: tempfile::TempDir,
 }
 
-impl Files {
-    fn new() -> Files {
-        let files = Files {
-            dir: tempfile::tempdir().unwrap(),
+impl Mirror {
+    fn new(name: &str) -> Mirror {
+        let mirror = Mirror {
+            name: name.to_string(),
+            files: tempfile::tempdir().unwrap(),
         };
-        std::fs::create_dir_all(files.secrets()).unwrap();
-        files
+        std::fs::create_dir_all(mirror.secrets()).unwrap();
+        mirror
     }
 
+    fn topic(&self) -> String {
+        format!("{}-orders", self.name)
+    }
+
+    fn mirrored(&self) -> String {
+        format!("mirror.{}", self.topic())
+    }
+
+    /// The Secrets directory, laid out as the operator mounts Secrets: `<secrets>/<secret name>/<key>`.
     fn secrets(&self) -> PathBuf {
-        self.dir.path().join("secrets")
+        self.files.path().join("secrets")
     }
 
     /// A Secret key as a mounted file (with the trailing newline `kubectl create secret --from-file` keeps).
-    fn secret(&self, name: &str, key: &str, value: &str) {
+    fn secret(&self, name: &str, key: &str, value: &str) -> &Mirror {
         let dir = self.secrets().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(key), format!("{value}\n")).unwrap();
+        self
     }
 
-    /// A broker's TLS options: its certificate and key as files.
-    fn broker_tls(&self, name: &str, issued: &Issued) -> Option<(PathBuf, PathBuf)> {
-        let cert = self.dir.path().join(format!("{name}.crt"));
-        let key = self.dir.path().join(format!("{name}.key"));
-        std::fs::write(&cert, &issued.cert).unwrap();
-        std::fs::write(&key, &issued.key).unwrap();
-        Some((cert, key))
+    /// `self.topic()` with 3 partitions and RECORDS sample records on `cluster`, through its internal listener.
+    fn seed(&self, cluster: &KafkaCluster) -> Vec<SampleRecord> {
+        cluster.create_topic(&self.topic(), 3, 1, &[]);
+        produce_samples(&cluster.client(), &self.topic(), RECORDS, 30, 64)
     }
 
     /// The `KafkaMirror` document: `source` and `target` are YAML flow mappings of the cluster sections.
     fn document(&self, source: &str, target: &str, mode: &str) -> PathBuf {
-        let path = self.dir.path().join("mirror.yaml");
+        let path = self.files.path().join("mirror.yaml");
         std::fs::write(
             &path,
             format!(
-                "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: secure}}\nspec:\n  \
-                 source: {source}\n  target: {target}\n  topics:\n    include: [{TOPIC}]\n    rename: \
-                 \"mirror.{{topic}}\"\n    create: {{replicationFactor: 1}}\n  mode: {mode}\n  numStreams: 1\n"
+                "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: {name}}}\nspec:\n  \
+                 source: {source}\n  target: {target}\n  topics:\n    include: [{topic}]\n    rename: \
+                 \"mirror.{{topic}}\"\n    create: {{replicationFactor: 1}}\n  mode: {mode}\n  numStreams: 1\n",
+                name = self.name,
+                topic = self.topic(),
             ),
         )
         .unwrap();
@@ -137,107 +214,65 @@ impl Files {
     fn worker(&self, document: &Path, env: &[(&str, &str)]) -> Worker {
         Worker::spawn(document, &self.secrets(), env)
     }
-}
 
-/// Client settings of the test itself for a TLS listener signed by `ca`.
-fn tls_client(ca: &Ca) -> Vec<(&'static str, String)> {
-    vec![
-        ("security.protocol", "ssl".into()),
-        ("ssl.ca.pem", ca.pem()),
-    ]
-}
-
-/// Client settings of the test itself for SASL/SCRAM, over TLS when `tls` is given.
-fn sasl_client(user: &ScramUser, tls: Option<&Ca>) -> Vec<(&'static str, String)> {
-    let mut settings = vec![
-        (
-            "security.protocol",
-            if tls.is_some() {
-                "sasl_ssl"
-            } else {
-                "sasl_plaintext"
-            }
-            .into(),
-        ),
-        ("sasl.mechanism", user.mechanism.mechanism().into()),
-        ("sasl.username", user.name.clone()),
-        ("sasl.password", user.password.clone()),
-    ];
-    if let Some(ca) = tls {
-        settings.push(("ssl.ca.pem", ca.pem()));
+    /// Runs the worker on a `mode: migrate` document until it exits by itself (or `timeout`).
+    fn migrate(
+        &self,
+        source: &str,
+        target: &str,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Finished {
+        let document = self.document(source, target, "migrate");
+        let started = Instant::now();
+        let run = self.worker(&document, env).finish(timeout);
+        eprintln!(
+            "{}: the worker exited with {} after {:.1} s",
+            self.name,
+            run.status,
+            started.elapsed().as_secs_f64()
+        );
+        run
     }
-    settings
+
+    /// Asserts the run was a complete migration and every seeded record is on `cluster`'s mirrored topic,
+    /// intact (key, value, headers, timestamp, per-key order), none twice.
+    fn assert_mirrored(&self, run: &Finished, cluster: &KafkaCluster, seeded: &[SampleRecord]) {
+        assert!(
+            run.exited_by_itself && run.status.success(),
+            "{}: the migration should complete ({}):\n{}",
+            self.name,
+            run.status,
+            run.output()
+        );
+        assert!(
+            run.stdout.contains("migration complete"),
+            "{}",
+            run.output()
+        );
+        let copy = read_records(
+            &cluster.client(),
+            &self.mirrored(),
+            seeded.len(),
+            Duration::from_secs(60),
+        );
+        let verification = testkit::verify(seeded, &copy);
+        eprintln!("{}: {verification}", self.name);
+        assert!(verification.is_intact(), "{}: {verification}", self.name);
+        assert_eq!(verification.duplicated, 0, "{}: {verification}", self.name);
+    }
+
+    /// Asserts nothing reached the target: its topic holds no record (it was not even created).
+    fn assert_nothing_mirrored(&self, cluster: &KafkaCluster) {
+        let records = cluster.records(&self.mirrored());
+        eprintln!("{}: {records} records mirrored", self.name);
+        assert_eq!(records, 0, "{}: nothing mirrored", self.name);
+    }
 }
 
-fn config(broker: &Broker, settings: &[(&'static str, String)]) -> rdkafka::ClientConfig {
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    client_config(&broker.bootstrap, &settings)
-}
-
-/// `orders` with 3 partitions and RECORDS sample records on `broker`.
-fn seed(broker: &Broker, settings: &[(&'static str, String)]) -> Vec<SampleRecord> {
-    let config = config(broker, settings);
-    create_topic(&config, TOPIC, 3);
-    produce_samples(&config, TOPIC, RECORDS, 30, 64)
-}
-
-/// Asserts the run was a complete migration and every seeded record is on the target, intact.
-fn assert_mirrored(
-    run: &Finished,
-    target: &Broker,
-    settings: &[(&'static str, String)],
-    seeded: &[SampleRecord],
-) {
-    assert!(
-        run.exited_by_itself && run.status.success(),
-        "the migration should complete ({}):\n{}",
-        run.status,
-        run.output()
-    );
-    assert!(
-        run.stdout.contains("migration complete"),
-        "{}",
-        run.output()
-    );
-    let copy = read_records(
-        &config(target, settings),
-        MIRRORED,
-        seeded.len(),
-        Duration::from_secs(60),
-    );
-    let verification = testkit::verify(seeded, &copy);
-    assert!(verification.is_intact(), "{verification}");
-}
-
-/// Records of `mirror.orders` on `target` within a few seconds: none when nothing was mirrored.
-fn mirrored_count(target: &Broker, settings: &[(&'static str, String)]) -> usize {
-    read_records(
-        &config(target, settings),
-        MIRRORED,
-        1,
-        Duration::from_secs(3),
-    )
-    .len()
-}
-
-const MIGRATION_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long a worker that cannot reach a cluster may take to give up (librdkafka's metadata timeout is 10 s).
-const GIVE_UP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A source section with TLS whose CA is the Secret `source-tls` key `ca.crt`.
-fn tls_source(source: &Broker, extra: &str) -> String {
-    format!(
-        "{{bootstrapServers: \"{}\", tls: {{ca: {{name: source-tls, key: ca.crt}}{extra}}}}}",
-        source.bootstrap
-    )
-}
-
-fn plain(broker: &Broker) -> String {
-    format!("{{bootstrapServers: \"{}\"}}", broker.bootstrap)
-}
-
-/// The worker gave up by itself with exit code 1 and an error naming what it could not do.
-fn assert_gave_up(run: &Finished, names: &str) {
+/// The worker gave up by itself with exit code 1, its last line an error naming what it could not do (`what`)
+/// and the field to check (`field`). Returns that line.
+fn assert_gave_up(run: &Finished, what: &str, field: &str) -> String {
     assert!(
         run.exited_by_itself,
         "the worker should give up by itself, not wait forever:\n{}",
@@ -248,138 +283,395 @@ fn assert_gave_up(run: &Finished, names: &str) {
         .stderr
         .lines()
         .rfind(|l| !l.trim().is_empty())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_string();
     assert!(
-        last.starts_with("mirror-worker: error: ") && last.contains(names),
-        "the last line should say what failed ({names:?}):\n{}",
+        last.starts_with("mirror-worker: error: ") && last.contains(what) && last.contains(field),
+        "the last line should say what failed ({what:?}) and name {field:?}:\n{}",
         run.output()
     );
+    last
 }
 
-#[test]
-fn tls_with_the_ca_from_a_secret_mirrors_every_record() {
-    let files = Files::new();
-    let ca = Ca::new("source CA");
-    let source = Broker::start_with(
-        "tls-source",
-        &BrokerOptions {
-            tls: files.broker_tls("source", &ca.broker()),
-            ..BrokerOptions::default()
-        },
-    );
-    let target = Broker::start("plain-target");
-    let seeded = seed(&source, &tls_client(&ca));
-    files.secret("source-tls", "ca.crt", &ca.pem());
-
-    let document = files.document(&tls_source(&source, ""), &plain(&target), "migrate");
-    let run = files.worker(&document, &[]).finish(MIGRATION_TIMEOUT);
-    assert_mirrored(&run, &target, &[], &seeded);
+/// A YAML flow mapping of a cluster section: `bootstrap` and the further `fields` (`tls: {...}`, ...).
+fn section(bootstrap: &str, fields: &[String]) -> String {
+    let mut parts = vec![format!("bootstrapServers: \"{bootstrap}\"")];
+    parts.extend(fields.iter().cloned());
+    format!("{{{}}}", parts.join(", "))
 }
 
-/// nisshi's TLS listener never asks for a client certificate, so a broker that refuses a client without one
-/// (or with one from another CA) cannot be run here: that half of mutual TLS is left to the kind suite or a
-/// real cluster. What is tested: the certificate and key from Secrets are loaded into the client's TLS context
-/// (a key that does not belong to the certificate is refused before any connection), and a connection with them
-/// works.
-#[test]
-fn a_client_certificate_and_key_from_secrets_are_loaded_into_the_tls_connection() {
-    let files = Files::new();
-    let ca = Ca::new("source CA");
-    let client = ca.issue("kafka-mirror", &[], ExtendedKeyUsagePurpose::ClientAuth);
-    let other = ca.issue("someone-else", &[], ExtendedKeyUsagePurpose::ClientAuth);
-    let source = Broker::start_with(
-        "mtls-source",
-        &BrokerOptions {
-            tls: files.broker_tls("source", &ca.broker()),
-            ..BrokerOptions::default()
-        },
-    );
-    let target = Broker::start("plain-target");
-    let seeded = seed(&source, &tls_client(&ca));
-    files.secret("source-tls", "ca.crt", &ca.pem());
-    files.secret("source-tls", "tls.crt", &client.cert);
-    files.secret("source-tls", "other.key", &other.key);
-    // The key from an environment variable (what `mirror-worker --config` users may prefer to a file).
-    let key_env = ("KMIRROR_SECRET_SOURCE_TLS_TLS_KEY", client.key.as_str());
-
-    // The key of another certificate: refused at once, naming the setting, before any connection.
-    let mismatched = files.document(
-        &tls_source(
-            &source,
-            ", clientCertificate: {name: source-tls, key: tls.crt}, clientKey: {name: source-tls, key: other.key}",
+/// `tls:` with the CA from Secret `secret` key `ca.crt`, and the client certificate and key from keys
+/// `tls.crt` and `key` when `key` is given.
+fn tls(secret: &str, key: Option<&str>) -> String {
+    match key {
+        None => format!("tls: {{ca: {{name: {secret}, key: ca.crt}}}}"),
+        Some(key) => format!(
+            "tls: {{ca: {{name: {secret}, key: ca.crt}}, clientCertificate: {{name: {secret}, key: tls.crt}}, \
+             clientKey: {{name: {secret}, key: {key}}}}}"
         ),
-        &plain(&target),
-        "migrate",
-    );
-    let run = files.worker(&mismatched, &[]).finish(GIVE_UP_TIMEOUT);
-    assert_gave_up(&run, "creating the source admin client");
-    assert!(
-        run.stderr.contains("ssl.key.pem failed") && run.stderr.contains("key values mismatch"),
-        "{}",
-        run.output()
-    );
-    assert_no_key_material(&run.output(), &other.key);
-
-    // The matching pair: the migration runs over TLS with the client certificate presented.
-    let document = files.document(
-        &tls_source(
-            &source,
-            ", clientCertificate: {name: source-tls, key: tls.crt}, clientKey: {name: source-tls, key: tls.key}",
-        ),
-        &plain(&target),
-        "migrate",
-    );
-    let run = files
-        .worker(&document, &[key_env])
-        .finish(MIGRATION_TIMEOUT);
-    assert_mirrored(&run, &target, &[], &seeded);
-    assert_no_key_material(&run.output(), &client.key);
+    }
 }
 
-/// Certificate verification is on: a broker certificate signed by another CA, or signed by the right CA for
-/// another host name, is refused; nothing is mirrored; the worker exits 1 by itself after librdkafka's
-/// metadata timeout, with librdkafka's reason and the fields to check.
+/// `authentication:` with `mechanism`, `username` and the password from Secret `secret` key `password`.
+fn authentication(mechanism: &str, username: &str, secret: &str) -> String {
+    format!(
+        "authentication: {{mechanism: {mechanism}, username: {username}, password: {{name: {secret}, key: \
+         password}}}}"
+    )
+}
+
+/// The cluster's plaintext listener, for the side of a mirror a test does not secure.
+fn plaintext(cluster: &KafkaCluster) -> String {
+    section(&cluster.plaintext, &[])
+}
+
+/// Runs `cases` side by side (each mostly waits for a worker), re-raising the first panic.
+fn side_by_side<'a>(cases: Vec<Box<dyn FnOnce() + Send + 'a>>) {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = cases.into_iter().map(|case| scope.spawn(case)).collect();
+        for handle in handles {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+/// TLS whose only client material is the CA from a mounted Secret file (the SASL_SSL listener asks for no
+/// client certificate), with SASL/PLAIN on top; the target over SASL_PLAINTEXT with PLAIN, its password from a
+/// `KMIRROR_SECRET_*` variable.
+#[test]
+fn tls_with_the_ca_from_a_secret_and_sasl_plain_mirror_every_record() {
+    let cluster = secure();
+    let mirror = Mirror::new("tls-plain");
+    let seeded = mirror.seed(cluster);
+    mirror
+        .secret("source-tls", "ca.crt", &pki_file(cluster, "ca.crt"))
+        .secret("source-creds", "password", PLAIN_USER.1);
+
+    let source = section(
+        &cluster.sasl_ssl,
+        &[
+            tls("source-tls", None),
+            authentication("PLAIN", PLAIN_USER.0, "source-creds"),
+        ],
+    );
+    let target = section(
+        &cluster.sasl_plaintext,
+        &[authentication("PLAIN", PLAIN_USER.0, "target-creds")],
+    );
+    let run = mirror.migrate(
+        &source,
+        &target,
+        &[("KMIRROR_SECRET_TARGET_CREDS_PASSWORD", PLAIN_USER.1)],
+        MIGRATION_TIMEOUT,
+    );
+    mirror.assert_mirrored(&run, cluster, &seeded);
+}
+
+/// The SSL listener requires a client certificate signed by the cluster's CA. Without one, and with one from
+/// another CA, the broker refuses the connection: nothing is mirrored, and the worker gives up by itself naming
+/// the client certificate fields. A key that does not belong to the certificate is refused before any
+/// connection. The right certificate and key from Secrets (the key from a `KMIRROR_SECRET_*` variable) mirror
+/// every record.
+#[test]
+fn mutual_tls_is_enforced_by_the_broker_and_the_certificate_from_secrets_is_admitted() {
+    let cluster = secure();
+    let ca = pki_file(cluster, "ca.crt");
+    let (cert, key) = (
+        pki_file(cluster, "client.crt"),
+        pki_file(cluster, "client.key"),
+    );
+    let foreign = Ca::new("someone else's CA").client("kafka-mirror");
+    let other = Ca::new("a third CA").client("someone-else");
+
+    let refused = |name: &'static str, tls_field: String, certificate: Option<(String, String)>| {
+        let ca = ca.clone();
+        Box::new(move || {
+            let mirror = Mirror::new(name);
+            mirror.seed(cluster);
+            mirror.secret("source-tls", "ca.crt", &ca);
+            if let Some((cert, key)) = &certificate {
+                mirror
+                    .secret("source-tls", "tls.crt", cert)
+                    .secret("source-tls", "tls.key", key);
+            }
+            let source = section(&cluster.ssl, &[tls_field]);
+            let run = mirror.migrate(&source, &plaintext(cluster), &[], GIVE_UP_TIMEOUT);
+            let last = assert_gave_up(
+                &run,
+                "reading the source cluster's topic list",
+                "check spec.source.tls.clientCertificate",
+            );
+            eprintln!("{name}: {last}");
+            mirror.assert_nothing_mirrored(cluster);
+            if let Some((_, key)) = &certificate {
+                assert_no_key_material(&run.output(), key);
+            }
+        }) as Box<dyn FnOnce() + Send>
+    };
+    let mismatched = {
+        let (ca, cert, other_key) = (ca.clone(), cert.clone(), other.key.clone());
+        Box::new(move || {
+            let mirror = Mirror::new("mtls-mismatched-key");
+            mirror.seed(cluster);
+            mirror
+                .secret("source-tls", "ca.crt", &ca)
+                .secret("source-tls", "tls.crt", &cert)
+                .secret("source-tls", "other.key", &other_key);
+            let source = section(&cluster.ssl, &[tls("source-tls", Some("other.key"))]);
+            let run = mirror.migrate(&source, &plaintext(cluster), &[], GIVE_UP_TIMEOUT);
+            // Refused at once, naming librdkafka's setting and why, before any connection.
+            assert_gave_up(
+                &run,
+                "creating the source admin client",
+                "ssl.key.pem failed",
+            );
+            assert!(
+                run.stderr.contains("key values mismatch"),
+                "{}",
+                run.output()
+            );
+            mirror.assert_nothing_mirrored(cluster);
+            assert_no_key_material(&run.output(), &other_key);
+        }) as Box<dyn FnOnce() + Send>
+    };
+    let admitted = {
+        let (ca, cert, key) = (ca.clone(), cert.clone(), key.clone());
+        Box::new(move || {
+            let mirror = Mirror::new("mtls-admitted");
+            let seeded = mirror.seed(cluster);
+            mirror
+                .secret("source-tls", "ca.crt", &ca)
+                .secret("source-tls", "tls.crt", &cert);
+            let source = section(&cluster.ssl, &[tls("source-tls", Some("tls.key"))]);
+            // The key from an environment variable (what `mirror-worker --config` users may prefer to a file).
+            let env = [("KMIRROR_SECRET_SOURCE_TLS_TLS_KEY", key.as_str())];
+            let run = mirror.migrate(&source, &plaintext(cluster), &env, MIGRATION_TIMEOUT);
+            mirror.assert_mirrored(&run, cluster, &seeded);
+            assert_no_key_material(&run.output(), &key);
+        }) as Box<dyn FnOnce() + Send>
+    };
+    side_by_side(vec![
+        refused("mtls-no-certificate", tls("source-tls", None), None),
+        refused(
+            "mtls-foreign-certificate",
+            tls("source-tls", Some("tls.key")),
+            Some((foreign.cert.clone(), foreign.key.clone())),
+        ),
+        mismatched,
+        admitted,
+    ]);
+}
+
+/// Certificate verification is on: a worker that trusts another CA than the one that signed the broker's
+/// certificate, or a broker certificate signed by the right CA for another host name, is refused; nothing is
+/// mirrored; the worker exits 1 by itself after its metadata timeout, with librdkafka's reason and the fields
+/// to check. In both cases the worker presents a valid client certificate, so the broker's certificate is the
+/// only thing wrong.
 #[test]
 fn a_broker_certificate_from_another_ca_or_for_another_host_is_refused() {
-    let files = Files::new();
-    let ca = Ca::new("source CA");
-    let foreign = Ca::new("someone else's CA");
-    let target = Broker::start("plain-target");
-    files.secret("source-tls", "ca.crt", &ca.pem());
-
-    let cases = [
-        ("foreign-ca", foreign.broker()),
-        (
-            "wrong-host",
-            ca.issue(
+    let cluster = secure();
+    let foreign_ca = Box::new(|| {
+        let mirror = Mirror::new("foreign-ca");
+        mirror.seed(cluster);
+        mirror
+            .secret("source-tls", "ca.crt", &Ca::new("someone else's CA").pem())
+            .secret("source-tls", "tls.crt", &pki_file(cluster, "client.crt"))
+            .secret("source-tls", "tls.key", &pki_file(cluster, "client.key"));
+        let source = section(&cluster.ssl, &[tls("source-tls", Some("tls.key"))]);
+        let run = mirror.migrate(&source, &plaintext(cluster), &[], GIVE_UP_TIMEOUT);
+        assert_refused_certificate(&mirror, &run);
+        mirror.assert_nothing_mirrored(cluster);
+    }) as Box<dyn FnOnce() + Send>;
+    let wrong_host = Box::new(|| {
+        // A broker whose certificate, signed by the CA the worker trusts, names another host.
+        let ca = Ca::new("wrong-host CA");
+        let pki = tempfile::tempdir().unwrap();
+        ca.write_pki(
+            pki.path(),
+            &ca.issue(
                 "broker",
                 &["kafka.example"],
                 ExtendedKeyUsagePurpose::ServerAuth,
             ),
+        );
+        let started = Instant::now();
+        let wrong_host = KafkaCluster::start(&ClusterOptions {
+            pki: Some(pki.path().to_path_buf()),
+            ..ClusterOptions::default()
+        });
+        eprintln!(
+            "wrong-host: its cluster started in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let client = ca.client("kafka-mirror");
+        let mirror = Mirror::new("wrong-host");
+        mirror.seed(&wrong_host);
+        mirror
+            .secret("source-tls", "ca.crt", &ca.pem())
+            .secret("source-tls", "tls.crt", &client.cert)
+            .secret("source-tls", "tls.key", &client.key);
+        // Control: the same CA and client certificate without host name verification are admitted, so the
+        // name is the only thing the worker's client can refuse.
+        let ca_pem = ca.pem();
+        let unverified_name = [
+            ("security.protocol", "ssl"),
+            ("ssl.ca.pem", ca_pem.as_str()),
+            ("ssl.certificate.pem", client.cert.as_str()),
+            ("ssl.key.pem", client.key.as_str()),
+            ("ssl.endpoint.identification.algorithm", "none"),
+        ];
+        let control: BaseConsumer = client_config(&wrong_host.ssl, &unverified_name)
+            .create()
+            .unwrap();
+        assert!(
+            control
+                .fetch_metadata(None, Duration::from_secs(10))
+                .is_ok(),
+            "wrong-host: the certificate chain is valid apart from the host name"
+        );
+        let source = section(&wrong_host.ssl, &[tls("source-tls", Some("tls.key"))]);
+        let run = mirror.migrate(&source, &plaintext(&wrong_host), &[], GIVE_UP_TIMEOUT);
+        assert_refused_certificate(&mirror, &run);
+        mirror.assert_nothing_mirrored(&wrong_host);
+    }) as Box<dyn FnOnce() + Send>;
+    side_by_side(vec![foreign_ca, wrong_host]);
+}
+
+/// The run gave up on the broker's certificate: librdkafka's reason and the TLS fields to check.
+fn assert_refused_certificate(mirror: &Mirror, run: &Finished) {
+    let last = assert_gave_up(
+        run,
+        "reading the source cluster's topic list",
+        "check spec.source.tls.ca",
+    );
+    eprintln!("{}: {last}", mirror.name);
+    assert!(
+        last.contains("SSL handshake failed") && last.contains("certificate verify failed"),
+        "{}: the exit message says why:\n{last}",
+        mirror.name
+    );
+}
+
+/// SCRAM-SHA-256 on the source over SASL_PLAINTEXT (a user stored at format time), SCRAM-SHA-512 on the target
+/// over SASL_SSL (a user added with `kafka-configs` while the cluster runs); the source password from a mounted
+/// Secret file, the target's from `KMIRROR_SECRET_*`.
+#[test]
+fn scram_sha_256_and_sha_512_from_secrets_mirror_every_record() {
+    let cluster = secure();
+    let carol = SaslUser::scram("carol", "carol-scram-512-password", Scram::Sha512);
+    add_scram_user(cluster, &carol);
+    let mirror = Mirror::new("scram");
+    let seeded = mirror.seed(cluster);
+    mirror
+        .secret("source-creds", "password", SCRAM_256_USER.1)
+        .secret("target-tls", "ca.crt", &pki_file(cluster, "ca.crt"));
+
+    let source = section(
+        &cluster.sasl_plaintext,
+        &[authentication(
+            "SCRAM-SHA-256",
+            SCRAM_256_USER.0,
+            "source-creds",
+        )],
+    );
+    let target = section(
+        &cluster.sasl_ssl,
+        &[
+            tls("target-tls", None),
+            authentication("SCRAM-SHA-512", &carol.name, "target-creds"),
+        ],
+    );
+    let env = [(
+        "KMIRROR_SECRET_TARGET_CREDS_PASSWORD",
+        carol.password.as_str(),
+    )];
+    let run = mirror.migrate(&source, &target, &env, MIGRATION_TIMEOUT);
+    mirror.assert_mirrored(&run, cluster, &seeded);
+}
+
+/// A wrong password on either side, for each mechanism: nothing is mirrored and the worker exits 1 by itself
+/// after its metadata timeout, naming the cluster it could not read, librdkafka's reason (the failed SASL
+/// authentication) and `spec.<side>.authentication`. The wrong password is not in the output, with the
+/// worker's debug logs and librdkafka's `debug: all` on.
+#[test]
+fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up_naming_the_field() {
+    let cluster = secure();
+    let ca = pki_file(cluster, "ca.crt");
+    // (case, side with the wrong password, mechanism, user, listener, TLS)
+    let cases = [
+        (
+            "wrong-scram-256-source",
+            "source",
+            "SCRAM-SHA-256",
+            SCRAM_256_USER.0,
+            &cluster.sasl_plaintext,
+            false,
+        ),
+        (
+            "wrong-scram-512-target",
+            "target",
+            "SCRAM-SHA-512",
+            SCRAM_512_USER.0,
+            &cluster.sasl_ssl,
+            true,
+        ),
+        (
+            "wrong-plain-source",
+            "source",
+            "PLAIN",
+            PLAIN_USER.0,
+            &cluster.sasl_ssl,
+            true,
         ),
     ];
-    for (name, certificate) in cases {
-        let source = Broker::start_with(
-            name,
-            &BrokerOptions {
-                tls: files.broker_tls(name, &certificate),
-                ..BrokerOptions::default()
-            },
-        );
-        let document = files.document(&tls_source(&source, ""), &plain(&target), "migrate");
-        let run = files.worker(&document, &[]).finish(GIVE_UP_TIMEOUT);
-        assert_gave_up(&run, "reading the source cluster's topic list");
-        let last = run
-            .stderr
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or_default();
-        assert!(
-            last.contains("SSL handshake failed") && last.contains("check spec.source.tls.ca"),
-            "{name}: the exit message says why and which field to check:\n{last}"
-        );
-        assert_eq!(mirrored_count(&target, &[]), 0, "{name}: nothing mirrored");
-    }
+    let runs = cases
+        .into_iter()
+        .map(|(name, side, mechanism, user, bootstrap, with_tls)| {
+            let ca = ca.clone();
+            Box::new(move || {
+                let mirror = Mirror::new(name);
+                mirror.seed(cluster);
+                let wrong = marker("wrong-password");
+                mirror
+                    .secret("wrong", "password", &wrong)
+                    .secret("tls", "ca.crt", &ca);
+                let mut fields = vec![
+                    authentication(mechanism, user, "wrong"),
+                    "config: {debug: all}".to_string(),
+                ];
+                if with_tls {
+                    fields.push(tls("tls", None));
+                }
+                let secured = section(bootstrap, &fields);
+                let open = plaintext(cluster);
+                let (source, target) = match side {
+                    "source" => (secured, open),
+                    _ => (open, secured),
+                };
+                let run =
+                    mirror.migrate(&source, &target, &[("RUST_LOG", "debug")], GIVE_UP_TIMEOUT);
+                let last = assert_gave_up(
+                    &run,
+                    &format!("reading the {side} cluster's topic list"),
+                    &format!("check spec.{side}.authentication"),
+                );
+                eprintln!("{name}: {last}");
+                assert!(
+                    last.contains("SASL authentication error"),
+                    "{name}: the exit message says why:\n{last}"
+                );
+                assert!(
+                    !run.output().contains(&wrong),
+                    "{name}: the wrong password is in the output:\n{}",
+                    run.output()
+                );
+                mirror.assert_nothing_mirrored(cluster);
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    side_by_side(runs);
 }
 
 /// Neither the PEM key nor any line of its body appears in `text`.
@@ -401,189 +693,50 @@ fn marker(what: &str) -> String {
     format!("leak-{what}-{nanos:08x}-{}", std::process::id())
 }
 
-fn user(name: &str, password: &str, mechanism: Scram) -> ScramUser {
-    ScramUser {
-        name: name.into(),
-        password: password.into(),
-        mechanism,
-    }
-}
-
-/// SCRAM-SHA-256 on the source over plaintext, SCRAM-SHA-512 on the target over TLS (`sasl_ssl`); the source
-/// password from a mounted Secret file, the target's from `KMIRROR_SECRET_*`. nisshi offers no SASL/PLAIN, so
-/// PLAIN is not tested against a broker here (its client settings are the same three `sasl.*` properties).
-#[test]
-fn scram_sha_256_and_sha_512_from_secrets_mirror_every_record() {
-    let files = Files::new();
-    let ca = Ca::new("target CA");
-    let alice = user("alice", "alice-source-password", Scram::Sha256);
-    let bob = user("bob", "bob-target-password", Scram::Sha512);
-    let source = Broker::start_with(
-        "scram-source",
-        &BrokerOptions {
-            users: vec![alice.clone()],
-            ..BrokerOptions::default()
-        },
-    );
-    let target = Broker::start_with(
-        "scram-tls-target",
-        &BrokerOptions {
-            tls: files.broker_tls("target", &ca.broker()),
-            users: vec![bob.clone()],
-        },
-    );
-    let seeded = seed(&source, &sasl_client(&alice, None));
-    files.secret("source-creds", "password", &alice.password);
-    files.secret("target-tls", "ca.crt", &ca.pem());
-
-    let document = files.document(
-        &format!(
-            "{{bootstrapServers: \"{}\", authentication: {{mechanism: SCRAM-SHA-256, username: alice, password: \
-             {{name: source-creds, key: password}}}}}}",
-            source.bootstrap
-        ),
-        &format!(
-            "{{bootstrapServers: \"{}\", tls: {{ca: {{name: target-tls, key: ca.crt}}}}, authentication: \
-             {{mechanism: SCRAM-SHA-512, username: bob, password: {{name: target-creds, key: password}}}}}}",
-            target.bootstrap
-        ),
-        "migrate",
-    );
-    let run = files
-        .worker(
-            &document,
-            &[("KMIRROR_SECRET_TARGET_CREDS_PASSWORD", &bob.password)],
-        )
-        .finish(MIGRATION_TIMEOUT);
-    assert_mirrored(&run, &target, &sasl_client(&bob, Some(&ca)), &seeded);
-}
-
-/// A wrong password on either side: nothing is mirrored and the worker exits 1 by itself after librdkafka's
-/// metadata timeout, naming the cluster it could not read, librdkafka's reason (the failed SASL
-/// authentication) and `spec.<side>.authentication`. The wrong password is not in the output, with the
-/// worker's debug logs and librdkafka's `debug: all` on.
-#[test]
-fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up() {
-    let files = Files::new();
-    let alice = user("alice", "alice-source-password", Scram::Sha256);
-    let bob = user("bob", "bob-target-password", Scram::Sha512);
-    let source = Broker::start_with(
-        "scram-source",
-        &BrokerOptions {
-            users: vec![alice.clone()],
-            ..BrokerOptions::default()
-        },
-    );
-    let target = Broker::start_with(
-        "scram-target",
-        &BrokerOptions {
-            users: vec![bob.clone()],
-            ..BrokerOptions::default()
-        },
-    );
-    seed(&source, &sasl_client(&alice, None));
-    let wrong = marker("wrong-password");
-    files.secret("right", "password", &alice.password);
-    files.secret("bob-right", "password", &bob.password);
-    files.secret("wrong", "password", &wrong);
-    let section = |broker: &Broker, mechanism: Scram, name: &str, secret: &str| {
-        format!(
-            "{{bootstrapServers: \"{}\", authentication: {{mechanism: {}, username: {name}, password: \
-             {{name: {secret}, key: password}}}}, config: {{debug: all}}}}",
-            broker.bootstrap,
-            mechanism.mechanism()
-        )
-    };
-    let cases = [
-        (
-            "source",
-            section(&source, Scram::Sha256, "alice", "wrong"),
-            section(&target, Scram::Sha512, "bob", "bob-right"),
-        ),
-        (
-            "target",
-            section(&source, Scram::Sha256, "alice", "right"),
-            section(&target, Scram::Sha512, "bob", "wrong"),
-        ),
-    ];
-    for (side, source_section, target_section) in cases {
-        let document = files.document(&source_section, &target_section, "migrate");
-        let run = files
-            .worker(&document, &[("RUST_LOG", "debug")])
-            .finish(GIVE_UP_TIMEOUT);
-        assert_gave_up(&run, &format!("the {side} cluster"));
-        let last = run
-            .stderr
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or_default();
-        assert!(
-            last.contains(&format!("check spec.{side}.authentication")),
-            "{side}: the exit message names the field to check:\n{last}"
-        );
-        assert!(
-            !run.output().contains(&wrong),
-            "the wrong password is in the output:\n{}",
-            run.output()
-        );
-        assert_eq!(
-            mirrored_count(&target, &sasl_client(&bob, None)),
-            0,
-            "{side}: nothing mirrored"
-        );
-    }
-}
-
 /// Secrets never reach the worker's output or its `/metrics`, even with every log switched on: the worker's
-/// at debug level and librdkafka's `debug: all` (passed through `config`). Every credential carries a unique
-/// marker; the client key is looked for line by line.
+/// at debug level and librdkafka's `debug: all` (passed through `config`). Every password is a unique marker
+/// (SCRAM users added for this test with `kafka-configs`); the client key is looked for line by line.
 #[test]
 fn credentials_never_appear_in_the_output_or_metrics_even_at_debug_level() {
-    let files = Files::new();
-    let ca = Ca::new("leak CA");
-    let client = ca.issue("kafka-mirror", &[], ExtendedKeyUsagePurpose::ClientAuth);
-    let alice = user("alice", &marker("source-password"), Scram::Sha256);
-    let bob = user("bob", &marker("target-password"), Scram::Sha512);
-    let source = Broker::start_with(
-        "leak-source",
-        &BrokerOptions {
-            tls: files.broker_tls("source", &ca.broker()),
-            users: vec![alice.clone()],
-        },
+    let cluster = secure();
+    let source_user = SaslUser::scram("leak-source", &marker("source-password"), Scram::Sha256);
+    let target_user = SaslUser::scram("leak-target", &marker("target-password"), Scram::Sha512);
+    add_scram_user(cluster, &source_user);
+    add_scram_user(cluster, &target_user);
+    let (cert, key) = (
+        pki_file(cluster, "client.crt"),
+        pki_file(cluster, "client.key"),
     );
-    let target = Broker::start_with(
-        "leak-target",
-        &BrokerOptions {
-            users: vec![bob.clone()],
-            ..BrokerOptions::default()
-        },
-    );
-    let seeded = seed(&source, &sasl_client(&alice, Some(&ca)));
-    files.secret("source-tls", "ca.crt", &ca.pem());
-    files.secret("source-tls", "tls.crt", &client.cert);
-    files.secret("source-tls", "tls.key", &client.key);
-    files.secret("source-creds", "password", &alice.password);
-    files.secret("target-creds", "password", &bob.password);
+    let mirror = Mirror::new("leak");
+    let seeded = mirror.seed(cluster);
+    mirror
+        .secret("source-tls", "ca.crt", &pki_file(cluster, "ca.crt"))
+        .secret("source-tls", "tls.crt", &cert)
+        .secret("source-tls", "tls.key", &key)
+        .secret("source-creds", "password", &source_user.password)
+        .secret("target-creds", "password", &target_user.password);
 
-    let document = files.document(
-        &format!(
-            "{{bootstrapServers: \"{}\", tls: {{ca: {{name: source-tls, key: ca.crt}}, clientCertificate: \
-             {{name: source-tls, key: tls.crt}}, clientKey: {{name: source-tls, key: tls.key}}}}, authentication: \
-             {{mechanism: SCRAM-SHA-256, username: alice, password: {{name: source-creds, key: password}}}}, \
-             config: {{debug: all}}}}",
-            source.bootstrap
-        ),
-        &format!(
-            "{{bootstrapServers: \"{}\", authentication: {{mechanism: SCRAM-SHA-512, username: bob, password: \
-             {{name: target-creds, key: password}}}}, config: {{debug: all}}}}",
-            target.bootstrap
-        ),
-        "continuous",
+    let debug_all = "config: {debug: all}".to_string();
+    let source = section(
+        &cluster.sasl_ssl,
+        &[
+            tls("source-tls", Some("tls.key")),
+            authentication("SCRAM-SHA-256", &source_user.name, "source-creds"),
+            debug_all.clone(),
+        ],
     );
-    let mut worker = files.worker(&document, &[("RUST_LOG", "debug")]);
+    let target = section(
+        &cluster.sasl_plaintext,
+        &[
+            authentication("SCRAM-SHA-512", &target_user.name, "target-creds"),
+            debug_all,
+        ],
+    );
+    let document = mirror.document(&source, &target, "continuous");
+    let mut worker = mirror.worker(&document, &[("RUST_LOG", "debug")]);
     let copy = read_records(
-        &config(&target, &sasl_client(&bob, None)),
-        MIRRORED,
+        &cluster.client(),
+        &mirror.mirrored(),
         seeded.len(),
         MIGRATION_TIMEOUT,
     );
@@ -591,6 +744,7 @@ fn credentials_never_appear_in_the_output_or_metrics_even_at_debug_level() {
     assert!(worker.is_running(), "the worker still runs");
     let run = worker.stop();
     let verification = testkit::verify(&seeded, &copy);
+    eprintln!("leak: {verification}");
     assert!(verification.is_intact(), "{verification}\n{}", run.output());
 
     // The logs really were on, down to librdkafka's SASL and TLS debugging, and /metrics answered.
@@ -612,11 +766,15 @@ fn credentials_never_appear_in_the_output_or_metrics_even_at_debug_level() {
     }
 
     let everything = format!("{}\n{metrics}", run.output());
-    for secret in [&alice.password, &bob.password] {
+    eprintln!(
+        "leak: searched {} bytes of output and metrics",
+        everything.len()
+    );
+    for secret in [&source_user.password, &target_user.password] {
         assert!(
             !everything.contains(secret.as_str()),
             "a password leaked ({secret})"
         );
     }
-    assert_no_key_material(&everything, &client.key);
+    assert_no_key_material(&everything, &key);
 }
