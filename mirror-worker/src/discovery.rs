@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use kafka_mirror_crds::{KafkaMirrorSpec, Partitioning, TopicFilter};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, OwnedResourceSpecifier, ResourceSpecifier,
+    TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::broker_probe::BrokerProbe;
+use crate::host_aliases;
 use crate::metrics::Metrics;
 use crate::positions::partition_counts;
 use crate::{Error, Result};
@@ -25,6 +29,9 @@ pub struct Route {
     pub target_topic: String,
     pub source_partitions: i32,
     pub target_partitions: i32,
+    /// The target topic's `max.message.bytes` (DescribeConfigs): the largest record batch it accepts. `None`
+    /// when it could not be read (e.g. no DescribeConfigs permission); the broker's refusal then tells.
+    pub max_message_bytes: Option<i64>,
 }
 
 /// Routes by source topic name: the subscription of every stream.
@@ -116,6 +123,12 @@ impl Discovery {
                 }
             }
         }
+        let routed: Vec<String> = sources
+            .keys()
+            .map(|topic| self.spec.topics.target_name(topic))
+            .filter(|target| targets.contains_key(target))
+            .collect();
+        let limits = self.max_message_bytes(&routed).await;
         let mut routes = BTreeMap::new();
         for (source_topic, source_partitions) in sources {
             let target_topic = self.spec.topics.target_name(&source_topic);
@@ -137,6 +150,7 @@ impl Discovery {
             routes.insert(
                 source_topic,
                 Route {
+                    max_message_bytes: limits.get(&target_topic).copied(),
                     target_topic,
                     source_partitions,
                     target_partitions,
@@ -152,6 +166,53 @@ impl Discovery {
             );
         }
         Ok((routes, unroutable))
+    }
+
+    /// The `max.message.bytes` of each target topic in `topics` whose configuration can be read. librdkafka does
+    /// not split a batch the broker refuses as too large, so the engine keeps batches and records within it.
+    async fn max_message_bytes(&self, topics: &[String]) -> HashMap<String, i64> {
+        let Some(first) = topics.first() else {
+            return HashMap::new();
+        };
+        // Asked of the broker that answers metadata rather than of the controller (librdkafka's choice for
+        // topics alone): a cluster without DescribeConfigs then says so at once, instead of after the timeout.
+        let Ok(broker) = blocking(|| self.target_probe.metadata(Some(first), METADATA_TIMEOUT))
+            .map(|metadata| metadata.orig_broker_id())
+        else {
+            return HashMap::new();
+        };
+        let resources: Vec<ResourceSpecifier<'_>> = topics
+            .iter()
+            .map(|topic| ResourceSpecifier::Topic(topic))
+            .chain([ResourceSpecifier::Broker(broker)])
+            .collect();
+        let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+        match self.target.describe_configs(&resources, &options).await {
+            Ok(results) => results
+                .into_iter()
+                .filter_map(|result| {
+                    let resource = result
+                        .map_err(
+                            |code| debug!(%code, "a target topic's configuration cannot be read"),
+                        )
+                        .ok()?;
+                    let limit = resource
+                        .get("max.message.bytes")?
+                        .value
+                        .as_deref()?
+                        .parse()
+                        .ok()?;
+                    match resource.specifier {
+                        OwnedResourceSpecifier::Topic(topic) => Some((topic, limit)),
+                        _ => None,
+                    }
+                })
+                .collect(),
+            Err(error) => {
+                debug!(%error, "reading the target topics' max.message.bytes failed");
+                HashMap::new()
+            }
+        }
     }
 
     /// Creates target topics with the source's partition count; an "already exists" answer (another worker
@@ -213,13 +274,20 @@ impl Discovery {
     }
 }
 
-/// Partition count by topic name, internal topics included (the filter drops them).
+/// Partition count by topic name, internal topics included (the filter drops them). Fails when a broker
+/// advertises a name this machine cannot resolve (see `host_aliases::check_advertised`).
 async fn topic_partitions(client: &BrokerProbe, cluster: &str) -> Result<BTreeMap<String, i32>> {
     let metadata =
         blocking(|| client.metadata(None, METADATA_TIMEOUT)).map_err(|source| Error::Broker {
             what: format!("reading the {cluster} cluster's topic list"),
             source: Box::new(source),
         })?;
+    blocking(|| host_aliases::check_advertised(&format!("spec.{cluster}"), &metadata)).map_err(
+        |source| Error::Broker {
+            what: format!("reaching the {cluster} cluster's brokers"),
+            source: Box::new(source),
+        },
+    )?;
     Ok(partition_counts(&metadata))
 }
 

@@ -105,8 +105,13 @@ impl Engine {
             Mode::Migrate => Some(Migration::start(plan, &routes)?),
             Mode::Continuous => None,
         };
+        // Batches within the smallest target topic limit known now. A topic found later with a smaller one
+        // still has a record larger than its limit stopped before it is sent (`Stream::mirror`); a batch of
+        // smaller records beyond it is refused by the broker, and the stop names the batch's first record and
+        // says to lower batch.size (`producer::refused_record`).
+        let smallest_limit = routes.values().filter_map(|r| r.max_message_bytes).min();
         let producer = Arc::new(producer::create(
-            plan.target_producer.clone(),
+            producer::fit_batches(plan.target_producer.clone(), smallest_limit),
             self.metrics.clone(),
             self.health.clone(),
         )?);
@@ -125,6 +130,7 @@ impl Engine {
                 drain_timeout: self.options.drain_timeout,
                 end_offsets: migration.as_ref().map(|m| m.ends.clone()),
                 gate: gate.clone(),
+                compresses: producer::compresses(&plan.target_producer),
             };
             let stream = Stream::new(
                 settings,
@@ -141,6 +147,7 @@ impl Engine {
         let mut refresh_timer =
             tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
         let mut tick = tokio::time::interval(TICK);
+        let mut producer_watch = producer::FatalWatch::default();
         let mut migration_complete = false;
         loop {
             tokio::select! {
@@ -167,6 +174,7 @@ impl Engine {
                     }
                 }
                 _ = tick.tick() => {
+                    producer_watch.check(&producer, &self.health);
                     if self.health.fatal().is_some() || streams.iter().any(|s| s.is_finished()) {
                         break;
                     }

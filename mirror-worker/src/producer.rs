@@ -2,13 +2,14 @@
 //! callback that settles each record in its partition's tracker.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
-use tracing::{error, warn};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use tracing::{error, info, warn};
 
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -28,6 +29,33 @@ pub type MirrorProducer = ThreadedProducer<DeliveryContext>;
 pub struct DeliveryContext {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// librdkafka stopped the producer rather than let a refused batch leave a gap in its partition (see
+    /// [`producer_config`]); the reports of that batch come next and name the record the mirror stops at.
+    gap: AtomicBool,
+}
+
+/// Notices that librdkafka stopped the producer for good (a fatal error, e.g. the gap-less guarantee), which no
+/// callback says as such. The engine calls it every tick.
+#[derive(Default)]
+pub struct FatalWatch {
+    seen: bool,
+}
+
+impl FatalWatch {
+    /// The first time the producer is seen stopped, fails what it still holds (nothing of it can be delivered
+    /// any more), so drains end at once instead of at their timeout; none of it is committed. One tick later,
+    /// unless a delivery report named the refused record, the producer's own reason becomes the stop.
+    pub fn check(&mut self, producer: &MirrorProducer, health: &Health) {
+        let Some((code, reason)) = producer.client().fatal_error() else {
+            return;
+        };
+        if !self.seen {
+            self.seen = true;
+            producer.purge(PurgeConfig::default().queue().inflight().non_blocking());
+            return;
+        }
+        health.set_fatal(format!("target producer: {reason} ({code:?})"));
+    }
 }
 
 /// How a failed delivery is handled.
@@ -47,7 +75,9 @@ pub fn refused_record(source: &str, target_topic: &str, error: &KafkaError) -> S
     let hint = match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
             ": the record is larger than the target accepts. Raise max.message.bytes of the target topic and \
-             message.max.bytes in spec.target.config, then restart; nothing after this record was committed"
+             message.max.bytes in spec.target.config, then restart; nothing after this record was committed. (If \
+             the record itself is smaller than the topic's max.message.bytes, the batch it was sent in was not: \
+             set batch.size in spec.target.config to at most that limit.)"
         }
         Some(
             RDKafkaErrorCode::TopicAuthorizationFailed
@@ -56,6 +86,62 @@ pub fn refused_record(source: &str, target_topic: &str, error: &KafkaError) -> S
         _ => "",
     };
     format!("the target refused record {source} for topic {target_topic}: {error}{hint}")
+}
+
+/// Why the mirror stops before sending a record the target topic cannot take: its key, value and headers alone
+/// (`bytes`) exceed the topic's `max.message.bytes` (`limit`). Not sending it keeps every later record of its
+/// partition off the target too, so after the limit is raised the copy resumes at this record, in order.
+pub fn oversized_record(source: &str, target_topic: &str, bytes: usize, limit: i64) -> String {
+    format!(
+        "record {source} is larger than the target accepts: its key, value and headers take {bytes} bytes and \
+         the max.message.bytes of target topic {target_topic} is {limit}. Raise max.message.bytes of the target \
+         topic (and message.max.bytes in spec.target.config if it is set lower), then restart; nothing from this \
+         record on was committed or sent"
+    )
+}
+
+/// librdkafka's default `batch.size`.
+const DEFAULT_BATCH_SIZE: i64 = 1_000_000;
+
+/// Keeps every batch the producer sends within `limit`, the smallest `max.message.bytes` of the target
+/// topics. A broker refuses a whole batch larger than its topic's limit, and librdkafka (unlike the Java
+/// producer) does not split it and try again: small records batched together beyond the limit would stop the
+/// mirror, naming a record that fits. With `batch.size` at most the limit, only a record larger than the limit
+/// by itself is refused, alone in its batch.
+pub fn fit_batches(mut config: ClientConfig, limit: Option<i64>) -> ClientConfig {
+    let batch_size = config
+        .get("batch.size")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(DEFAULT_BATCH_SIZE);
+    if let Some(limit) = limit.filter(|limit| *limit > 0 && *limit < batch_size) {
+        info!(
+            batch_size = limit,
+            "batch.size lowered to the smallest max.message.bytes of the target topics"
+        );
+        config.set("batch.size", limit.to_string());
+    }
+    config
+}
+
+/// Whether the producer compresses batches (`compression.type` or its alias `compression.codec`), so the
+/// broker judges a record by its compressed size and a large record may still fit.
+pub fn compresses(config: &ClientConfig) -> bool {
+    ["compression.type", "compression.codec"]
+        .iter()
+        .any(|key| config.get(key).is_some_and(|codec| codec != "none"))
+}
+
+/// Whether a delivery failed only because the producer stopped (a fatal error, and the queues librdkafka
+/// purged then): a consequence of the cause another report names, not a refusal of this record.
+pub fn stopped_producer(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::PurgeQueue
+                | RDKafkaErrorCode::PurgeInflight
+        )
+    )
 }
 
 /// Sorts a producer error into retriable and fatal.
@@ -84,8 +170,15 @@ impl ClientContext for DeliveryContext {
             self.health.set_target_reachable(false);
             self.metrics.error("target_unreachable");
         }
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
-            self.health.set_fatal(format!("target producer: {reason}"));
+        match error.rdkafka_error_code() {
+            // Not the reason to show: the refused batch's reports follow and name its record.
+            Some(RDKafkaErrorCode::GaplessGuarantee) => self.gap.store(true, Ordering::Release),
+            Some(RDKafkaErrorCode::Fatal) => {
+                self.health.set_fatal(format!("target producer: {reason}"))
+            }
+            // Other fatal errors arrive with their own code (rust-rdkafka drops the event's fatal flag):
+            // `FatalWatch` finds them.
+            _ => {}
         }
         warn!(cluster = "target", %error, reason, "librdkafka reported an error");
     }
@@ -109,7 +202,16 @@ impl ProducerContext for DeliveryContext {
                     "{}[{}]@{}",
                     token.state.topic, token.state.partition, token.offset
                 );
-                match classify(error) {
+                // After a gap-less stop, the first report that is not a consequence of the stop is the refused
+                // batch's first record, whatever its error: the mirror stops there.
+                let class = if self.gap.load(Ordering::Acquire) && !stopped_producer(error) {
+                    FailureClass::Fatal
+                } else if stopped_producer(error) {
+                    FailureClass::Retriable
+                } else {
+                    classify(error)
+                };
+                match class {
                     FailureClass::Retriable => {
                         self.metrics.error("delivery_retriable");
                         // One line per partition and rewind; every failure is counted in the metric.
@@ -119,7 +221,10 @@ impl ProducerContext for DeliveryContext {
                     }
                     FailureClass::Fatal => {
                         self.metrics.error("delivery_fatal");
-                        error!(%error, source, target = message.topic(), "the target refused a record for good");
+                        // A refused batch fails each of its records: one line per partition, the first.
+                        if first {
+                            error!(%error, source, target = message.topic(), "the target refused a record for good");
+                        }
                         self.health
                             .set_fatal(refused_record(&source, message.topic(), error));
                     }
@@ -135,6 +240,10 @@ impl ProducerContext for DeliveryContext {
 pub fn producer_config(mut config: ClientConfig) -> ClientConfig {
     config
         .set("enable.idempotence", "true")
+        // A batch the target refuses for good (too large, invalid) would otherwise make librdkafka bump the
+        // producer epoch and send the partition's later batches anyway: the target would get records after
+        // the refused one, and once the mirror resumed at it, they would be out of order. Stop instead.
+        .set("enable.gapless.guarantee", "true")
         .set("acks", "all")
         // Never let a metadata request create a target topic with the broker's default partition count.
         .set("allow.auto.create.topics", "false");
@@ -148,9 +257,71 @@ pub fn create(
     health: Arc<Health>,
 ) -> Result<MirrorProducer> {
     producer_config(config)
-        .create_with_context(DeliveryContext { metrics, health })
+        .create_with_context(DeliveryContext {
+            metrics,
+            health,
+            gap: AtomicBool::new(false),
+        })
         .map_err(|e| Error::Kafka {
             what: "creating the target producer".into(),
             source: e,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_size(config: &ClientConfig) -> Option<&str> {
+        config.get("batch.size")
+    }
+
+    #[test]
+    fn batches_shrink_to_the_smallest_topic_limit_and_never_grow() {
+        assert_eq!(
+            batch_size(&fit_batches(ClientConfig::new(), Some(20_000))),
+            Some("20000")
+        );
+        // Topics that take more than librdkafka's default batch leave it alone.
+        assert_eq!(
+            batch_size(&fit_batches(ClientConfig::new(), Some(2_000_000))),
+            None
+        );
+        assert_eq!(batch_size(&fit_batches(ClientConfig::new(), None)), None);
+        // A smaller batch.size from spec.target.config is kept.
+        let mut configured = ClientConfig::new();
+        configured.set("batch.size", "16384");
+        assert_eq!(
+            batch_size(&fit_batches(configured, Some(20_000))),
+            Some("16384")
+        );
+    }
+
+    #[test]
+    fn compression_is_read_under_both_names_and_none_is_none() {
+        let with = |key: &str, value: &str| {
+            let mut config = ClientConfig::new();
+            config.set(key, value);
+            compresses(&config)
+        };
+        assert!(with("compression.type", "lz4"));
+        assert!(with("compression.codec", "zstd"));
+        assert!(!with("compression.type", "none"));
+        assert!(!compresses(&ClientConfig::new()));
+    }
+
+    #[test]
+    fn failures_caused_by_a_stopped_producer_are_not_refusals() {
+        let produce = |code| KafkaError::MessageProduction(code);
+        assert!(stopped_producer(&produce(RDKafkaErrorCode::PurgeQueue)));
+        assert!(stopped_producer(&produce(RDKafkaErrorCode::PurgeInflight)));
+        assert!(stopped_producer(&produce(RDKafkaErrorCode::Fatal)));
+        assert!(!stopped_producer(&produce(
+            RDKafkaErrorCode::MessageSizeTooLarge
+        )));
+        assert_eq!(
+            classify(&produce(RDKafkaErrorCode::MessageSizeTooLarge)),
+            FailureClass::Fatal
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -21,7 +21,10 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::partition_state::PartitionState;
 use crate::partitioner;
-use crate::producer::{DeliveryToken, FailureClass, MirrorProducer, classify, refused_record};
+use crate::producer::{
+    DeliveryToken, FailureClass, MirrorProducer, classify, oversized_record, refused_record,
+    stopped_producer,
+};
 use crate::shutdown_gate::ShutdownGate;
 use crate::{Error, Result};
 use kafka_mirror_crds::Partitioning;
@@ -44,6 +47,8 @@ pub struct StreamSettings {
     pub end_offsets: Option<Arc<EndOffsets>>,
     /// Shared by the streams of one process, so all commit before any leaves the group.
     pub gate: Arc<ShutdownGate>,
+    /// The target producer compresses: a record larger than a topic's limit may still fit once compressed.
+    pub compresses: bool,
 }
 
 /// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus
@@ -86,6 +91,7 @@ pub struct Stream {
     partitioning: Partitioning,
     drain_timeout: Duration,
     gate: Arc<ShutdownGate>,
+    compresses: bool,
 }
 
 impl Stream {
@@ -127,6 +133,7 @@ impl Stream {
             partitioning: settings.partitioning,
             drain_timeout: settings.drain_timeout,
             gate: settings.gate,
+            compresses: settings.compresses,
         })
     }
 
@@ -242,6 +249,23 @@ impl Stream {
             self.reach_end(&state);
             return;
         }
+        if let Some(limit) = route.max_message_bytes.filter(|_| !self.compresses) {
+            let bytes = record_bytes(message);
+            if bytes as i64 > limit {
+                // Not sent: the broker would refuse it, and later records of the partition stay off the
+                // target too, so the copy resumes at this record, in order, once the limit is raised.
+                self.metrics.error("delivery_fatal");
+                let reason = oversized_record(
+                    &format!("{topic}[{partition}]@{offset}"),
+                    &route.target_topic,
+                    bytes,
+                    limit,
+                );
+                error!(topic, partition, offset, bytes, limit, "{reason}");
+                self.health.set_fatal(reason);
+                return;
+            }
+        }
         let key = message.key();
         let payload = message.payload();
         let target_partition = partitioner::target_partition(
@@ -288,7 +312,8 @@ impl Stream {
                     std::thread::sleep(QUEUE_FULL_BACKOFF);
                 }
                 Err((error, _)) => {
-                    if classify(&error) == FailureClass::Fatal {
+                    // A stopped producer refuses every record; what stopped it is reported apart (`producer`).
+                    if classify(&error) == FailureClass::Fatal && !stopped_producer(&error) {
                         self.metrics.error("delivery_fatal");
                         error!(%error, topic, partition, offset, "the target producer refused a record");
                         self.health.set_fatal(refused_record(
@@ -389,4 +414,16 @@ impl Stream {
             }
         }
     }
+}
+
+/// The bytes of a record's key, value and headers: fewer than the record batch that would carry it alone, so a
+/// record with more than a topic's `max.message.bytes` of them is refused by the broker for certain.
+fn record_bytes(message: &BorrowedMessage<'_>) -> usize {
+    let headers = message.headers().map_or(0, |headers| {
+        headers
+            .iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum()
+    });
+    message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len) + headers
 }

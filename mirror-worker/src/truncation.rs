@@ -32,7 +32,8 @@ impl OffsetReset {
                 next - 1,
                 next - self.wanted
             ),
-            _ => format!("offset {}", self.wanted),
+            // librdkafka names the new position only when a fetch had told it the first offset left.
+            _ => format!("offset {} and possibly later ones", self.wanted),
         };
         format!(
             "source partition {}[{}] no longer holds offset {}: {gap} were deleted before the mirror copied \
@@ -120,7 +121,11 @@ mod tests {
                     failed: Broker: Offset out of range";
         let reset = parse_offset_reset(RDKafkaLogLevel::Warning, "OFFSET", line).unwrap();
         assert_eq!((reset.wanted, reset.resumes_at), (7, None));
-        assert!(reset.reason().contains("offset 7 were deleted"));
+        assert!(
+            reset
+                .reason()
+                .contains("offset 7 and possibly later ones were deleted")
+        );
     }
 
     #[test]

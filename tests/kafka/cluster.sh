@@ -158,6 +158,10 @@ write_properties() {
     echo "share.coordinator.state.topic.replication.factor=$replicas"
     echo "share.coordinator.state.topic.min.isr=$min_isr"
     echo "group.initial.rebalance.delay.ms=0"
+    # The test records carry timestamps from 2019 (mirror_worker::testkit, so a copy that re-stamps them is
+    # caught): Kafka's default time retention (7 days, first applied 30 s after start) would delete them while
+    # a test runs. Tests that want records gone say so (DeleteRecords, a topic's retention.ms).
+    echo "log.retention.ms=-1"
     # A killed broker is fenced (and its partitions' leadership moves) after 3 s instead of 9 s.
     echo "broker.heartbeat.interval.ms=500"
     echo "broker.session.timeout.ms=3000"

@@ -121,22 +121,53 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/cluster.sh")
 }
 
+/// Runs `cluster.sh start` with `args` in `dir`. A port the script found free can be taken before its broker
+/// binds it (by an outgoing connection's ephemeral port, or a cluster starting beside it); then what started
+/// is stopped and the start tried again, with ports chosen anew, up to three times.
+fn start_script(args: &[&str], dir: &Path) -> String {
+    for attempt in 1.. {
+        match try_script(args) {
+            Ok(stdout) => return stdout,
+            Err(failure) if attempt < 3 && failure.contains("Address already in use") => {
+                eprintln!(
+                    "a port of the cluster in {} was taken meanwhile; starting it again",
+                    dir.display()
+                );
+                let _ = Command::new("bash")
+                    .arg(script())
+                    .args(["stop", "--kill", "--dir"])
+                    .arg(dir)
+                    .output();
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
 /// Runs `cluster.sh` with `args`; panics with its output when it fails.
 fn run_script(args: &[&str]) -> String {
+    try_script(args).unwrap_or_else(|failure| panic!("{failure}"))
+}
+
+/// Runs `cluster.sh` with `args`: its stdout, or what failed with its output.
+fn try_script(args: &[&str]) -> Result<String, String> {
     let output = Command::new("bash")
         .arg(script())
         .args(args)
         .output()
         .expect("running tests/kafka/cluster.sh");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "tests/kafka/cluster.sh {} failed ({}):\n{stdout}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    if !output.status.success() {
+        return Err(format!(
+            "tests/kafka/cluster.sh {} failed ({}):\n{stdout}\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(stdout)
 }
 
 impl KafkaCluster {
@@ -208,7 +239,7 @@ impl KafkaCluster {
             args.extend(["--config".into(), format!("{key}={value}")]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: HashMap<String, String> = run_script(&args)
+        let env: HashMap<String, String> = start_script(&args, &dir)
             .lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))

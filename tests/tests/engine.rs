@@ -1,0 +1,711 @@
+//! The engine's data-path claims on Apache Kafka: the `mirror-worker` binary between real KRaft clusters,
+//! every record counted on both sides by key and sequence number (`mirror_worker::testkit::verify`), and the
+//! counts printed. One single-broker source and one single-broker target serve every test that can share
+//! them (distinct topics and mirror names per test); the broker-failover test starts its own 3-broker pair.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker};
+use mirror_worker::positions::GroupPositions;
+use mirror_worker::testkit::{self, ReadRecord, SampleRecord, Verification};
+use rdkafka::ClientConfig;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A source and a target cluster.
+struct Clusters {
+    source: KafkaCluster,
+    target: KafkaCluster,
+}
+
+impl Clusters {
+    /// Starts both side by side (each is a JVM start or three).
+    fn start(name: &str, options: &ClusterOptions) -> Clusters {
+        std::thread::scope(|scope| {
+            let source =
+                scope.spawn(|| KafkaCluster::start_for_process(&format!("{name}-source"), options));
+            let target =
+                scope.spawn(|| KafkaCluster::start_for_process(&format!("{name}-target"), options));
+            Clusters {
+                source: source.join().expect("starting the source cluster"),
+                target: target.join().expect("starting the target cluster"),
+            }
+        })
+    }
+}
+
+/// The single-broker pair shared by every test of this file but the failover one.
+fn single_broker_pair() -> &'static Clusters {
+    static PAIR: OnceLock<Clusters> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        let started = Instant::now();
+        let pair = Clusters::start("engine", &ClusterOptions::default());
+        eprintln!(
+            "the single-broker source and target started in {:.1} s (counted in the first tests' times)",
+            started.elapsed().as_secs_f64()
+        );
+        pair
+    })
+}
+
+/// A `KafkaMirror` document in a directory of its own (which also serves as the empty Secrets directory).
+struct Mirror {
+    dir: tempfile::TempDir,
+    document: PathBuf,
+    /// The mirror's consumer group on the source (the default for a mirror without a namespace).
+    group: String,
+}
+
+impl Mirror {
+    /// A mirror named `name` from `source` to `target`; `topics` are the lines of `spec.topics` (four-space
+    /// indented, see [`include`]), `target_config` the entries of `spec.target.config` (a YAML flow map's
+    /// inside) and `extra` is appended under `spec:` (two-space indented lines). Group sessions expire after
+    /// 6 s (Kafka's minimum), so the group notices a member gone within seconds.
+    fn new(
+        name: &str,
+        source: &KafkaCluster,
+        target: &KafkaCluster,
+        topics: &str,
+        target_config: &str,
+        extra: &str,
+    ) -> Mirror {
+        let dir = tempfile::tempdir().expect("a directory for the document");
+        let document = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &document,
+            format!(
+                "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  \
+                 source:\n    bootstrapServers: \"{}\"\n    config: {{session.timeout.ms: 6000, \
+                 heartbeat.interval.ms: 500}}\n  target:\n    bootstrapServers: \"{}\"\n    config: \
+                 {{{target_config}}}\n  topics:\n{topics}{extra}",
+                source.plaintext, target.plaintext
+            ),
+        )
+        .unwrap();
+        Mirror {
+            dir,
+            document,
+            group: format!("kafka-mirror.{name}"),
+        }
+    }
+
+    fn spawn(&self) -> Worker {
+        Worker::spawn(&self.document, self.dir.path(), &[])
+    }
+}
+
+/// `spec.topics` lines mirroring the topics `pattern` matches (a YAML double-quoted string).
+fn include(pattern: &str) -> String {
+    format!("    include: [\"{pattern}\"]\n")
+}
+
+/// The group's committed offsets on `source`, summed over `partitions` partitions of `topic` (0 where it never
+/// committed).
+fn committed(source: &KafkaCluster, group: &str, topic: &str, partitions: i32) -> i64 {
+    let parts: Vec<_> = (0..partitions).map(|p| (topic.to_string(), p)).collect();
+    GroupPositions::new(&source.client(), group)
+        .expect("a position reader")
+        .committed(&parts)
+        .map(|offsets| offsets.values().map(|o| o.unwrap_or(0)).sum())
+        .unwrap_or(0)
+}
+
+/// Everything on `topic` of `cluster`, read from the beginning (at least `expected` records, unless it times
+/// out).
+fn read_back(cluster: &KafkaCluster, topic: &str, expected: usize) -> Vec<ReadRecord> {
+    testkit::read_all(&cluster.internal, topic, expected, Duration::from_secs(120))
+        .expect("reading the target back")
+}
+
+/// Compares the target's copy with what was seeded and prints the counts; fails on anything lost, altered,
+/// foreign or out of per-key order.
+fn verify_copy(what: &str, seeded: &[SampleRecord], copy: &[ReadRecord]) -> Verification {
+    let v = testkit::verify(seeded, copy);
+    eprintln!("{what}: {v}");
+    assert!(v.is_intact(), "{what}: {v}");
+    v
+}
+
+/// The exit code of a run the test expected to end by itself.
+fn exit_code(run: &Finished) -> Option<i32> {
+    assert!(
+        run.exited_by_itself,
+        "the worker was expected to stop by itself:\n{}",
+        run.output()
+    );
+    run.status.code()
+}
+
+/// Keyed sample records produced on a background thread, one batch every `pause`, until stopped: the source's
+/// own producers while the mirror runs.
+struct Feed {
+    stop: Arc<AtomicBool>,
+    produced: Arc<AtomicU64>,
+    thread: JoinHandle<Vec<SampleRecord>>,
+}
+
+impl Feed {
+    fn start(config: ClientConfig, topic: &str, batch: u64, keys: u64, pause: Duration) -> Feed {
+        let stop = Arc::new(AtomicBool::new(false));
+        let produced = Arc::new(AtomicU64::new(0));
+        let topic = topic.to_string();
+        let thread = std::thread::spawn({
+            let (stop, produced) = (stop.clone(), produced.clone());
+            move || {
+                let mut records = Vec::new();
+                while !stop.load(Ordering::Acquire) {
+                    let from = records.len() as u64;
+                    records.extend(
+                        testkit::produce_with(&config, &topic, from, from + batch, keys, 64)
+                            .expect("producing to the source"),
+                    );
+                    produced.store(records.len() as u64, Ordering::Release);
+                    std::thread::sleep(pause);
+                }
+                records
+            }
+        });
+        Feed {
+            stop,
+            produced,
+            thread,
+        }
+    }
+
+    /// Records acknowledged by the source so far.
+    fn produced(&self) -> u64 {
+        self.produced.load(Ordering::Acquire)
+    }
+
+    /// Stops after the batch in progress; returns every record produced.
+    fn stop(self) -> Vec<SampleRecord> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().expect("the feed thread")
+    }
+}
+
+/// Times a test and prints its wall-clock time when it ends (passing or failing).
+struct Timed(&'static str, Instant);
+
+impl Timed {
+    fn start(name: &'static str) -> Timed {
+        Timed(name, Instant::now())
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        eprintln!(
+            "{}: {:.1} s wall-clock",
+            self.0,
+            self.1.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Where the Java producer puts each of `keys` among `partitions` partitions, computed by Kafka's own code:
+/// `Utils.toPositive(Utils.murmur2(key)) % partitions` (what `BuiltInPartitioner.partitionForKey` does) from
+/// the kafka-clients jar of the Kafka the tests run, in a one-file Java program.
+fn java_placement(keys: &[String], partitions: i32) -> std::collections::HashMap<Vec<u8>, i32> {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("Placement.java");
+    std::fs::write(
+        &program,
+        "import org.apache.kafka.common.utils.Utils;\n\
+         public class Placement {\n  public static void main(String[] args) {\n    \
+         int partitions = Integer.parseInt(args[0]);\n    \
+         for (int i = 1; i < args.length; i++) {\n      \
+         byte[] key = args[i].getBytes(java.nio.charset.StandardCharsets.UTF_8);\n      \
+         System.out.println(args[i] + \" \" + Utils.toPositive(Utils.murmur2(key)) % partitions);\n    }\n  }\n}\n",
+    )
+    .unwrap();
+    let install = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/kafka/install.sh"))
+        .output()
+        .expect("running tests/kafka/install.sh");
+    let libs = String::from_utf8_lossy(&install.stdout)
+        .lines()
+        .last()
+        .expect("install.sh prints the jar directory")
+        .to_string();
+    let output = std::process::Command::new("java")
+        .args(["-cp", &format!("{libs}/*")])
+        .arg(&program)
+        .arg(partitions.to_string())
+        .args(keys)
+        .output()
+        .expect("running java");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let (key, partition) = line.split_once(' ').expect("key and partition");
+            (
+                key.as_bytes().to_vec(),
+                partition.parse().expect("a partition"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn six_source_partitions_into_four_keep_every_record_intact_in_java_placement() {
+    let _timed = Timed::start("6 → 4 partitions");
+    let Clusters { source, target } = single_broker_pair();
+    let (topic, copy_topic, keys) = ("engine.order", "mirror.engine.order", 37);
+    source.create_topic(topic, 6, 1, &[]);
+    target.create_topic(copy_topic, 4, 1, &[]);
+    let seeded = testkit::produce_with(&source.client(), topic, 0, 3000, keys, 64).unwrap();
+    let topics = include(topic) + "    rename: \"mirror.{topic}\"\n";
+    let mirror = Mirror::new("order", source, target, &topics, "", "  numStreams: 2\n");
+
+    let mut worker = mirror.spawn();
+    worker.wait_for("all 3000 records committed", MINUTE, || {
+        committed(source, &mirror.group, topic, 6) == 3000
+    });
+    let run = worker.stop();
+    assert_eq!(run.status.code(), Some(0), "{}", run.output());
+    let row: Vec<&str> = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(topic))
+        .unwrap_or_else(|| panic!("no summary row for {topic}:\n{}", run.output()))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..3], [topic, copy_topic, "3000"], "the summary row");
+
+    let copy = read_back(target, copy_topic, 3000);
+    let v = verify_copy("6 → 4 partitions", &seeded, &copy);
+    assert_eq!(v.duplicated, 0, "a clean run writes each record once: {v}");
+    let key_names: Vec<String> = (0..keys).map(|k| testkit::sample(k, keys, 0).key).collect();
+    let placement = java_placement(&key_names, 4);
+    assert_eq!(placement.len(), keys as usize);
+    let used: std::collections::BTreeSet<_> = placement.values().collect();
+    assert_eq!(
+        used.len(),
+        4,
+        "37 keys spread over all 4 partitions: {placement:?}"
+    );
+    let misplaced: Vec<_> = copy
+        .iter()
+        .filter(|r| placement.get(r.key.as_ref().unwrap()) != Some(&r.partition))
+        .collect();
+    // The engine's own murmur2 says the same (it is checked against Kafka's test vectors in unit tests).
+    let by_engine = copy
+        .iter()
+        .filter(|r| {
+            r.partition
+                != mirror_worker::partitioner::target_partition(
+                    kafka_mirror_crds::Partitioning::Key,
+                    r.key.as_deref(),
+                    -1,
+                    4,
+                )
+        })
+        .count();
+    eprintln!(
+        "6 → 4 partitions: {} of {} records outside the Java client's partition for their key ({by_engine} by \
+         the engine's partitioner)",
+        misplaced.len(),
+        copy.len()
+    );
+    assert!(
+        misplaced.is_empty(),
+        "records outside the Java client's partition: {:?}",
+        &misplaced[..misplaced.len().min(5)]
+    );
+    assert_eq!(by_engine, 0);
+}
+
+#[test]
+fn source_and_target_partition_leaders_killed_and_restarted_mid_stream_lose_nothing() {
+    let _timed = Timed::start("leader failover");
+    let started = Instant::now();
+    let clusters = Clusters::start(
+        "engine-failover",
+        &ClusterOptions {
+            brokers: 3,
+            ..ClusterOptions::default()
+        },
+    );
+    eprintln!(
+        "leader failover: two 3-broker clusters started in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let Clusters { source, target } = &clusters;
+    let (topic, partitions) = ("engine.failover", 6);
+    for cluster in [source, target] {
+        cluster.create_topic(topic, partitions, 3, &[("min.insync.replicas", "2")]);
+    }
+    let mirror = Mirror::new(
+        "failover",
+        source,
+        target,
+        &include(topic),
+        "",
+        "  numStreams: 2\n",
+    );
+    let mut worker = mirror.spawn();
+    let mut producer = source.client();
+    producer
+        .set("acks", "all")
+        .set("enable.idempotence", "true");
+    let feed = Feed::start(producer, topic, 500, 200, Duration::from_millis(100));
+
+    let on_target = |worker: &mut Worker, what: &str, more: i64| {
+        let from = target.records(topic);
+        worker.wait_for(what, Duration::from_secs(90), || {
+            target.records(topic) >= from + more
+        });
+    };
+    on_target(&mut worker, "mirroring under way", 2000);
+    for (side, cluster) in [("source", source), ("target", target)] {
+        let leader = cluster
+            .leader(topic, 0)
+            .unwrap_or_else(|| panic!("{side} partition 0 has a leader"));
+        cluster.kill_broker(leader as u8);
+        let killed = Instant::now();
+        on_target(
+            &mut worker,
+            &format!("mirroring with {side} broker {leader} (leader of {topic}[0]) down"),
+            2000,
+        );
+        eprintln!(
+            "leader failover: {side} broker {leader} killed; 2000 more records mirrored {:.1} s later",
+            killed.elapsed().as_secs_f64()
+        );
+        cluster.start_broker(leader as u8);
+        on_target(
+            &mut worker,
+            &format!("mirroring after {side} broker {leader} restarted"),
+            2000,
+        );
+    }
+    let seeded = feed.stop();
+    let total = seeded.len() as i64;
+    worker.wait_for(
+        "every produced record committed",
+        Duration::from_secs(120),
+        || committed(source, &mirror.group, topic, partitions) >= total,
+    );
+    let run = worker.stop();
+    assert_eq!(run.status.code(), Some(0), "{}", run.output());
+
+    let copy = read_back(target, topic, seeded.len());
+    let v = verify_copy(
+        "source and target leaders killed and restarted",
+        &seeded,
+        &copy,
+    );
+    assert_eq!(v.lost, 0);
+}
+
+#[test]
+fn records_deleted_past_the_committed_position_stop_the_worker_at_the_gap() {
+    let _timed = Timed::start("records deleted under the mirror");
+    let Clusters { source, target } = single_broker_pair();
+    let topic = "engine.truncated";
+    source.create_topic(topic, 1, 1, &[]);
+    target.create_topic(topic, 1, 1, &[]);
+    let mirror = Mirror::new("truncated", source, target, &include(topic), "", "");
+    testkit::produce_with(&source.client(), topic, 0, 2000, 100, 100).unwrap();
+    let mut first = mirror.spawn();
+    first.wait_for("the first 2000 records committed", MINUTE, || {
+        committed(source, &mirror.group, topic, 1) == 2000
+    });
+    let run = first.stop();
+    assert_eq!(run.status.code(), Some(0), "{}", run.output());
+
+    // While the mirror is stopped, more records arrive and DeleteRecords removes everything below 3000, so
+    // offsets 2000..2999 are gone before anyone copied them.
+    testkit::produce_with(&source.client(), topic, 2000, 4000, 100, 100).unwrap();
+    source.delete_records(topic, 0, 3000);
+
+    let run = mirror.spawn().finish(MINUTE);
+    let output = run.output();
+    assert_eq!(exit_code(&run), Some(1), "{output}");
+    assert!(
+        output.contains("source partition engine.truncated[0] no longer holds offset 2000"),
+        "the exit message names the partition and the offset:\n{output}"
+    );
+    // librdkafka learns where the partition now starts only from a fetch, and this run's first fetch failed:
+    // the message names the first missing offset, not the end of the gap (a worker running while retention
+    // deletes records gets the whole range, "offsets A..B (N records)").
+    assert!(
+        output.contains("offset 2000 and possibly later ones were deleted"),
+        "and what is gone:\n{output}"
+    );
+    assert!(
+        output.contains("--reset-offsets"),
+        "and says how to accept the loss:\n{output}"
+    );
+    let committed_after = committed(source, &mirror.group, topic, 1);
+    let on_target = target.records(topic);
+    eprintln!(
+        "records deleted under the mirror: committed offset {committed_after}, {on_target} records on the target"
+    );
+    assert_eq!(
+        committed_after, 2000,
+        "the committed offset stays where the copy really ended"
+    );
+    assert_eq!(
+        on_target, 2000,
+        "nothing after the gap was written to the target"
+    );
+}
+
+#[test]
+fn a_record_larger_than_the_target_topic_accepts_stops_the_worker_with_everything_before_it_committed()
+ {
+    let _timed = Timed::start("oversized record");
+    let Clusters { source, target } = single_broker_pair();
+    let topic = "engine.oversized";
+    source.create_topic(topic, 1, 1, &[]);
+    // Only the target topic knows its limit; the worker's producer is not told (its message.max.bytes stays
+    // at librdkafka's 1,000,000), so the broker is the one to refuse.
+    target.create_topic(topic, 1, 1, &[("max.message.bytes", "20000")]);
+    let client = source.client();
+    let mut seeded = testkit::produce_with(&client, topic, 0, 500, 10, 100).unwrap();
+    seeded.extend(testkit::produce_with(&client, topic, 500, 501, 10, 50_000).unwrap());
+    seeded.extend(testkit::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
+    let mirror = Mirror::new("oversized", source, target, &include(topic), "", "");
+
+    let run = mirror.spawn().finish(MINUTE);
+    let output = run.output();
+    assert_eq!(exit_code(&run), Some(1), "{output}");
+    assert!(
+        output.contains("record engine.oversized[0]@500 is larger than the target accepts"),
+        "the exit message names the record:\n{output}"
+    );
+    assert!(
+        output.contains("the max.message.bytes of target topic engine.oversized is 20000")
+            && output.contains("Raise max.message.bytes of the target topic"),
+        "and the limit to raise:\n{output}"
+    );
+    let committed_after = committed(source, &mirror.group, topic, 1);
+    let copy = read_back(target, topic, 500);
+    eprintln!(
+        "oversized record: committed offset {committed_after}, {} records on the target",
+        copy.len()
+    );
+    assert_eq!(
+        committed_after, 500,
+        "every record before it is committed, none after"
+    );
+    let v = testkit::verify(&seeded[..500], &copy);
+    eprintln!("oversized record, the copy of records 0..500: {v}");
+    assert!(
+        v.is_intact() && v.duplicated == 0 && copy.len() == 500,
+        "{v}"
+    );
+}
+
+#[test]
+fn a_matching_topic_created_while_the_mirror_runs_is_created_on_the_target_and_mirrored() {
+    let _timed = Timed::start("new topic picked up");
+    let Clusters { source, target } = single_broker_pair();
+    let (first, late, unmatched) = ("engine.late.first", "engine.late.second", "engine.other");
+    // Topics are read every REFRESH seconds; a rebalance of this one-process group takes a heartbeat
+    // (0.5 s) plus a join and a sync round, bounded here by one session timeout (6 s): the time the group
+    // coordinator gives a member to show up.
+    const REFRESH: u32 = 2;
+    let bound = Duration::from_secs(REFRESH as u64 + 6);
+    source.create_topic(first, 1, 1, &[]);
+    let topics =
+        include("engine\\\\.late\\\\..*") + &format!("    refreshIntervalSeconds: {REFRESH}\n");
+    let mirror = Mirror::new("late", source, target, &topics, "", "  numStreams: 2\n");
+    let first_records = testkit::produce_with(&source.client(), first, 0, 200, 10, 32).unwrap();
+    let mut worker = mirror.spawn();
+    worker.wait_for("the first topic mirrored", MINUTE, || {
+        target.records(first) >= 200
+    });
+
+    let created = Instant::now();
+    let created_at = seconds_of_day(std::time::SystemTime::now());
+    source.create_topic(late, 3, 1, &[]);
+    source.create_topic(unmatched, 1, 1, &[]);
+    let feed = Feed::start(source.client(), late, 50, 10, Duration::from_millis(100));
+    worker.wait_for(
+        "the first record of the new topic on the target",
+        MINUTE,
+        || target.records(late) > 0,
+    );
+    let pickup = created.elapsed();
+    eprintln!(
+        "new topic picked up: first record on the target {:.2} s after the topic was created (bound: \
+         refreshIntervalSeconds {REFRESH} s + one rebalance, at most {} s)",
+        pickup.as_secs_f64(),
+        bound.as_secs()
+    );
+    worker.wait_for("500 records of the new topic produced", MINUTE, || {
+        feed.produced() >= 500
+    });
+    let seeded = feed.stop();
+    worker.wait_for("the new topic committed", MINUTE, || {
+        committed(source, &mirror.group, late, 3) == seeded.len() as i64
+    });
+    let run = worker.stop();
+    assert_eq!(run.status.code(), Some(0), "{}", run.output());
+    // Where the time went, from the worker's log (seconds after the topic was created).
+    let at = |what: &str| {
+        logged_at(&run.stderr, what, late)
+            .map_or("-".into(), |t| format!("{:.2} s", t - created_at))
+    };
+    eprintln!(
+        "new topic picked up: target topic created {}, routes changed {}, its partitions assigned {}",
+        at("created target topic"),
+        at("topic routes changed"),
+        at("partitions assigned"),
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with(late)),
+        "the summary lists the new topic:\n{}",
+        run.output()
+    );
+
+    assert_eq!(
+        target.partitions(late),
+        3,
+        "created on the target with the source's partition count"
+    );
+    assert_eq!(
+        target.partitions(unmatched),
+        0,
+        "{unmatched} does not match and is not created"
+    );
+    let v = verify_copy(
+        "new topic picked up",
+        &seeded,
+        &read_back(target, late, seeded.len()),
+    );
+    assert_eq!(v.duplicated, 0, "{v}");
+    verify_copy(
+        "the first topic",
+        &first_records,
+        &read_back(target, first, 200),
+    );
+    assert!(
+        pickup <= bound,
+        "the first record arrived {pickup:?} after the topic was created, beyond {bound:?}"
+    );
+}
+
+/// Produces one sample record as it is (its key, value, timestamp and headers) to `topic`.
+fn produce_record(cluster: &KafkaCluster, topic: &str, record: &SampleRecord) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = cluster.client().create().expect("a producer");
+    let headers = record
+        .headers
+        .iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+    producer
+        .send(
+            BaseRecord::to(topic)
+                .key(&record.key)
+                .payload(&record.value)
+                .timestamp(record.timestamp)
+                .headers(headers),
+        )
+        .map_err(|(e, _)| e)
+        .expect("queueing the record");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("producing the record");
+}
+
+/// `len` bytes that no codec shrinks (xorshift64): a record that stays too large after compression.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn with_compression_the_broker_judges_and_refuses_a_record_too_large_even_compressed_alone() {
+    let _timed = Timed::start("oversized record, compressed");
+    let Clusters { source, target } = single_broker_pair();
+    let topic = "engine.refused";
+    source.create_topic(topic, 1, 1, &[]);
+    target.create_topic(topic, 1, 1, &[("max.message.bytes", "20000")]);
+    let client = source.client();
+    // 50 kB of x's compress to almost nothing: mirrored. 50 kB of noise do not: refused by the broker.
+    let mut seeded = testkit::produce_with(&client, topic, 0, 300, 10, 100).unwrap();
+    seeded.extend(testkit::produce_with(&client, topic, 300, 301, 10, 50_000).unwrap());
+    seeded.extend(testkit::produce_with(&client, topic, 301, 500, 10, 100).unwrap());
+    let mut noise = testkit::sample(500, 10, 0);
+    noise.value = incompressible(50_000);
+    produce_record(source, topic, &noise);
+    seeded.push(noise);
+    seeded.extend(testkit::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
+    let mirror = Mirror::new(
+        "refused",
+        source,
+        target,
+        &include(topic),
+        "compression.type: lz4",
+        "",
+    );
+
+    let run = mirror.spawn().finish(MINUTE);
+    let output = run.output();
+    assert_eq!(exit_code(&run), Some(1), "{output}");
+    assert!(
+        output.contains("the target refused record engine.refused[0]@500 for topic engine.refused")
+            && output.contains("larger than the target accepts"),
+        "the exit message names the record the broker refused:\n{output}"
+    );
+    let committed_after = committed(source, &mirror.group, topic, 1);
+    let copy = read_back(target, topic, 500);
+    eprintln!(
+        "oversized record, compressed: committed offset {committed_after}, {} records on the target",
+        copy.len()
+    );
+    assert_eq!(
+        committed_after, 500,
+        "every record before it is committed (the compressible 50 kB one too), none after"
+    );
+    let v = testkit::verify(&seeded[..500], &copy);
+    eprintln!("oversized record, compressed, the copy of records 0..500: {v}");
+    assert!(v.is_intact() && v.duplicated == 0, "{v}");
+}
+
+/// Seconds since midnight UTC of `time`, as the worker's log timestamps give them.
+fn seconds_of_day(time: std::time::SystemTime) -> f64 {
+    let since_epoch = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a time after 1970")
+        .as_secs_f64();
+    since_epoch % 86_400.0
+}
+
+/// When the worker first logged a line with `what` and `topic` (seconds since midnight UTC): its log lines
+/// start with an RFC 3339 UTC timestamp, possibly in terminal colours.
+fn logged_at(log: &str, what: &str, topic: &str) -> Option<f64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains(what) && l.contains(topic))?;
+    let stamp = line.split('T').nth(1)?.split('Z').next()?;
+    let mut parts = stamp.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}
