@@ -197,6 +197,31 @@ pub fn store(consumer: &BaseConsumer<StreamContext>, states: &[Arc<PartitionStat
     }
 }
 
+/// Stores the acknowledged offsets of `kept` (the partitions that stay with this member through a rebalance)
+/// and commits every stored offset of the assignment, asynchronously. Called from the rebalance callbacks.
+///
+/// A cooperative rebalance keeps those partitions flowing, but nothing of them is committed while it lasts:
+/// librdkafka's interval commit skips every tick outside its steady join state, and no commit could pass
+/// anyway while this member's JoinGroup is pending — the coordinator serves one request per connection at a
+/// time, and the JoinGroup waits until every member has rejoined (each hears of the rebalance at its next
+/// heartbeat; a dead member is only dropped at its session timeout).
+/// Committing when the revoke ends (just before the rejoin; librdkafka completes the revoke only once this
+/// commit is answered) and again when the new assignment arrives keeps a worker killed during a rebalance from
+/// re-reading more than the join phase itself carried. Apache Kafka accepts both: the group is stable or
+/// preparing a rebalance with this member's generation then (it refuses commits, REBALANCE_IN_PROGRESS, only
+/// between the JoinGroup and SyncGroup answers, or ILLEGAL_GENERATION with an older generation).
+fn commit_kept_partitions(consumer: &BaseConsumer<StreamContext>, kept: &[Arc<PartitionState>]) {
+    store(consumer, kept);
+    match consumer.commit_consumer_state(CommitMode::Async) {
+        Ok(()) => {}
+        // Nothing stored since the last commit.
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => {
+            debug!(stream = consumer.context().stream, %error, "committing the kept partitions was not sent")
+        }
+    }
+}
+
 impl ClientContext for StreamContext {
     fn stats(&self, statistics: Statistics) {
         let partitions = self.partitions();
@@ -223,16 +248,24 @@ impl ClientContext for StreamContext {
         if let Some(reset) = truncation::parse_offset_reset(level, fac, message) {
             self.source_truncated(&reset);
         }
+        // With the stream, since every stream's consumer logs the same way (e.g. its group join states).
+        let stream = self.stream;
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => error!(target: "librdkafka", "librdkafka: {fac} {message}"),
-            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", "librdkafka: {fac} {message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                info!(target: "librdkafka", "librdkafka: {fac} {message}")
+            | RDKafkaLogLevel::Error => {
+                error!(target: "librdkafka", stream, "librdkafka: {fac} {message}")
             }
-            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
+            RDKafkaLogLevel::Warning => {
+                warn!(target: "librdkafka", stream, "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", stream, "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                debug!(target: "librdkafka", stream, "librdkafka: {fac} {message}")
+            }
         }
     }
 
@@ -248,6 +281,10 @@ impl ConsumerContext for StreamContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 info!(stream = self.stream, partitions = %describe(tpl), "partitions assigned");
+                // The end of a rebalance (librdkafka calls this with an empty list too when nothing new
+                // comes): the partitions this member kept mirrored through it without a commit, so commit
+                // them now rather than at the next tick of the interval.
+                commit_kept_partitions(consumer, &self.all_states());
                 self.assign(tpl);
             }
             Rebalance::Revoke(tpl) => {
@@ -256,6 +293,8 @@ impl ConsumerContext for StreamContext {
                 // The revoke completes only after this returns, and librdkafka then commits the stored offsets
                 // of the removed partitions: the next owner starts after every record acknowledged here.
                 self.drain_and_store(consumer, &revoked);
+                // The kept partitions too, before this member rejoins (see `commit_kept_partitions`).
+                commit_kept_partitions(consumer, &self.all_states());
             }
             Rebalance::Error(error) => {
                 self.metrics.error("rebalance");

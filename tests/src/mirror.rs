@@ -1,0 +1,275 @@
+//! What the worker-process tests on Apache Kafka (`tests/faults.rs`, `tests/sigterm.rs`) share: a
+//! continuous `KafkaMirror` document between two clusters, source records produced in the background while
+//! workers run, the mirror's position as the clusters record it (the group's committed offsets on the source,
+//! the high watermarks on the target, the group's owners as Kafka's own tool describes them), and a worker's
+//! `/metrics` read by name.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mirror_worker::positions::GroupPositions;
+use mirror_worker::testkit::{self, SampleRecord};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::Worker;
+
+/// Topic configs for the topics of these tests: no time-based retention. The sample records carry
+/// timestamps from 2019 (`testkit::BASE_TIMESTAMP_MS`, so a copy that re-stamps records is caught), and with
+/// the default `retention.ms` of 7 days the broker's first retention check, 30 s after it starts, deletes every
+/// segment of them, the active one included: the source would lose records under the mirror (which then stops
+/// with "no longer holds offset") and the target would lose the copy. `tests/kafka/cluster.sh` now turns
+/// time retention off broker-wide too; the topics say it themselves so these tests do not rest on that.
+pub const KEEP_FOREVER: &[(&str, &str)] = &[("retention.ms", "-1")];
+
+/// A continuous mirror of `topic` named `name` (consumer group `kafka-mirror.<name>`, see [`group_id`]) from
+/// `source` to `target` with `num_streams` streams; `source_config` goes to the source consumer as
+/// `spec.source.config` (group session settings, librdkafka `debug`). Written to `dir/<name>.yaml`.
+pub fn write_document(
+    dir: &Path,
+    name: &str,
+    source: &str,
+    target: &str,
+    topic: &str,
+    source_config: &[(&str, &str)],
+    num_streams: i32,
+) -> PathBuf {
+    let config: Vec<String> = source_config
+        .iter()
+        .map(|(key, value)| format!("{key}: \"{value}\""))
+        .collect();
+    let document = format!(
+        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
+         bootstrapServers: \"{source}\"\n    config: {{{}}}\n  target:\n    bootstrapServers: \"{target}\"\n  \
+         topics:\n    include: [\"{topic}\"]\n  numStreams: {num_streams}\n",
+        config.join(", ")
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, document).expect("writing the mirror document");
+    path
+}
+
+/// The consumer group of the mirror `name` (no `groupId` in the document, no namespace).
+pub fn group_id(name: &str) -> String {
+    mirror_worker::plan::default_group_id(None, name)
+}
+
+/// The mirror's position per partition of one topic, read from the clusters with one client each (so a test
+/// can sample it every 50 ms without creating clients).
+pub struct Progress {
+    committed: GroupPositions,
+    target: BaseConsumer,
+    topic: String,
+    partitions: i32,
+}
+
+impl Progress {
+    pub fn new(source: &str, target: &str, group: &str, topic: &str, partitions: i32) -> Progress {
+        let mut source_config = ClientConfig::new();
+        source_config.set("bootstrap.servers", source);
+        Progress {
+            committed: GroupPositions::new(&source_config, group)
+                .expect("a committed-offsets reader"),
+            target: ClientConfig::new()
+                .set("bootstrap.servers", target)
+                .create()
+                .expect("a target watermark reader"),
+            topic: topic.to_string(),
+            partitions,
+        }
+    }
+
+    /// The group's committed offset of each source partition (0 where nothing was committed yet).
+    pub fn committed(&self) -> Vec<i64> {
+        let partitions: Vec<_> = (0..self.partitions)
+            .map(|p| (self.topic.clone(), p))
+            .collect();
+        let committed = retried("reading the group's committed offsets", || {
+            self.committed.committed(&partitions)
+        });
+        partitions
+            .iter()
+            .map(|tp| committed.get(tp).copied().flatten().unwrap_or(0))
+            .collect()
+    }
+
+    /// The high watermark of each target partition: how many records the target holds there.
+    pub fn on_target(&self) -> Vec<i64> {
+        (0..self.partitions)
+            .map(|p| {
+                retried("reading the target's watermarks", || {
+                    self.target
+                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
+                })
+                .1
+            })
+            .collect()
+    }
+
+    pub fn committed_total(&self) -> i64 {
+        self.committed().iter().sum()
+    }
+
+    pub fn on_target_total(&self) -> i64 {
+        self.on_target().iter().sum()
+    }
+}
+
+/// `read`, tried again for up to 30 s while it fails: a topic created a moment ago has no leader in the
+/// metadata yet (NOT_LEADER_FOR_PARTITION), a coordinator that is just loading the group's offsets answers
+/// with an error. Panics with `what` and the last error after that.
+fn retried<T, E: std::fmt::Display>(what: &str, mut read: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match read() {
+            Ok(value) => return value,
+            Err(e) if std::time::Instant::now() >= deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Sample records produced to the source on a thread of their own while the test does other things.
+pub struct BackgroundProducer {
+    produced: Arc<AtomicU64>,
+    thread: JoinHandle<Vec<SampleRecord>>,
+}
+
+impl BackgroundProducer {
+    /// Produces `batches` batches of `batch` sample records (`keys` keys, values of `value_size` bytes) to
+    /// `topic`, one batch every `pause`, each flushed before the next starts.
+    pub fn start(
+        bootstrap: &str,
+        topic: &str,
+        batches: u64,
+        batch: u64,
+        pause: Duration,
+        keys: u64,
+        value_size: usize,
+    ) -> BackgroundProducer {
+        let produced = Arc::new(AtomicU64::new(0));
+        let (bootstrap, topic, counter) =
+            (bootstrap.to_string(), topic.to_string(), produced.clone());
+        let thread = std::thread::spawn(move || {
+            let mut records = Vec::with_capacity((batches * batch) as usize);
+            for i in 0..batches {
+                std::thread::sleep(pause);
+                let (from, to) = (i * batch, (i + 1) * batch);
+                records.extend(
+                    testkit::produce(&bootstrap, &topic, from, to, keys, value_size)
+                        .expect("producing to the source"),
+                );
+                counter.store(to, Ordering::Release);
+            }
+            records
+        });
+        BackgroundProducer { produced, thread }
+    }
+
+    /// Records acknowledged by the source so far.
+    pub fn produced(&self) -> u64 {
+        self.produced.load(Ordering::Acquire)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the last batch; every record produced, in order.
+    pub fn join(self) -> Vec<SampleRecord> {
+        self.thread.join().expect("the background producer")
+    }
+}
+
+/// The value of the sample `series` (name with labels, as `/metrics` prints it) in Prometheus text.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// `kafka_mirror_assigned_partitions` of a running worker (-1 while its endpoint does not answer yet).
+pub fn assigned_partitions(worker: &Worker) -> i64 {
+    assigned_partitions_at(worker.http)
+}
+
+/// [`assigned_partitions`] by address, for a condition of [`Worker::wait_for`] on the same worker.
+pub fn assigned_partitions_at(http: std::net::SocketAddr) -> i64 {
+    testkit::http_get(http, "/metrics")
+        .ok()
+        .filter(|(status, _)| *status == 200)
+        .and_then(|(_, body)| metric(&body, "kafka_mirror_assigned_partitions"))
+        .map_or(-1, |v| v as i64)
+}
+
+/// One row of `kafka-consumer-groups.sh --describe`: who owns a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOwner {
+    pub topic: String,
+    pub partition: i32,
+    /// The member (`client.id` plus a broker-made suffix); `None` when no member owns the partition.
+    pub consumer_id: Option<String>,
+}
+
+/// The group's partitions and their owners as the group coordinator reports them, asked with Kafka's own
+/// `kafka-consumer-groups.sh --describe` (the tool `tests/kafka/install.sh` fetched). `None` while the group
+/// is rebalancing (the tool then lists no owners).
+pub fn describe_group(bootstrap: &str, group: &str) -> Option<Vec<PartitionOwner>> {
+    let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/install.sh");
+    let libs = Command::new("bash")
+        .arg(&install)
+        .output()
+        .expect("running tests/kafka/install.sh");
+    assert!(
+        libs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&libs.stderr)
+    );
+    let libs = String::from_utf8_lossy(&libs.stdout);
+    let libs = libs
+        .lines()
+        .last()
+        .expect("install.sh prints the jar directory");
+    let output = Command::new("java")
+        .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx128m"])
+        .arg("-cp")
+        .arg(format!("{libs}/*"))
+        .arg("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand")
+        .args([
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--group",
+            group,
+        ])
+        .output()
+        .expect("running kafka-consumer-groups --describe");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if stdout.contains("is rebalancing") {
+        return None;
+    }
+    assert!(
+        output.status.success(),
+        "kafka-consumer-groups --describe --group {group} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+    let owners = stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|columns| columns.len() == 9 && columns[0] == group)
+        .filter_map(|columns| {
+            Some(PartitionOwner {
+                topic: columns[1].to_string(),
+                partition: columns[2].parse().ok()?,
+                consumer_id: (columns[6] != "-").then(|| columns[6].to_string()),
+            })
+        })
+        .collect();
+    Some(owners)
+}

@@ -1,0 +1,146 @@
+//! The worker as a process between two Apache Kafka clusters, stopped the way Kubernetes stops a pod: SIGTERM
+//! mid-stream drains the records in flight, commits exactly what reached the target and exits 0; a restart
+//! continues from there with nothing lost and nothing written twice. Also what a pod's probes and Prometheus
+//! see on the HTTP endpoint while it runs.
+//!
+//! The group keeps librdkafka's default session settings (45 s session, 3 s heartbeats), what a production
+//! mirror runs with: every member here leaves the group on purpose, so nothing waits for a session to expire.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kafka_mirror_tests::mirror::{
+    BackgroundProducer, KEEP_FOREVER, Progress, assigned_partitions_at, group_id, write_document,
+};
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker};
+use mirror_worker::testkit;
+
+/// The source and the target cluster every test of this file shares (each test its own topic and mirror).
+fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
+    static CLUSTERS: OnceLock<(KafkaCluster, KafkaCluster)> = OnceLock::new();
+    CLUSTERS.get_or_init(|| {
+        std::thread::scope(|s| {
+            let source = s.spawn(|| KafkaCluster::start(&ClusterOptions::default()));
+            let target = KafkaCluster::start(&ClusterOptions::default());
+            (source.join().expect("starting the source cluster"), target)
+        })
+    })
+}
+
+#[test]
+fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_duplicates() {
+    const TOPIC: &str = "sigterm-orders";
+    const PARTITIONS: i32 = 4;
+    const NAME: &str = "sigterm";
+    let started = std::time::Instant::now();
+    let (source, target) = clusters();
+    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    // Statistics every 500 ms, so the partition lag shows in /metrics within the test's wait (default 5 s).
+    let document = write_document(
+        dir.path(),
+        NAME,
+        s,
+        t,
+        TOPIC,
+        &[("statistics.interval.ms", "500")],
+        2,
+    );
+    let progress = Progress::new(s, t, &group_id(NAME), TOPIC, PARTITIONS);
+
+    // 20,000 records spread over about 7 s, so the signal lands while records still flow.
+    let producer =
+        BackgroundProducer::start(s, TOPIC, 20, 1000, Duration::from_millis(300), 300, 64);
+    let mut worker = Worker::spawn(&document, dir.path(), &[]);
+    worker.wait_for(
+        "3000 records on the target",
+        Duration::from_secs(60),
+        || progress.on_target_total() >= 3000,
+    );
+
+    // What the pod's probes and Prometheus see while it runs (lag comes from the consumer's statistics). The
+    // second stream may join the group after the first started mirroring: wait for that rebalance to end.
+    let http = worker.http;
+    worker.wait_for(
+        "all 4 partitions assigned in /metrics",
+        Duration::from_secs(30),
+        || assigned_partitions_at(http) == i64::from(PARTITIONS),
+    );
+    worker.wait_for(
+        "the lag of partition 0 in /metrics",
+        Duration::from_secs(10),
+        || {
+            testkit::http_get(http, "/metrics").is_ok_and(|(_, m)| {
+                m.contains(&format!(
+                    "kafka_mirror_partition_lag{{topic=\"{TOPIC}\",partition=\"0\"}}"
+                ))
+            })
+        },
+    );
+    assert_eq!(testkit::http_get(http, "/healthz").unwrap().0, 200);
+    assert_eq!(testkit::http_get(http, "/readyz").unwrap().0, 200);
+    let (status, metrics) = testkit::http_get(http, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    for series in [
+        format!("kafka_mirror_records_mirrored_total{{topic=\"{TOPIC}\"}}"),
+        "kafka_mirror_assigned_partitions 4".to_string(),
+        "kafka_mirror_commit_latency_seconds_count".to_string(),
+    ] {
+        assert!(metrics.contains(&series), "{series} missing in:\n{metrics}");
+    }
+    assert!(
+        !producer.is_finished(),
+        "the signal must come mid-stream; production already ended"
+    );
+
+    let stopped = worker.stop();
+    assert_eq!(
+        stopped.status.code(),
+        Some(0),
+        "exit after SIGTERM:\n{}",
+        stopped.output()
+    );
+    assert!(
+        stopped.stderr.contains("SIGTERM received"),
+        "{}",
+        stopped.stderr
+    );
+    let on_target = progress.on_target();
+    let committed = progress.committed();
+    assert!(committed.iter().sum::<i64>() > 0, "{committed:?}");
+    assert_eq!(
+        committed, on_target,
+        "after draining, the committed position of every partition covers exactly the records on the target"
+    );
+
+    let seeded = producer.join();
+    let stopped_at: i64 = on_target.iter().sum();
+    assert!(
+        stopped_at < seeded.len() as i64,
+        "the signal came mid-stream"
+    );
+    let mut restarted = Worker::spawn(&document, dir.path(), &[]);
+    restarted.wait_for(
+        "the restarted worker to commit every record",
+        Duration::from_secs(90),
+        || progress.committed_total() >= seeded.len() as i64,
+    );
+    let finished = restarted.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
+
+    let copy = testkit::read_all(t, TOPIC, seeded.len(), Duration::from_secs(60)).unwrap();
+    let v = testkit::verify(&seeded, &copy);
+    eprintln!(
+        "SIGTERM mid-stream after {stopped_at} of {} records (committed per partition {committed:?}), then a \
+         restart: {v}; {:.1} s",
+        seeded.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(v.is_intact(), "{v}");
+    assert_eq!(
+        v.duplicated, 0,
+        "a clean stop commits exactly what was written: {v}"
+    );
+}
