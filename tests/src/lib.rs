@@ -70,6 +70,21 @@ impl Finished {
             self.stdout, self.stderr
         )
     }
+
+    /// Asserts that a `mode: migrate` run (`what`, for the message) ended by itself with exit 0 and said so.
+    pub fn assert_migration_complete(&self, what: &str) {
+        assert!(
+            self.exited_by_itself && self.status.success(),
+            "{what}: the migration should complete by itself with exit 0 ({}):\n{}",
+            self.status,
+            self.output()
+        );
+        assert!(
+            self.stdout.contains("migration complete"),
+            "{what}: no \"migration complete\" in its output:\n{}",
+            self.output()
+        );
+    }
 }
 
 impl Worker {

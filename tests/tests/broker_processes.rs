@@ -57,17 +57,7 @@ fn migrate_document(dir: &Path, name: &str, topic: &str, create: &str) -> PathBu
 /// Asserts the worker completed the migration by itself with exit 0, and returns its summary row for `topic`:
 /// `(target topic, records)`.
 fn assert_migrated(run: &Finished, topic: &str) -> (String, u64) {
-    assert!(
-        run.exited_by_itself && run.status.success(),
-        "the migration should complete by itself with exit 0 ({}):\n{}",
-        run.status,
-        run.output()
-    );
-    assert!(
-        run.stdout.contains("migration complete"),
-        "{}",
-        run.output()
-    );
+    run.assert_migration_complete(topic);
     let row = run
         .stdout
         .lines()

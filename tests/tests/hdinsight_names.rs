@@ -327,17 +327,7 @@ fn with_the_alias_resolvable_the_mirror_copies_every_record() {
     );
     let worker = Worker::spawn_through(&wrapper, &document, dir.path(), &[]);
     let run = timed(name, worker, Duration::from_secs(120));
-    assert!(
-        run.exited_by_itself && run.status.success(),
-        "the migration should complete ({}):\n{}",
-        run.status,
-        run.output()
-    );
-    assert!(
-        run.stdout.contains("migration complete"),
-        "{}",
-        run.output()
-    );
+    run.assert_migration_complete(name);
     let copy = read_records(
         &cluster.client(),
         &format!("mirror.{name}-orders"),

@@ -238,18 +238,7 @@ impl Mirror {
     /// Asserts the run was a complete migration and every seeded record is on `cluster`'s mirrored topic,
     /// intact (key, value, headers, timestamp, per-key order), none twice.
     fn assert_mirrored(&self, run: &Finished, cluster: &KafkaCluster, seeded: &[SampleRecord]) {
-        assert!(
-            run.exited_by_itself && run.status.success(),
-            "{}: the migration should complete ({}):\n{}",
-            self.name,
-            run.status,
-            run.output()
-        );
-        assert!(
-            run.stdout.contains("migration complete"),
-            "{}",
-            run.output()
-        );
+        run.assert_migration_complete(&self.name);
         let copy = read_records(
             &cluster.client(),
             &self.mirrored(),
