@@ -47,4 +47,4 @@ step "build (the process tests run the mirror-worker binary)"
 cargo build --workspace --bins --locked
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -76,7 +76,17 @@ fn resolve(host: &str) -> BTreeSet<IpAddr> {
 /// Fails when a broker `metadata` lists advertises a host name this machine does not resolve, naming those
 /// brokers and `<prefix>.hostAliases`.
 pub fn check_advertised(prefix: &str, metadata: &Metadata) -> Result<(), ProbeError> {
-    let brokers = metadata.brokers().iter().map(|b| (b.host(), b.port()));
+    check_advertised_brokers(
+        prefix,
+        metadata.brokers().iter().map(|b| (b.host(), b.port())),
+    )
+}
+
+/// [`check_advertised`] on the `(host, port)` of each broker.
+pub fn check_advertised_brokers<'a>(
+    prefix: &str,
+    brokers: impl Iterator<Item = (&'a str, i32)>,
+) -> Result<(), ProbeError> {
     let unresolvable = unresolvable(brokers);
     if unresolvable.is_empty() {
         return Ok(());
