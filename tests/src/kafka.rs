@@ -177,7 +177,9 @@ impl KafkaCluster {
             .prefix("kafka-cluster-")
             .tempdir()
             .expect("a directory for the cluster");
-        let mut cluster = KafkaCluster::start_in(temp.path().join("cluster"), options);
+        // The cluster lives in the temporary directory itself: a cluster kept in a `static` is never dropped,
+        // and the script's watchdog, which removes the cluster's directory, then leaves nothing behind.
+        let mut cluster = KafkaCluster::start_in(temp.path().to_path_buf(), options);
         cluster._temp = Some(temp);
         cluster
     }
