@@ -325,3 +325,16 @@ pub fn read_records(
     }
     records
 }
+
+/// Compares a copy with what was seeded and prints the counts (lost, duplicated, out of per-key order,
+/// altered); fails the test on anything but duplicates.
+pub fn verify_copy(
+    what: &str,
+    seeded: &[SampleRecord],
+    copy: &[ReadRecord],
+) -> testkit::Verification {
+    let v = testkit::verify(seeded, copy);
+    eprintln!("{what}: {v}");
+    assert!(v.is_intact(), "{what}: {v}");
+    v
+}

@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker};
+use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, verify_copy};
 use mirror_worker::positions::GroupPositions;
-use mirror_worker::testkit::{self, ReadRecord, SampleRecord, Verification};
+use mirror_worker::testkit::{self, ReadRecord, SampleRecord};
 use rdkafka::ClientConfig;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -119,15 +119,6 @@ fn committed(source: &KafkaCluster, group: &str, topic: &str, partitions: i32) -
 fn read_back(cluster: &KafkaCluster, topic: &str, expected: usize) -> Vec<ReadRecord> {
     testkit::read_all(&cluster.internal, topic, expected, Duration::from_secs(120))
         .expect("reading the target back")
-}
-
-/// Compares the target's copy with what was seeded and prints the counts; fails on anything lost, altered,
-/// foreign or out of per-key order.
-fn verify_copy(what: &str, seeded: &[SampleRecord], copy: &[ReadRecord]) -> Verification {
-    let v = testkit::verify(seeded, copy);
-    eprintln!("{what}: {v}");
-    assert!(v.is_intact(), "{what}: {v}");
-    v
 }
 
 /// The exit code of a run the test expected to end by itself.

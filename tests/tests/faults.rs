@@ -42,19 +42,15 @@ fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
     })
 }
 
-/// Reads the target back, compares it with what was seeded and prints the counts; fails on anything lost,
-/// altered or out of order.
-fn verify_copy(
+/// Reads the target back and checks it against what was seeded ([`kafka_mirror_tests::verify_copy`]).
+fn read_and_verify(
     what: &str,
     target: &str,
     topic: &str,
     seeded: &[SampleRecord],
 ) -> (Verification, Vec<ReadRecord>) {
     let copy = testkit::read_all(target, topic, seeded.len(), Duration::from_secs(120)).unwrap();
-    let v = testkit::verify(seeded, &copy);
-    eprintln!("{what}: {v}");
-    assert!(v.is_intact(), "{what}: {v}");
-    (v, copy)
+    (kafka_mirror_tests::verify_copy(what, seeded, &copy), copy)
 }
 
 /// A sample record's identity: its key and that key's sequence number (the `seq` header).
@@ -585,7 +581,7 @@ fn sigkill_ten_times_during_200_000_records_loses_nothing_and_each_kill_costs_at
     assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
 
     let origin = source_positions(s, TOPIC, &seeded);
-    let (v, copy) = verify_copy("10 × SIGKILL during 200,000 records", t, TOPIC, &seeded);
+    let (v, copy) = read_and_verify("10 × SIGKILL during 200,000 records", t, TOPIC, &seeded);
     assert_eq!(
         copy.len() as i64,
         progress.on_target_total(),
@@ -745,7 +741,7 @@ fn the_target_unreachable_for_30_seconds_is_reported_moves_no_offset_and_the_wor
     );
     let finished = worker.stop();
     assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
-    let (v, _) = verify_copy("target down for 30 s", t, TOPIC, &seeded);
+    let (v, _) = read_and_verify("target down for 30 s", t, TOPIC, &seeded);
     eprintln!(
         "outage: /readyz said {status} {readyz:?} {:.1} s after the broker died, \
          kafka_mirror_errors_total{{kind=\"target_unreachable\"}} {unreachable:?}, committed stayed at {} \
@@ -886,7 +882,7 @@ fn scaling_one_worker_to_four_and_back_to_one_mid_stream_loses_nothing_and_a_ste
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.output());
     logs.insert(0, stopped.stderr);
 
-    let (v, copy) = verify_copy("scaled 1 → 4 → 1 mid-stream", t, TOPIC, &seeded);
+    let (v, copy) = read_and_verify("scaled 1 → 4 → 1 mid-stream", t, TOPIC, &seeded);
     let end = vec![i64::MAX; PARTITIONS as usize];
     let zero = vec![0; PARTITIONS as usize];
     let outcomes = commit_outcomes(logs.iter().map(String::as_str));
