@@ -83,7 +83,7 @@ impl Discovery {
 
     /// Source partition counts of every topic the whitelist matches.
     pub async fn matching_source_topics(&self) -> Result<BTreeMap<String, i32>> {
-        let all = topic_partitions(&self.source, "source").await?;
+        let (all, _) = topic_partitions(&self.source, "source").await?;
         Ok(all
             .into_iter()
             .filter(|(topic, _)| self.filter.matches(topic))
@@ -95,7 +95,8 @@ impl Discovery {
     /// tried again at the next refresh.
     pub async fn refresh(&self) -> Result<(BTreeMap<String, Route>, Vec<Unroutable>)> {
         let sources = self.matching_source_topics().await?;
-        let mut targets = topic_partitions(&self.target_probe, "target").await?;
+        let (mut targets, answering_broker) =
+            topic_partitions(&self.target_probe, "target").await?;
         let missing: Vec<(String, i32)> = sources
             .iter()
             .map(|(topic, partitions)| (self.spec.topics.target_name(topic), *partitions))
@@ -128,7 +129,7 @@ impl Discovery {
             .map(|topic| self.spec.topics.target_name(topic))
             .filter(|target| targets.contains_key(target))
             .collect();
-        let limits = self.max_message_bytes(&routed).await;
+        let limits = self.max_message_bytes(&routed, answering_broker).await;
         let mut routes = BTreeMap::new();
         for (source_topic, source_partitions) in sources {
             let target_topic = self.spec.topics.target_name(&source_topic);
@@ -170,17 +171,14 @@ impl Discovery {
 
     /// The `max.message.bytes` of each target topic in `topics` whose configuration can be read. librdkafka does
     /// not split a batch the broker refuses as too large, so the engine keeps batches and records within it.
-    async fn max_message_bytes(&self, topics: &[String]) -> HashMap<String, i64> {
-        let Some(first) = topics.first() else {
+    /// `broker` is the target broker that answered this refresh's metadata request.
+    async fn max_message_bytes(&self, topics: &[String], broker: i32) -> HashMap<String, i64> {
+        if topics.is_empty() {
             return HashMap::new();
-        };
-        // Asked of the broker that answers metadata rather than of the controller (librdkafka's choice for
-        // topics alone): a cluster without DescribeConfigs then says so at once, instead of after the timeout.
-        let Ok(broker) = blocking(|| self.target_probe.metadata(Some(first), METADATA_TIMEOUT))
-            .map(|metadata| metadata.orig_broker_id())
-        else {
-            return HashMap::new();
-        };
+        }
+        // Asked of the broker that answered metadata (naming it as a resource makes librdkafka send the request
+        // there) rather than of the controller, librdkafka's choice for topics alone: a cluster without
+        // DescribeConfigs then says so at once, instead of after the timeout.
         let resources: Vec<ResourceSpecifier<'_>> = topics
             .iter()
             .map(|topic| ResourceSpecifier::Topic(topic))
@@ -274,9 +272,13 @@ impl Discovery {
     }
 }
 
-/// Partition count by topic name, internal topics included (the filter drops them). Fails when a broker
-/// advertises a name this machine cannot resolve (see `host_aliases::check_advertised`).
-async fn topic_partitions(client: &BrokerProbe, cluster: &str) -> Result<BTreeMap<String, i32>> {
+/// Partition count by topic name, internal topics included (the filter drops them), and the broker that
+/// answered. Fails when a broker advertises a name this machine cannot resolve (see
+/// `host_aliases::check_advertised`).
+async fn topic_partitions(
+    client: &BrokerProbe,
+    cluster: &str,
+) -> Result<(BTreeMap<String, i32>, i32)> {
     let metadata =
         blocking(|| client.metadata(None, METADATA_TIMEOUT)).map_err(|source| Error::Broker {
             what: format!("reading the {cluster} cluster's topic list"),
@@ -288,7 +290,7 @@ async fn topic_partitions(client: &BrokerProbe, cluster: &str) -> Result<BTreeMa
             source: Box::new(source),
         },
     )?;
-    Ok(partition_counts(&metadata))
+    Ok((partition_counts(&metadata), metadata.orig_broker_id()))
 }
 
 /// Runs a blocking librdkafka call without stalling the async runtime's other tasks.
