@@ -14,6 +14,7 @@ pub mod template;
 mod topic_filter;
 pub mod topics;
 mod validation;
+pub mod worker_pod;
 
 pub use crd::crd_yaml;
 pub use document::parse_document;

@@ -10,10 +10,13 @@ use rdkafka::mocking::MockCluster;
 
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::positions::GroupPositions;
-use crate::secrets::Secrets;
-use crate::testkit::{self, Verification};
-use crate::{Engine, EngineOptions, Error, MirrorPlan, Result};
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::positions::GroupPositions;
+use kafka_mirror_clients::secrets::Secrets;
+use kafka_mirror_crds::worker_pod;
+use kafka_mirror_samples::{self as samples, Verification};
+
+use crate::{Engine, EngineOptions, Error, Result};
 
 /// What the demo does; the defaults follow the guide (`--partitions 8`, `--num.streams 4`).
 #[derive(Debug, Clone)]
@@ -95,7 +98,7 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
 
     let first_batch = options.records * 2 / 3;
     let started = Instant::now();
-    let mut seeded = testkit::produce(
+    let mut seeded = samples::produce(
         &source.bootstrap_servers(),
         TOPIC,
         0,
@@ -116,13 +119,13 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
         options.num_streams,
     );
     println!("\nmirror.yaml:\n{document}");
-    let mirror: KafkaMirror =
-        kafka_mirror_crds::parse_document(&document).map_err(|source| Error::Document {
+    let mirror: KafkaMirror = kafka_mirror_crds::parse_document(&document).map_err(|source| {
+        kafka_mirror_clients::Error::Document {
             path: "<demo>".into(),
             source,
-        })?;
-    let plan =
-        MirrorPlan::from_resource(mirror, &Secrets::new(crate::secrets::DEFAULT_SECRETS_DIR))?;
+        }
+    })?;
+    let plan = MirrorPlan::from_resource(mirror, &Secrets::new(worker_pod::SECRETS_DIR))?;
     let positions = GroupPositions::new(&plan.source_admin, &plan.group_id)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(options.num_streams as usize));
@@ -146,7 +149,7 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
     let (keys, value_size, total) = (options.keys, options.value_size, options.records);
     let second_batch = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_millis(500));
-        testkit::produce(&source_servers, TOPIC, first_batch, total, keys, value_size)
+        samples::produce(&source_servers, TOPIC, first_batch, total, keys, value_size)
     });
 
     let partitions: Vec<_> = (0..options.partitions)
@@ -209,14 +212,14 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
     }
 
     let copy = tokio::task::block_in_place(|| {
-        testkit::read_all(
+        samples::read_all(
             &target.bootstrap_servers(),
             TOPIC,
             seeded.len(),
             Duration::from_secs(30),
         )
     })?;
-    let verification = testkit::verify(&seeded, &copy);
+    let verification = samples::verify(&seeded, &copy);
     println!("verification: {verification}");
     Ok(verification)
 }

@@ -5,6 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_mirror_clients::Error as ClientsError;
+use kafka_mirror_clients::broker_probe::BrokerProbe;
+use kafka_mirror_clients::host_aliases;
+use kafka_mirror_clients::positions::partition_counts;
 use kafka_mirror_crds::{KafkaMirrorSpec, Partitioning, TopicFilter};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
@@ -15,10 +19,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use tracing::{debug, info, warn};
 
-use crate::broker_probe::BrokerProbe;
-use crate::host_aliases;
 use crate::metrics::Metrics;
-use crate::positions::partition_counts;
 use crate::{Error, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
@@ -279,13 +280,14 @@ async fn topic_partitions(
     client: &BrokerProbe,
     cluster: &str,
 ) -> Result<(BTreeMap<String, i32>, i32)> {
-    let metadata =
-        blocking(|| client.metadata(None, METADATA_TIMEOUT)).map_err(|source| Error::Broker {
+    let metadata = blocking(|| client.metadata(None, METADATA_TIMEOUT)).map_err(|source| {
+        ClientsError::Broker {
             what: format!("reading the {cluster} cluster's topic list"),
             source: Box::new(source),
-        })?;
+        }
+    })?;
     blocking(|| host_aliases::check_advertised(&format!("spec.{cluster}"), &metadata)).map_err(
-        |source| Error::Broker {
+        |source| ClientsError::Broker {
             what: format!("reaching the {cluster} cluster's brokers"),
             source: Box::new(source),
         },

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::positions::{GroupPositions, SourcePartition};
 use kafka_mirror_crds::Mode;
 use rdkafka::producer::Producer;
 use tokio::sync::watch;
@@ -16,8 +18,6 @@ use crate::assignment::EndOffsets;
 use crate::discovery::{Discovery, Route, Routes};
 use crate::health::Health;
 use crate::metrics::{Metrics, TopicLabels};
-use crate::plan::MirrorPlan;
-use crate::positions::{GroupPositions, SourcePartition};
 use crate::shutdown_gate::ShutdownGate;
 use crate::stream::{Stream, StreamSettings};
 use crate::{Error, Result, producer};

@@ -1,47 +1,27 @@
 //! The worker's one error type. Configuration mistakes exit with code 2, runtime failures with 1.
 
-use std::path::PathBuf;
-
-use kafka_mirror_crds::{DocumentError, FieldError};
+use kafka_mirror_runtime::http::ServeError;
 use rdkafka::error::KafkaError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    ReadDocument {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-
-    #[error("invalid KafkaMirror document {path}:\n{source}")]
-    Document {
-        path: PathBuf,
-        source: DocumentError,
-    },
-
-    /// A field that is well-formed but cannot be used here (e.g. a Secret that cannot be found).
-    #[error("{0}")]
-    Field(FieldError),
+    /// Reading the document, its Secrets, or asking a cluster through the clients both binaries share.
+    #[error(transparent)]
+    Clients(#[from] kafka_mirror_clients::Error),
 
     #[error("{what}: {source}")]
     Kafka { what: String, source: KafkaError },
-
-    /// A cluster did not answer, with librdkafka's reasons and the field to check.
-    #[error("{what}: {source}")]
-    Broker {
-        what: String,
-        source: Box<crate::broker_probe::ProbeError>,
-    },
 
     /// The mirror cannot go on without losing or corrupting records.
     #[error("{0}")]
     Fatal(String),
 
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+
+    /// The demo's sample producer or reader.
+    #[error(transparent)]
+    Samples(#[from] kafka_mirror_samples::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,12 +30,12 @@ impl Error {
     /// 2 for anything the user must fix in the document or its Secrets, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::ReadDocument { .. } | Error::Document { .. } | Error::Field(_) => 2,
+            Error::Clients(error) => error.exit_code(),
             Error::Kafka {
                 source: KafkaError::ClientConfig(..),
                 ..
             } => 2,
-            _ => 1,
+            Error::Kafka { .. } | Error::Fatal(_) | Error::Serve(_) | Error::Samples(_) => 1,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! What `/healthz` and `/readyz` answer, updated by the engine's threads.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kafka_mirror_runtime::http::Endpoints;
+
+use crate::metrics::Metrics;
 
 #[derive(Default)]
 pub struct Health {
@@ -67,5 +71,23 @@ impl Health {
             return Err("all target brokers are down or unreachable".to_string());
         }
         Ok(())
+    }
+}
+
+/// The worker's endpoints: engine metrics and stream health.
+pub struct WorkerEndpoints {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+impl Endpoints for WorkerEndpoints {
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+    fn live(&self) -> std::result::Result<(), String> {
+        self.health.live()
+    }
+    fn ready(&self) -> std::result::Result<(), String> {
+        self.health.ready()
     }
 }

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use kafka_mirror_clients::secrets::Secrets;
+use kafka_mirror_clients::{MirrorPlan, host_aliases};
+use kafka_mirror_crds::worker_pod;
+use kafka_mirror_runtime::process::{LogFormat, init_logging, shutdown_signal};
 use mirror_worker::demo::{self, DemoOptions};
-use mirror_worker::health::Health;
-use mirror_worker::http::WorkerEndpoints;
+use mirror_worker::health::{Health, WorkerEndpoints};
 use mirror_worker::metrics::Metrics;
-use mirror_worker::process::{LogFormat, init_logging, shutdown_signal};
-use mirror_worker::secrets::{DEFAULT_SECRETS_DIR, Secrets};
-use mirror_worker::{Engine, EngineOptions, Error, MirrorPlan, Summary};
+use mirror_worker::{Engine, EngineOptions, Error, Summary};
 use tracing::{error, info};
 
-mirror_worker::use_jemalloc!();
+kafka_mirror_runtime::use_jemalloc!();
 
 /// Mirrors Kafka topics from a source cluster to a target cluster, as a `KafkaMirror` document describes.
 #[derive(Parser, Debug)]
@@ -26,16 +27,16 @@ struct Cli {
     command: Option<Command>,
 
     /// The `KafkaMirror` YAML document to run (what you would `kubectl apply`).
-    #[arg(long, env = "KMIRROR_CONFIG", value_name = "FILE")]
+    #[arg(long, env = worker_pod::ENV_CONFIG, value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Directory with Secret values as `<secret>/<key>` files (environment variables
     /// `KMIRROR_SECRET_<SECRET>_<KEY>` take precedence).
-    #[arg(long, env = "KMIRROR_SECRETS_DIR", default_value = DEFAULT_SECRETS_DIR)]
+    #[arg(long, env = worker_pod::ENV_SECRETS_DIR, default_value = worker_pod::SECRETS_DIR)]
     secrets_dir: PathBuf,
 
     /// Address of the HTTP endpoint serving /metrics, /healthz and /readyz.
-    #[arg(long, env = "KMIRROR_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = worker_pod::ENV_HTTP_LISTEN, default_value = worker_pod::HTTP_LISTEN)]
     http_listen: SocketAddr,
 
     /// Seconds between commits of acknowledged source offsets.
@@ -47,7 +48,7 @@ struct Cli {
     drain_timeout: f64,
 
     /// Log format: `text` for a terminal, `json` for a log pipeline.
-    #[arg(long, env = "KMIRROR_LOG_FORMAT", default_value = "text")]
+    #[arg(long, env = worker_pod::ENV_LOG_FORMAT, default_value = "text")]
     log_format: LogFormat,
 }
 
@@ -127,10 +128,10 @@ fn main() -> ExitCode {
 
 async fn run_mirror(cli: &Cli) -> Result<(), Error> {
     let Some(config) = &cli.config else {
-        return Err(Error::Field(kafka_mirror_crds::FieldError::new(
+        return Err(field_error(
             "--config",
             "required: the KafkaMirror document to run (or use `mirror-worker demo`)",
-        )));
+        ));
     };
     let options = EngineOptions {
         commit_interval: seconds("--commit-interval", cli.commit_interval)?,
@@ -138,10 +139,10 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
     };
     let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
     // Before any connection: an alias this machine does not honour would only show as brokers never reached.
-    mirror_worker::host_aliases::check(&plan.spec)?;
+    host_aliases::check(&plan.spec)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(plan.spec.num_streams as usize));
-    let bound = mirror_worker::http::serve(
+    let bound = kafka_mirror_runtime::http::serve(
         cli.http_listen,
         Arc::new(WorkerEndpoints {
             metrics: metrics.clone(),
@@ -161,12 +162,12 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Error::Field(kafka_mirror_crds::FieldError::new(
-                flag,
-                format!("{value} is not a positive number of seconds"),
-            ))
-        })
+        .ok_or_else(|| field_error(flag, format!("{value} is not a positive number of seconds")))
+}
+
+/// A command-line argument the user must fix (exit code 2, like a field of the document).
+fn field_error(flag: &str, message: impl Into<String>) -> Error {
+    kafka_mirror_clients::Error::Field(kafka_mirror_crds::FieldError::new(flag, message)).into()
 }
 
 fn print_summary(summary: &Summary) {

@@ -135,14 +135,6 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
-        encode_registry(&self.registry)
+        kafka_mirror_runtime::http::encode_registry(&self.registry)
     }
-}
-
-/// The Prometheus text exposition of a registry (the worker's and the operator's `/metrics`).
-pub fn encode_registry(registry: &Registry) -> String {
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry)
-        .expect("writing to a String cannot fail");
-    out
 }

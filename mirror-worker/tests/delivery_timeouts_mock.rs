@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mirror_worker::testkit;
+use kafka_mirror_samples as samples;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -36,7 +36,7 @@ async fn deliveries_that_time_out_are_re_read_from_the_last_acknowledged_offset(
     target.broker_down(1).unwrap();
     let seeded = blocking({
         let s = s.clone();
-        move || testkit::produce(&s, "audit", 0, 3000, 30, 32).unwrap()
+        move || samples::produce(&s, "audit", 0, 3000, 30, 32).unwrap()
     })
     .await;
     wait_for(

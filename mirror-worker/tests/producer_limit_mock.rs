@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::process::{Worker, committed, target_records};
 use common::*;
-use mirror_worker::testkit;
+use kafka_mirror_samples as samples;
 
 const TOPIC: &str = "orders";
 
@@ -47,9 +47,9 @@ fn a_record_larger_than_the_target_accepts_stops_the_worker_with_everything_befo
         );
     std::fs::write(&document, text).unwrap();
 
-    testkit::produce(&s, TOPIC, 0, 500, 10, 100).unwrap();
-    testkit::produce(&s, TOPIC, 500, 501, 10, 50_000).unwrap();
-    testkit::produce(&s, TOPIC, 501, 1000, 10, 100).unwrap();
+    samples::produce(&s, TOPIC, 0, 500, 10, 100).unwrap();
+    samples::produce(&s, TOPIC, 500, 501, 10, 50_000).unwrap();
+    samples::produce(&s, TOPIC, 501, 1000, 10, 100).unwrap();
 
     let worker = Worker::spawn(Path::new(&document), dir.path().join("worker.log"), &[]);
     let (code, log) = worker.wait_exit(Duration::from_secs(60));

@@ -53,7 +53,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let bound = mirror_worker::http::serve(config.http_listen, metrics.clone())
+    let bound = kafka_mirror_runtime::http::serve(config.http_listen, metrics.clone())
         .await
         .map_err(|e| Error::Io {
             what: "serving /metrics".into(),

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use mirror_worker::MirrorPlan;
-use mirror_worker::broker_probe::BrokerProbe;
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::broker_probe::BrokerProbe;
 use rdkafka::ClientConfig;
 
 use crate::lag::{Positions, read_positions};

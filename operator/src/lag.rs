@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use kafka_mirror_clients::positions::{GroupPositions, PartitionPosition, SourcePartition};
 use kafka_mirror_crds::TopicFilter;
 use kafka_mirror_crds::status::TopicStatus;
 use kafka_mirror_crds::topics::TopicSelection;
-use mirror_worker::positions::{GroupPositions, PartitionPosition, SourcePartition};
 use rdkafka::ClientConfig;
 
 /// Lag per mirrored topic and over all partitions.
@@ -63,7 +63,7 @@ pub fn read_positions(
     source: &ClientConfig,
     group_id: &str,
     filter: &TopicFilter,
-) -> mirror_worker::Result<Positions> {
+) -> kafka_mirror_clients::Result<Positions> {
     let reader = GroupPositions::new(source, group_id)?;
     let partitions: Vec<SourcePartition> = reader
         .matching_topics(filter)?
@@ -80,7 +80,7 @@ pub fn measure(
     group_id: &str,
     filter: &TopicFilter,
     selection: &TopicSelection,
-) -> mirror_worker::Result<LagReport> {
+) -> kafka_mirror_clients::Result<LagReport> {
     Ok(summarize(
         selection,
         &read_positions(source, group_id, filter)?,

@@ -10,11 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use kafka_mirror_operator::build::{BuildSettings, WorkerState, desired_objects};
 use kafka_mirror_operator::controller::{self, LeaderElection, OperatorConfig};
 use kafka_mirror_operator::reconcile::Intervals;
-use mirror_worker::process::{LogFormat, init_logging, shutdown_signal};
+use kafka_mirror_runtime::process::{LogFormat, init_logging, shutdown_signal};
 
 // Linking the worker's library brings jemalloc's unprefixed malloc into this binary whether it is named here
 // or not; naming it gives the operator the same options (one arena) as the worker.
-mirror_worker::use_jemalloc!();
+kafka_mirror_runtime::use_jemalloc!();
 
 const DEFAULT_WORKER_IMAGE: &str = concat!(
     "ghcr.io/kafka-mirror/mirror-worker:",

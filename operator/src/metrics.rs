@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use mirror_worker::http::Endpoints;
+use kafka_mirror_runtime::http::Endpoints;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -97,7 +97,7 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
-        mirror_worker::metrics::encode_registry(&self.registry)
+        kafka_mirror_runtime::http::encode_registry(&self.registry)
     }
 }
 

@@ -93,7 +93,7 @@ impl EndOffsets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mirror_worker::positions::PartitionPosition;
+    use kafka_mirror_clients::positions::PartitionPosition;
 
     fn time(seconds: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::status::KafkaMirrorStatus;
 use kafka_mirror_crds::{FieldError, KafkaMirror, KafkaMirrorSpec, Mode};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
-use mirror_worker::MirrorPlan;
-use mirror_worker::secrets::Secrets;
 
 use crate::build::{BuildSettings, WorkerState, desired_objects};
 use crate::conditions::{Observed, Problem};

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
+use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::{FieldError, KafkaMirrorSpec};
 use kube::Api;
-use mirror_worker::secrets::Secrets;
 
 use crate::{Error, Result};
 

@@ -5,12 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::KafkaMirror;
-use kafka_mirror_operator::build::{
-    BuildSettings, CONFIG_FILE, DesiredObjects, SECRETS_DIR, WorkerState, desired_objects,
-};
-use mirror_worker::MirrorPlan;
-use mirror_worker::secrets::Secrets;
+use kafka_mirror_crds::worker_pod::{CONFIG_FILE, SECRETS_DIR};
+use kafka_mirror_operator::build::{BuildSettings, DesiredObjects, WorkerState, desired_objects};
 
 const UID: &str = "6b1f1f5e-3f7c-4d3b-9c1e-000000000001";
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kafka_mirror_crds::TopicFilter;
 use kafka_mirror_crds::topics::TopicSelection;
 use kafka_mirror_operator::lag::measure;
-use mirror_worker::testkit;
+use kafka_mirror_samples as samples;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -57,9 +57,9 @@ fn status_lag_is_high_watermark_minus_committed_offset_per_topic() {
     cluster.create_topic("orders.eu", 3, 1).unwrap();
     cluster.create_topic("orders.us", 2, 1).unwrap();
     cluster.create_topic("payments", 1, 1).unwrap();
-    testkit::produce(&bootstrap, "orders.eu", 0, 900, 50, 16).unwrap();
-    testkit::produce(&bootstrap, "orders.us", 0, 400, 20, 16).unwrap();
-    testkit::produce(&bootstrap, "payments", 0, 100, 5, 16).unwrap();
+    samples::produce(&bootstrap, "orders.eu", 0, 900, 50, 16).unwrap();
+    samples::produce(&bootstrap, "orders.us", 0, 400, 20, 16).unwrap();
+    samples::produce(&bootstrap, "payments", 0, 100, 5, 16).unwrap();
 
     // orders.eu partition 2 and orders.us partition 1 were never committed: they count from offset 0.
     commit(
@@ -112,8 +112,8 @@ fn a_committed_offset_below_the_first_offset_the_source_holds_is_reported_as_tru
     cluster.create_topic("orders.kept", 1, 1).unwrap();
     // `orders` gets far more than the mock cluster's 5 MiB per partition, so it deletes the oldest records as
     // retention would; `orders.kept` keeps all of its few.
-    testkit::produce(&bootstrap, "orders", 0, 60_000, 10, 100).unwrap();
-    testkit::produce(&bootstrap, "orders.kept", 0, 10, 2, 100).unwrap();
+    samples::produce(&bootstrap, "orders", 0, 60_000, 10, 100).unwrap();
+    samples::produce(&bootstrap, "orders.kept", 0, 10, 2, 100).unwrap();
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()

@@ -10,8 +10,8 @@ use std::time::Duration;
 use fixtures::{ApiServer, Call, context, merge, not_found};
 use kafka_mirror_crds::KafkaMirror;
 use kafka_mirror_operator::reconcile::{Intervals, reconcile};
+use kafka_mirror_samples as samples;
 use kube::runtime::controller::Action;
-use mirror_worker::testkit;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -44,7 +44,7 @@ impl Clusters {
         let source = MockCluster::new(1).unwrap();
         source.create_topic("orders", 3, 1).unwrap();
         source.create_topic("audit", 1, 1).unwrap();
-        testkit::produce(&source.bootstrap_servers(), "orders", 0, RECORDS, 30, 32).unwrap();
+        samples::produce(&source.bootstrap_servers(), "orders", 0, RECORDS, 30, 32).unwrap();
         Self {
             source,
             target: MockCluster::new(1).unwrap(),
@@ -511,7 +511,7 @@ async fn a_migration_records_its_end_offsets_then_completes_and_scales_to_zero()
 
     // More records arrive after the start; the workers commit up to the recorded offsets only. The migration
     // is complete: the workers go to zero, the record stays, an Event says so.
-    testkit::produce(
+    samples::produce(
         &clusters.source.bootstrap_servers(),
         "orders",
         RECORDS,

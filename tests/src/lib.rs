@@ -7,12 +7,13 @@ pub mod mirror;
 
 pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mirror_worker::testkit::{self, ReadRecord, SampleRecord};
+use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -125,7 +126,7 @@ impl Worker {
             .args(["--http-listen", &http.to_string()])
             .args(["--commit-interval", "0.5", "--drain-timeout", "5"])
             .env("RUST_LOG", "info")
-            .env_remove("KMIRROR_SECRETS_DIR")
+            .env_remove(kafka_mirror_crds::worker_pod::ENV_SECRETS_DIR)
             .env_remove("KMIRROR_HTTP_LISTEN")
             .stdin(Stdio::null())
             .stdout(file("stdout"))
@@ -269,7 +270,7 @@ pub fn create_topic(config: &ClientConfig, topic: &str, partitions: i32) {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 }
 
-/// Produces sample records `0..n` (see `mirror_worker::testkit::sample`) to `topic` through `config`.
+/// Produces sample records `0..n` (see `kafka_mirror_samples::sample`) to `topic` through `config`.
 pub fn produce_samples(
     config: &ClientConfig,
     topic: &str,
@@ -277,7 +278,7 @@ pub fn produce_samples(
     keys: u64,
     value_size: usize,
 ) -> Vec<SampleRecord> {
-    testkit::produce_with(config, topic, 0, n, keys, value_size).expect("seeding the topic")
+    samples::produce_with(config, topic, 0, n, keys, value_size).expect("seeding the topic")
 }
 
 /// Reads `topic` from the beginning through `config` until `expected` records arrived or `timeout`.
@@ -332,9 +333,27 @@ pub fn verify_copy(
     what: &str,
     seeded: &[SampleRecord],
     copy: &[ReadRecord],
-) -> testkit::Verification {
-    let v = testkit::verify(seeded, copy);
+) -> samples::Verification {
+    let v = samples::verify(seeded, copy);
     eprintln!("{what}: {v}");
     assert!(v.is_intact(), "{what}: {v}");
     v
+}
+
+/// `GET path` on a worker's (or any plain HTTP/1.0) endpoint at `addr`: the status code and the body. An error
+/// while nothing listens there yet, or when the connection breaks; a server that stops answering is given up on
+/// after 10 s. What the tests and the benchmark use to read `/metrics`, `/healthz` and `/readyz`.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_string()))
 }

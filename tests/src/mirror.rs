@@ -11,15 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mirror_worker::positions::GroupPositions;
-use mirror_worker::testkit::{self, SampleRecord};
+use kafka_mirror_clients::positions::GroupPositions;
+use kafka_mirror_samples::{self as samples, SampleRecord};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::Worker;
 
 /// Topic configs for the topics of these tests: no time-based retention. The sample records carry
-/// timestamps from 2019 (`testkit::BASE_TIMESTAMP_MS`, so a copy that re-stamps records is caught), and with
+/// timestamps from 2019 (`samples::BASE_TIMESTAMP_MS`, so a copy that re-stamps records is caught), and with
 /// the default `retention.ms` of 7 days the broker's first retention check, 30 s after it starts, deletes every
 /// segment of them, the active one included: the source would lose records under the mirror (which then stops
 /// with "no longer holds offset") and the target would lose the copy. `tests/kafka/cluster.sh` now turns
@@ -55,7 +55,7 @@ pub fn write_document(
 
 /// The consumer group of the mirror `name` (no `groupId` in the document, no namespace).
 pub fn group_id(name: &str) -> String {
-    mirror_worker::plan::default_group_id(None, name)
+    kafka_mirror_clients::plan::default_group_id(None, name)
 }
 
 /// The mirror's position per partition of one topic, read from the clusters with one client each (so a test
@@ -160,7 +160,7 @@ impl BackgroundProducer {
                 std::thread::sleep(pause);
                 let (from, to) = (i * batch, (i + 1) * batch);
                 records.extend(
-                    testkit::produce(&bootstrap, &topic, from, to, keys, value_size)
+                    samples::produce(&bootstrap, &topic, from, to, keys, value_size)
                         .expect("producing to the source"),
                 );
                 counter.store(to, Ordering::Release);
@@ -200,7 +200,7 @@ pub fn assigned_partitions(worker: &Worker) -> i64 {
 
 /// [`assigned_partitions`] by address, for a condition of [`Worker::wait_for`] on the same worker.
 pub fn assigned_partitions_at(http: std::net::SocketAddr) -> i64 {
-    testkit::http_get(http, "/metrics")
+    crate::http_get(http, "/metrics")
         .ok()
         .filter(|(status, _)| *status == 200)
         .and_then(|(_, body)| metric(&body, "kafka_mirror_assigned_partitions"))

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, worker_binary};
-use mirror_worker::testkit::{self, ReadRecord, SampleRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -90,7 +90,7 @@ fn replicas(cluster: &KafkaCluster, topic: &str) -> Vec<usize> {
 fn migrate_creates_the_target_topic_as_the_document_says_and_copies_everything() {
     let (source, target) = (source(), target());
     source.create_topic("testtopic", 4, 1, &[]);
-    let seeded = testkit::produce_with(&source.client(), "testtopic", 0, 2000, 50, 200).unwrap();
+    let seeded = samples::produce_with(&source.client(), "testtopic", 0, 2000, 50, 200).unwrap();
     assert_eq!(
         target.partitions("mirror.testtopic"),
         0,
@@ -141,14 +141,14 @@ fn migrate_creates_the_target_topic_as_the_document_says_and_copies_everything()
             "{key} from spec.topics.create.config, as DescribeConfigs reports it"
         );
     }
-    let copy = testkit::read_all(
+    let copy = samples::read_all(
         &target.internal,
         "mirror.testtopic",
         2000,
         Duration::from_secs(60),
     )
     .unwrap();
-    let v = testkit::verify(&seeded, &copy);
+    let v = samples::verify(&seeded, &copy);
     eprintln!("migration: {v}");
     assert!(v.is_intact(), "{v}");
     assert_eq!(v.duplicated, 0, "{v}");
@@ -235,7 +235,7 @@ fn keep_producing(
     let mut next = from;
     while !stop.load(Ordering::Acquire) {
         produced.extend(
-            testkit::produce_with(&cluster.client(), topic, next, next + 200, 30, 100).unwrap(),
+            samples::produce_with(&cluster.client(), topic, next, next + 200, 30, 100).unwrap(),
         );
         next += 200;
     }
@@ -250,9 +250,9 @@ fn migrate_while_a_producer_keeps_writing_copies_exactly_the_records_below_the_s
     const PARTITIONS: i32 = 3;
     let (source, target) = (source(), target());
     source.create_topic("busy", PARTITIONS, 1, &[]);
-    testkit::produce_with(&source.client(), "busy", 0, 3000, 30, 100).unwrap();
+    samples::produce_with(&source.client(), "busy", 0, 3000, 30, 100).unwrap();
 
-    let group = mirror_worker::plan::default_group_id(None, "busy-migration");
+    let group = kafka_mirror_clients::plan::default_group_id(None, "busy-migration");
     let stop = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
     let document = migrate_document(
@@ -302,14 +302,14 @@ fn migrate_while_a_producer_keeps_writing_copies_exactly_the_records_below_the_s
 
     let ends = committed(source, &group, "busy", PARTITIONS);
     let total_at_end = source.records("busy");
-    let copy = testkit::read_all(
+    let copy = samples::read_all(
         &target.internal,
         "mirror.busy",
         logged as usize,
         Duration::from_secs(60),
     )
     .unwrap();
-    let original = testkit::read_all(
+    let original = samples::read_all(
         &source.internal,
         "busy",
         total_at_end as usize,

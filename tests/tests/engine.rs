@@ -1,5 +1,5 @@
 //! The engine's data-path claims on Apache Kafka: the `mirror-worker` binary between real KRaft clusters,
-//! every record counted on both sides by key and sequence number (`mirror_worker::testkit::verify`), and the
+//! every record counted on both sides by key and sequence number (`kafka_mirror_samples::verify`), and the
 //! counts printed. One single-broker source and one single-broker target serve every test that can share
 //! them (distinct topics and mirror names per test); the broker-failover test starts its own 3-broker pair.
 
@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_clients::positions::GroupPositions;
+use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, verify_copy};
-use mirror_worker::positions::GroupPositions;
-use mirror_worker::testkit::{self, ReadRecord, SampleRecord};
 use rdkafka::ClientConfig;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -117,7 +117,7 @@ fn committed(source: &KafkaCluster, group: &str, topic: &str, partitions: i32) -
 /// Everything on `topic` of `cluster`, read from the beginning (at least `expected` records, unless it times
 /// out).
 fn read_back(cluster: &KafkaCluster, topic: &str, expected: usize) -> Vec<ReadRecord> {
-    testkit::read_all(&cluster.internal, topic, expected, Duration::from_secs(120))
+    samples::read_all(&cluster.internal, topic, expected, Duration::from_secs(120))
         .expect("reading the target back")
 }
 
@@ -151,7 +151,7 @@ impl Feed {
                 while !stop.load(Ordering::Acquire) {
                     let from = records.len() as u64;
                     records.extend(
-                        testkit::produce_with(&config, &topic, from, from + batch, keys, 64)
+                        samples::produce_with(&config, &topic, from, from + batch, keys, 64)
                             .expect("producing to the source"),
                     );
                     produced.store(records.len() as u64, Ordering::Release);
@@ -254,7 +254,7 @@ fn six_source_partitions_into_four_keep_every_record_intact_in_java_placement() 
     let (topic, copy_topic, keys) = ("engine.order", "mirror.engine.order", 37);
     source.create_topic(topic, 6, 1, &[]);
     target.create_topic(copy_topic, 4, 1, &[]);
-    let seeded = testkit::produce_with(&source.client(), topic, 0, 3000, keys, 64).unwrap();
+    let seeded = samples::produce_with(&source.client(), topic, 0, 3000, keys, 64).unwrap();
     let topics = include(topic) + "    rename: \"mirror.{topic}\"\n";
     let mirror = Mirror::new("order", source, target, &topics, "", "  numStreams: 2\n");
 
@@ -276,7 +276,7 @@ fn six_source_partitions_into_four_keep_every_record_intact_in_java_placement() 
     let copy = read_back(target, copy_topic, 3000);
     let v = verify_copy("6 → 4 partitions", &seeded, &copy);
     assert_eq!(v.duplicated, 0, "a clean run writes each record once: {v}");
-    let key_names: Vec<String> = (0..keys).map(|k| testkit::sample(k, keys, 0).key).collect();
+    let key_names: Vec<String> = (0..keys).map(|k| samples::sample(k, keys, 0).key).collect();
     let placement = java_placement(&key_names, 4);
     assert_eq!(placement.len(), keys as usize);
     let used: std::collections::BTreeSet<_> = placement.values().collect();
@@ -407,7 +407,7 @@ fn records_deleted_past_the_committed_position_stop_the_worker_at_the_gap() {
     source.create_topic(topic, 1, 1, &[]);
     target.create_topic(topic, 1, 1, &[]);
     let mirror = Mirror::new("truncated", source, target, &include(topic), "", "");
-    testkit::produce_with(&source.client(), topic, 0, 2000, 100, 100).unwrap();
+    samples::produce_with(&source.client(), topic, 0, 2000, 100, 100).unwrap();
     let mut first = mirror.spawn();
     first.wait_for("the first 2000 records committed", MINUTE, || {
         committed(source, &mirror.group, topic, 1) == 2000
@@ -417,7 +417,7 @@ fn records_deleted_past_the_committed_position_stop_the_worker_at_the_gap() {
 
     // While the mirror is stopped, more records arrive and DeleteRecords removes everything below 3000, so
     // offsets 2000..2999 are gone before anyone copied them.
-    testkit::produce_with(&source.client(), topic, 2000, 4000, 100, 100).unwrap();
+    samples::produce_with(&source.client(), topic, 2000, 4000, 100, 100).unwrap();
     source.delete_records(topic, 0, 3000);
 
     let run = mirror.spawn().finish(MINUTE);
@@ -464,9 +464,9 @@ fn a_record_larger_than_the_target_topic_accepts_stops_the_worker_with_everythin
     // at librdkafka's 1,000,000), so the broker is the one to refuse.
     target.create_topic(topic, 1, 1, &[("max.message.bytes", "20000")]);
     let client = source.client();
-    let mut seeded = testkit::produce_with(&client, topic, 0, 500, 10, 100).unwrap();
-    seeded.extend(testkit::produce_with(&client, topic, 500, 501, 10, 50_000).unwrap());
-    seeded.extend(testkit::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
+    let mut seeded = samples::produce_with(&client, topic, 0, 500, 10, 100).unwrap();
+    seeded.extend(samples::produce_with(&client, topic, 500, 501, 10, 50_000).unwrap());
+    seeded.extend(samples::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
     let mirror = Mirror::new("oversized", source, target, &include(topic), "", "");
 
     let run = mirror.spawn().finish(MINUTE);
@@ -491,7 +491,7 @@ fn a_record_larger_than_the_target_topic_accepts_stops_the_worker_with_everythin
         committed_after, 500,
         "every record before it is committed, none after"
     );
-    let v = testkit::verify(&seeded[..500], &copy);
+    let v = samples::verify(&seeded[..500], &copy);
     eprintln!("oversized record, the copy of records 0..500: {v}");
     assert!(
         v.is_intact() && v.duplicated == 0 && copy.len() == 500,
@@ -513,7 +513,7 @@ fn a_matching_topic_created_while_the_mirror_runs_is_created_on_the_target_and_m
     let topics =
         include("engine\\\\.late\\\\..*") + &format!("    refreshIntervalSeconds: {REFRESH}\n");
     let mirror = Mirror::new("late", source, target, &topics, "", "  numStreams: 2\n");
-    let first_records = testkit::produce_with(&source.client(), first, 0, 200, 10, 32).unwrap();
+    let first_records = samples::produce_with(&source.client(), first, 0, 200, 10, 32).unwrap();
     let mut worker = mirror.spawn();
     worker.wait_for("the first topic mirrored", MINUTE, || {
         target.records(first) >= 200
@@ -640,14 +640,14 @@ fn with_compression_the_broker_judges_and_refuses_a_record_too_large_even_compre
     target.create_topic(topic, 1, 1, &[("max.message.bytes", "20000")]);
     let client = source.client();
     // 50 kB of x's compress to almost nothing: mirrored. 50 kB of noise do not: refused by the broker.
-    let mut seeded = testkit::produce_with(&client, topic, 0, 300, 10, 100).unwrap();
-    seeded.extend(testkit::produce_with(&client, topic, 300, 301, 10, 50_000).unwrap());
-    seeded.extend(testkit::produce_with(&client, topic, 301, 500, 10, 100).unwrap());
-    let mut noise = testkit::sample(500, 10, 0);
+    let mut seeded = samples::produce_with(&client, topic, 0, 300, 10, 100).unwrap();
+    seeded.extend(samples::produce_with(&client, topic, 300, 301, 10, 50_000).unwrap());
+    seeded.extend(samples::produce_with(&client, topic, 301, 500, 10, 100).unwrap());
+    let mut noise = samples::sample(500, 10, 0);
     noise.value = incompressible(50_000);
     produce_record(source, topic, &noise);
     seeded.push(noise);
-    seeded.extend(testkit::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
+    seeded.extend(samples::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
     let mirror = Mirror::new(
         "refused",
         source,
@@ -675,7 +675,7 @@ fn with_compression_the_broker_judges_and_refuses_a_record_too_large_even_compre
         committed_after, 500,
         "every record before it is committed (the compressible 50 kB one too), none after"
     );
-    let v = testkit::verify(&seeded[..500], &copy);
+    let v = samples::verify(&seeded[..500], &copy);
     eprintln!("oversized record, compressed, the copy of records 0..500: {v}");
     assert!(v.is_intact() && v.duplicated == 0, "{v}");
 }

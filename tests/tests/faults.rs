@@ -1,7 +1,7 @@
 //! Faults of the worker process and around it, on Apache Kafka: the worker killed with SIGKILL again and
 //! again, the target cluster gone for 30 s, the group scaled from one worker to four and back. The worker runs
 //! as a real process between two clusters; every record is counted on both sides by key and sequence number
-//! (`testkit::verify`), so each test prints what arrived, what was lost and what was duplicated, and fails on a
+//! (`samples::verify`), so each test prints what arrived, what was lost and what was duplicated, and fails on a
 //! lost, altered or reordered record. Where at-least-once allows duplicates, the test measures how many each
 //! fault caused and asserts the bound the README states: one commit interval's worth.
 //!
@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord, Verification};
 use kafka_mirror_tests::mirror::{
     BackgroundProducer, KEEP_FOREVER, PartitionOwner, Progress, assigned_partitions,
     assigned_partitions_at, describe_group, group_id, metric, write_document,
 };
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker};
-use mirror_worker::testkit::{self, ReadRecord, SampleRecord, Verification};
 
 /// How often the workers of this file commit: the `--commit-interval 0.5` that [`Worker::spawn`] passes. The
 /// unit of the duplicate bounds.
@@ -49,7 +49,7 @@ fn read_and_verify(
     topic: &str,
     seeded: &[SampleRecord],
 ) -> (Verification, Vec<ReadRecord>) {
-    let copy = testkit::read_all(target, topic, seeded.len(), Duration::from_secs(120)).unwrap();
+    let copy = samples::read_all(target, topic, seeded.len(), Duration::from_secs(120)).unwrap();
     (kafka_mirror_tests::verify_copy(what, seeded, &copy), copy)
 }
 
@@ -70,7 +70,7 @@ fn source_positions(
     topic: &str,
     seeded: &[SampleRecord],
 ) -> HashMap<(String, u64), (i32, i64)> {
-    let records = testkit::read_all(source, topic, seeded.len(), Duration::from_secs(120)).unwrap();
+    let records = samples::read_all(source, topic, seeded.len(), Duration::from_secs(120)).unwrap();
     assert_eq!(
         records.len(),
         seeded.len(),
@@ -664,8 +664,9 @@ fn the_target_unreachable_for_30_seconds_is_reported_moves_no_offset_and_the_wor
     let dir = tempfile::tempdir().unwrap();
     let document = write_document(dir.path(), NAME, s, t, TOPIC, &[], 1);
     let progress = Progress::new(s, t, &group_id(NAME), TOPIC, PARTITIONS);
-    let get =
-        |worker: &Worker, path: &str| testkit::http_get(worker.http, path).unwrap_or_default();
+    let get = |worker: &Worker, path: &str| {
+        kafka_mirror_tests::http_get(worker.http, path).unwrap_or_default()
+    };
 
     // About 40 s of production: records keep arriving on the source through the whole outage.
     let producer =
@@ -687,7 +688,7 @@ fn the_target_unreachable_for_30_seconds_is_reported_moves_no_offset_and_the_wor
         "/readyz to report the target unreachable",
         Duration::from_secs(25),
         || {
-            let (status, body) = testkit::http_get(http, "/readyz").unwrap_or_default();
+            let (status, body) = kafka_mirror_tests::http_get(http, "/readyz").unwrap_or_default();
             status == 503 && body.contains("target")
         },
     );
@@ -729,7 +730,7 @@ fn the_target_unreachable_for_30_seconds_is_reported_moves_no_offset_and_the_wor
     worker.wait_for(
         "/readyz to answer 200 again",
         Duration::from_secs(60),
-        || testkit::http_get(http, "/readyz").is_ok_and(|(status, _)| status == 200),
+        || kafka_mirror_tests::http_get(http, "/readyz").is_ok_and(|(status, _)| status == 200),
     );
     let ready_after = up_at.elapsed();
 

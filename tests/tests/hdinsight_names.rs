@@ -15,8 +15,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_samples as samples;
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, read_records};
-use mirror_worker::testkit;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// The name the broker advertises; nothing on this machine resolves it (checked by [`cluster`]).
@@ -64,10 +64,10 @@ fn document(dir: &Path, name: &str, source: &str, target: &str) -> PathBuf {
 }
 
 /// `<name>-orders` with 3 partitions and RECORDS sample records, through the internal listener.
-fn seed(cluster: &KafkaCluster, name: &str) -> Vec<testkit::SampleRecord> {
+fn seed(cluster: &KafkaCluster, name: &str) -> Vec<samples::SampleRecord> {
     let topic = format!("{name}-orders");
     cluster.create_topic(&topic, 3, 1, &[]);
-    testkit::produce_with(&cluster.client(), &topic, 0, RECORDS, 25, 100).unwrap()
+    samples::produce_with(&cluster.client(), &topic, 0, RECORDS, 25, 100).unwrap()
 }
 
 /// The last line of the worker's stderr.
@@ -145,7 +145,7 @@ fn the_advertised_name_check_names_the_unresolvable_broker_and_host_aliases() {
             .collect()
     };
     let check = |prefix: &str, brokers: &[(String, i32)]| {
-        mirror_worker::host_aliases::check_advertised_brokers(
+        kafka_mirror_clients::host_aliases::check_advertised_brokers(
             prefix,
             brokers.iter().map(|(h, p)| (h.as_str(), *p)),
         )
@@ -169,7 +169,7 @@ fn the_advertised_name_check_names_the_unresolvable_broker_and_host_aliases() {
         .fetch_metadata(None, Duration::from_secs(10))
         .unwrap();
     assert!(
-        mirror_worker::host_aliases::check_advertised("spec.target", &resolvable).is_ok(),
+        kafka_mirror_clients::host_aliases::check_advertised("spec.target", &resolvable).is_ok(),
         "brokers advertised as 127.0.0.1 pass"
     );
 }
@@ -336,7 +336,7 @@ fn with_the_alias_resolvable_the_mirror_copies_every_record() {
         seeded.len(),
         Duration::from_secs(60),
     );
-    let verification = testkit::verify(&seeded, &copy);
+    let verification = samples::verify(&seeded, &copy);
     eprintln!("{name}: {verification}");
     assert!(verification.is_intact(), "{verification}");
     assert_eq!(verification.duplicated, 0, "{verification}");

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_clients::broker_probe::BrokerProbe;
+use kafka_mirror_samples as samples;
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, SaslUser, Scram, client_config};
-use mirror_worker::broker_probe::BrokerProbe;
-use mirror_worker::testkit;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -139,7 +139,7 @@ fn topic_configs_are_read_back_altered_and_records_deleted_as_asked() {
         "AlterConfigs replaces the whole set: what is not named returns to its default"
     );
 
-    testkit::produce_with(&cluster.client(), "fixture-admin", 0, 100, 10, 16).unwrap();
+    samples::produce_with(&cluster.client(), "fixture-admin", 0, 100, 10, 16).unwrap();
     assert_eq!(cluster.records("fixture-admin"), 100);
     let consumer: BaseConsumer = cluster.client().create().unwrap();
     let (_, high) = consumer
@@ -159,7 +159,7 @@ fn a_killed_broker_of_three_comes_back_with_its_data_and_the_cluster_serves_mean
         ..ClusterOptions::default()
     });
     cluster.create_topic("fixture-replicated", 1, 3, &[("min.insync.replicas", "2")]);
-    testkit::produce_with(&cluster.client(), "fixture-replicated", 0, 200, 10, 16).unwrap();
+    samples::produce_with(&cluster.client(), "fixture-replicated", 0, 200, 10, 16).unwrap();
     let leader = cluster.leader("fixture-replicated", 0).expect("a leader") as u8;
 
     cluster.kill_broker(leader);
@@ -175,11 +175,11 @@ fn a_killed_broker_of_three_comes_back_with_its_data_and_the_cluster_serves_mean
         std::thread::sleep(Duration::from_millis(200));
     };
     // Two of three replicas meet min.insync.replicas = 2: writes go on while the broker is down.
-    testkit::produce_with(&cluster.client(), "fixture-replicated", 200, 300, 10, 16).unwrap();
+    samples::produce_with(&cluster.client(), "fixture-replicated", 200, 300, 10, 16).unwrap();
 
     cluster.start_broker(leader);
     assert_eq!(cluster.records("fixture-replicated"), 300);
-    let copy = testkit::read_all(
+    let copy = samples::read_all(
         &cluster.internal,
         "fixture-replicated",
         300,

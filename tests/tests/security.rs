@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_samples::{self as samples, SampleRecord};
 use kafka_mirror_tests::{
     ClusterOptions, Finished, KafkaCluster, SaslUser, Scram, Worker, client_config,
     produce_samples, read_records,
 };
-use mirror_worker::testkit::{self, SampleRecord};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -245,7 +245,7 @@ impl Mirror {
             seeded.len(),
             Duration::from_secs(60),
         );
-        let verification = testkit::verify(seeded, &copy);
+        let verification = samples::verify(seeded, &copy);
         eprintln!("{}: {verification}", self.name);
         assert!(verification.is_intact(), "{}: {verification}", self.name);
         assert_eq!(verification.duplicated, 0, "{}: {verification}", self.name);
@@ -729,10 +729,10 @@ fn credentials_never_appear_in_the_output_or_metrics_even_at_debug_level() {
         seeded.len(),
         MIGRATION_TIMEOUT,
     );
-    let (_, metrics) = testkit::http_get(worker.http, "/metrics").unwrap_or_default();
+    let (_, metrics) = kafka_mirror_tests::http_get(worker.http, "/metrics").unwrap_or_default();
     assert!(worker.is_running(), "the worker still runs");
     let run = worker.stop();
-    let verification = testkit::verify(&seeded, &copy);
+    let verification = samples::verify(&seeded, &copy);
     eprintln!("leak: {verification}");
     assert!(verification.is_intact(), "{verification}\n{}", run.output());
 

@@ -9,11 +9,11 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use kafka_mirror_samples as samples;
 use kafka_mirror_tests::mirror::{
     BackgroundProducer, KEEP_FOREVER, Progress, assigned_partitions_at, group_id, write_document,
 };
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker};
-use mirror_worker::testkit;
 
 /// The source and the target cluster every test of this file shares (each test its own topic and mirror).
 fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
@@ -72,16 +72,22 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
         "the lag of partition 0 in /metrics",
         Duration::from_secs(10),
         || {
-            testkit::http_get(http, "/metrics").is_ok_and(|(_, m)| {
+            kafka_mirror_tests::http_get(http, "/metrics").is_ok_and(|(_, m)| {
                 m.contains(&format!(
                     "kafka_mirror_partition_lag{{topic=\"{TOPIC}\",partition=\"0\"}}"
                 ))
             })
         },
     );
-    assert_eq!(testkit::http_get(http, "/healthz").unwrap().0, 200);
-    assert_eq!(testkit::http_get(http, "/readyz").unwrap().0, 200);
-    let (status, metrics) = testkit::http_get(http, "/metrics").unwrap();
+    assert_eq!(
+        kafka_mirror_tests::http_get(http, "/healthz").unwrap().0,
+        200
+    );
+    assert_eq!(
+        kafka_mirror_tests::http_get(http, "/readyz").unwrap().0,
+        200
+    );
+    let (status, metrics) = kafka_mirror_tests::http_get(http, "/metrics").unwrap();
     assert_eq!(status, 200);
     for series in [
         format!("kafka_mirror_records_mirrored_total{{topic=\"{TOPIC}\"}}"),
@@ -130,8 +136,8 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
     let finished = restarted.stop();
     assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
 
-    let copy = testkit::read_all(t, TOPIC, seeded.len(), Duration::from_secs(60)).unwrap();
-    let v = testkit::verify(&seeded, &copy);
+    let copy = samples::read_all(t, TOPIC, seeded.len(), Duration::from_secs(60)).unwrap();
+    let v = samples::verify(&seeded, &copy);
     eprintln!(
         "SIGTERM mid-stream after {stopped_at} of {} records (committed per partition {committed:?}), then a \
          restart: {v}; {:.1} s",

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mirror_worker::{MirrorPlan, consumer_config, producer_config, secrets::Secrets, testkit};
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::secrets::Secrets;
+use kafka_mirror_samples as samples;
+use mirror_worker::{consumer_config, producer_config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 
@@ -175,7 +178,7 @@ pub fn run_role(role: &str, args: &[String]) -> (RoleReport, Usage) {
 /// Bytes of the data set as the figures count them: with headers, and without (what kcat carries).
 pub fn data_bytes(records: u64, value_size: usize) -> (u64, u64) {
     (0..records)
-        .map(|n| testkit::sample(n, load::KEYS, value_size))
+        .map(|n| samples::sample(n, load::KEYS, value_size))
         .fold((0, 0), |(all, bare), r| {
             (
                 all + record_bytes(&r),

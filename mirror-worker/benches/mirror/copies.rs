@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mirror_worker::testkit;
-
 use crate::cluster::{ClusterProcess, EndOffsets};
 use crate::measure::{self, Usage};
 
@@ -157,7 +155,7 @@ impl WorkerProcess {
 
     /// The worker's `/metrics` text, empty while it does not answer yet.
     fn metrics(&self) -> String {
-        testkit::http_get(self.http, "/metrics")
+        kafka_mirror_tests::http_get(self.http, "/metrics")
             .map(|(_, body)| body)
             .unwrap_or_default()
     }

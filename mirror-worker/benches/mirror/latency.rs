@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mirror_worker::testkit;
+use kafka_mirror_samples as samples;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -70,7 +70,7 @@ pub fn measure(
     while started.elapsed() < duration {
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
         while sent < due {
-            let record = testkit::sample(n, KEYS, value_size);
+            let record = samples::sample(n, KEYS, value_size);
             let stamp = now_us().to_string();
             let headers = headers_of(&record).insert(Header {
                 key: SENT_HEADER,

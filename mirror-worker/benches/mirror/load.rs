@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use kafka_mirror_samples::{self as samples, SampleRecord};
 use mirror_worker::partitioner;
-use mirror_worker::testkit::{self, SampleRecord};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -25,7 +25,7 @@ pub fn record_bytes(record: &SampleRecord) -> u64 {
 /// Records `0..count` with values of `value_size` bytes.
 pub fn generate(count: u64, value_size: usize) -> Vec<SampleRecord> {
     (0..count)
-        .map(|n| testkit::sample(n, KEYS, value_size))
+        .map(|n| samples::sample(n, KEYS, value_size))
         .collect()
 }
 

@@ -25,7 +25,7 @@ use crate::copies::WorkerProcess;
 use crate::report::{LatencyPoint, Row, SizeResult};
 
 // The limits and the brokers run on the worker's allocator, so the comparison is of the same build.
-mirror_worker::use_jemalloc!();
+kafka_mirror_runtime::use_jemalloc!();
 
 const TOPIC: &str = "bench";
 

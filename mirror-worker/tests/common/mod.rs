@@ -7,12 +7,13 @@ pub mod process;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::positions::GroupPositions;
+use kafka_mirror_clients::secrets::Secrets;
+use kafka_mirror_samples::{self as samples, SampleRecord, Verification};
 use mirror_worker::health::Health;
 use mirror_worker::metrics::{Metrics, TopicLabels};
-use mirror_worker::positions::GroupPositions;
-use mirror_worker::secrets::Secrets;
-use mirror_worker::testkit::{self, SampleRecord, Verification};
-use mirror_worker::{Engine, EngineOptions, MirrorPlan, Result, Summary};
+use mirror_worker::{Engine, EngineOptions, Result, Summary};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use tokio::sync::oneshot;
@@ -144,7 +145,7 @@ pub fn produce_in_background(
     tokio::task::spawn_blocking(move || {
         (0..batches)
             .flat_map(|i| {
-                testkit::produce(&bootstrap, &topic, i * 1000, (i + 1) * 1000, keys, 32).unwrap()
+                samples::produce(&bootstrap, &topic, i * 1000, (i + 1) * 1000, keys, 32).unwrap()
             })
             .collect()
     })
@@ -159,10 +160,10 @@ pub async fn assert_intact_copy(
 ) -> Verification {
     let (target, topic, expected) = (target.to_string(), topic.to_string(), seeded.len());
     let copy = blocking(move || {
-        testkit::read_all(&target, &topic, expected, Duration::from_secs(60)).unwrap()
+        samples::read_all(&target, &topic, expected, Duration::from_secs(60)).unwrap()
     })
     .await;
-    let v = testkit::verify(seeded, &copy);
+    let v = samples::verify(seeded, &copy);
     assert!(v.is_intact(), "{v}");
     v
 }

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mirror_worker::positions::GroupPositions;
-use mirror_worker::testkit;
+use kafka_mirror_clients::positions::GroupPositions;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -98,7 +97,7 @@ impl Worker {
 /// `GET path` on `127.0.0.1:port`: status code and body; status 0 while nothing answers. Free of the
 /// [`Worker`], so a [`Worker::wait_for`] condition can ask the endpoint of the worker it waits on.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    testkit::http_get(([127, 0, 0, 1], port).into(), path).unwrap_or_default()
+    kafka_mirror_tests::http_get(([127, 0, 0, 1], port).into(), path).unwrap_or_default()
 }
 
 impl Drop for Worker {

@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kafka_mirror_crds::worker_pod::CONFIG_FILE;
 use kafka_mirror_crds::{KafkaMirror, KafkaMirrorSpec};
 use sha2::{Digest, Sha256};
 
 use super::Owner;
 use crate::{Error, Result};
-
-/// Key of the document in the ConfigMap, and its file name in the worker.
-pub const CONFIG_FILE: &str = "mirror.yaml";
 
 pub(super) fn build(owner: &Owner<'_>, mirror: &KafkaMirror) -> Result<ConfigMap> {
     let yaml = worker_document(owner, &worker_spec(&mirror.spec))?;

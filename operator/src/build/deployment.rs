@@ -16,16 +16,13 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kafka_mirror_crds::KafkaMirrorSpec;
+use kafka_mirror_crds::worker_pod::{
+    CONFIG_DIR, CONFIG_FILE, ENV_HTTP_LISTEN, ENV_SECRETS_DIR, HTTP_PORT, SECRETS_DIR,
+};
 
-use super::{BuildSettings, CONFIG_FILE, Owner, secrets};
+use super::{BuildSettings, Owner, secrets};
 use crate::labels::{object_labels, selector};
 
-/// Port of the worker's `/metrics`, `/healthz` and `/readyz`.
-pub const HTTP_PORT: i32 = 8080;
-/// Where the ConfigMap is mounted.
-pub const CONFIG_DIR: &str = "/etc/kafka-mirror";
-/// Where Secrets are mounted, one directory per Secret (the worker's `--secrets-dir`).
-pub const SECRETS_DIR: &str = "/var/run/kafka-mirror/secrets";
 /// The annotation whose change rolls the pods when the worker document changes.
 pub const CONFIG_HASH_ANNOTATION: &str = "kafkamirror.io/config-hash";
 /// The non-root user of the worker image.
@@ -88,12 +85,12 @@ pub(super) fn build(
             "json".to_string(),
         ]),
         env: Some(vec![
-            env("KMIRROR_SECRETS_DIR", SECRETS_DIR),
-            env("KMIRROR_HTTP_LISTEN", &format!("0.0.0.0:{HTTP_PORT}")),
+            env(ENV_SECRETS_DIR, SECRETS_DIR),
+            env(ENV_HTTP_LISTEN, &format!("0.0.0.0:{HTTP_PORT}")),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("http".to_string()),
-            container_port: HTTP_PORT,
+            container_port: i32::from(HTTP_PORT),
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
@@ -218,8 +215,9 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe 
     }
 }
 
-/// Requests that fit a worker at moderate rates; the memory limit leaves room over the bounded queues
-/// (16 MiB producer queue; per stream an 8 MiB prefetch and one fetch of at most 8 MB).
+/// Requests that fit a worker at moderate rates; the memory limit leaves room over the worker's bounded
+/// queues (the producer queue, and per stream the prefetch and one fetch: `kafka_mirror_clients::client_config`
+/// sets their defaults, and `spec.source.config` / `spec.target.config` can raise them).
 fn default_resources() -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([

@@ -2,8 +2,9 @@
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kafka_mirror_crds::worker_pod::HTTP_PORT;
 
-use super::{HTTP_PORT, Owner};
+use super::Owner;
 use crate::labels::selector;
 
 pub(super) fn build(owner: &Owner<'_>) -> Service {
@@ -14,7 +15,7 @@ pub(super) fn build(owner: &Owner<'_>) -> Service {
             selector: Some(selector(owner.name)),
             ports: Some(vec![ServicePort {
                 name: Some("http-metrics".to_string()),
-                port: HTTP_PORT,
+                port: i32::from(HTTP_PORT),
                 target_port: Some(IntOrString::String("http".to_string())),
                 protocol: Some("TCP".to_string()),
                 ..ServicePort::default()

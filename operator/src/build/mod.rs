@@ -21,9 +21,6 @@ use crate::labels::{WorkerNames, object_labels};
 use crate::migration::EndOffsets;
 use crate::{Error, Result};
 
-pub use config_map::CONFIG_FILE;
-pub use deployment::{CONFIG_DIR, HTTP_PORT, SECRETS_DIR};
-
 /// What the operator was installed with, that the resource does not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildSettings {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{KeyToPath, SecretVolumeSource, Volume, VolumeMount};
 use kafka_mirror_crds::KafkaMirrorSpec;
 
-use super::SECRETS_DIR;
+use kafka_mirror_crds::worker_pod::SECRETS_DIR;
 
 /// Volumes and mounts for every Secret the spec references, in a stable order.
 pub(super) fn volumes(spec: &KafkaMirrorSpec) -> (Vec<Volume>, Vec<VolumeMount>) {

@@ -1,11 +1,9 @@
 //! Keyed sample records that can be checked one by one after a mirror: seeded by `mirror-worker demo` and by
 //! the test suites, then read back from the target and compared — every record, with key, value, headers and
-//! timestamp, and per-key order. Also the plain HTTP GET with which the tests and the benchmark read a worker's
-//! `/metrics` and probes.
+//! timestamp, and per-key order. The demo is a product feature, so this is a crate of its own rather than a
+//! test helper inside the engine: the worker links it for the demo, the test kit for its assertions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -13,7 +11,17 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::{Error, Result};
+use rdkafka::error::KafkaError;
+
+/// A Kafka call of the sample producer or reader failed: what it was doing, and librdkafka's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct Error {
+    pub what: String,
+    pub source: KafkaError,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Timestamps of seeded records start here (2019-11-29, the date of the HDInsight guide), one millisecond
 /// apart, so a copy that re-stamps records is caught.
@@ -108,7 +116,7 @@ pub fn produce_with(
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .create()
-        .map_err(|source| Error::Kafka {
+        .map_err(|source| Error {
             what: "creating the sample producer".into(),
             source,
         })?;
@@ -143,7 +151,7 @@ pub fn produce_with(
     }
     producer
         .flush(Duration::from_secs(30))
-        .map_err(|source| Error::Kafka {
+        .map_err(|source| Error {
             what: format!("flushing sample records to {topic}"),
             source,
         })?;
@@ -164,11 +172,11 @@ pub fn read_all(
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()
-        .map_err(|source| Error::Kafka {
+        .map_err(|source| Error {
             what: "creating the sample reader".into(),
             source,
         })?;
-    let kafka = |what: String| move |source| Error::Kafka { what, source };
+    let kafka = |what: String| move |source| Error { what, source };
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(kafka(format!("reading metadata of {topic}")))?;
@@ -332,24 +340,6 @@ pub fn verify(seeded: &[SampleRecord], arrived: &[ReadRecord]) -> Verification {
     v.lost = seeded.len() - seen.len();
     v.keys_out_of_order = out_of_order.len();
     v
-}
-
-/// `GET path` on a worker's (or any plain HTTP/1.0) endpoint at `addr`: the status code and the body. An error
-/// while nothing listens there yet, or when the connection breaks; a server that stops answering is given up on
-/// after 10 s. What the tests and the benchmark use to read `/metrics`, `/healthz` and `/readyz`.
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Ok((status, body.to_string()))
 }
 
 #[cfg(test)]

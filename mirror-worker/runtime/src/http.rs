@@ -10,9 +10,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::{Error, Result};
+use prometheus_client::registry::Registry;
+
+/// The HTTP endpoint could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct ServeError {
+    pub what: String,
+    pub source: std::io::Error,
+}
 
 /// What a process answers on its HTTP endpoint. The worker and the operator serve the same three paths.
 pub trait Endpoints: Send + Sync + 'static {
@@ -24,32 +30,17 @@ pub trait Endpoints: Send + Sync + 'static {
     fn ready(&self) -> std::result::Result<(), String>;
 }
 
-/// The worker's endpoints: engine metrics and stream health.
-pub struct WorkerEndpoints {
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
-}
-
-impl Endpoints for WorkerEndpoints {
-    fn metrics(&self) -> String {
-        self.metrics.encode()
-    }
-    fn live(&self) -> std::result::Result<(), String> {
-        self.health.live()
-    }
-    fn ready(&self) -> std::result::Result<(), String> {
-        self.health.ready()
-    }
-}
-
 /// Binds `addr` and serves `/metrics`, `/healthz` and `/readyz` until the process ends. Returns the bound
 /// address (port 0 picks a free one).
-pub async fn serve(addr: SocketAddr, endpoints: Arc<dyn Endpoints>) -> Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+pub async fn serve(
+    addr: SocketAddr,
+    endpoints: Arc<dyn Endpoints>,
+) -> Result<SocketAddr, ServeError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| ServeError {
         what: format!("binding the HTTP endpoint to {addr}"),
         source,
     })?;
-    let bound = listener.local_addr().map_err(|source| Error::Io {
+    let bound = listener.local_addr().map_err(|source| ServeError {
         what: "reading the HTTP endpoint's address".into(),
         source,
     })?;
@@ -91,4 +82,12 @@ fn answer(result: std::result::Result<(), String>) -> (StatusCode, String) {
         Ok(()) => (StatusCode::OK, "ok\n".to_string()),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }
+}
+
+/// The Prometheus text exposition of a registry (the worker's and the operator's `/metrics`).
+pub fn encode_registry(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .expect("writing to a String cannot fail");
+    out
 }

@@ -8,11 +8,9 @@ use std::path::{Path, PathBuf};
 
 use kafka_mirror_crds::FieldError;
 use kafka_mirror_crds::cluster::SecretKeyRef;
+use kafka_mirror_crds::worker_pod::ENV_SECRET_PREFIX;
 
 use crate::{Error, Result};
-
-/// Where the operator mounts Secrets in a worker pod: `<dir>/<secret name>/<key>`.
-pub const DEFAULT_SECRETS_DIR: &str = "/var/run/kafka-mirror/secrets";
 
 #[derive(Debug, Clone)]
 pub struct Secrets {
@@ -68,7 +66,7 @@ impl Secrets {
                 .collect::<String>()
         };
         format!(
-            "KMIRROR_SECRET_{}_{}",
+            "{ENV_SECRET_PREFIX}{}_{}",
             upper(&reference.name),
             upper(&reference.key)
         )

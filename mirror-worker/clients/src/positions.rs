@@ -172,7 +172,7 @@ impl GroupPositions {
 }
 
 /// Partition count by topic name of every topic the cluster reported without error.
-pub(crate) fn partition_counts(metadata: &Metadata) -> BTreeMap<String, i32> {
+pub fn partition_counts(metadata: &Metadata) -> BTreeMap<String, i32> {
     metadata
         .topics()
         .iter()

@@ -1,0 +1,37 @@
+//! The contract between the operator and the worker pods it runs, and between a person and
+//! `mirror-worker --config` outside Kubernetes: where the document and the Secrets are found, where the HTTP
+//! endpoint listens, and the environment variables that say so. The operator renders pods from these and the
+//! worker reads its defaults from them, so the two sides cannot drift apart.
+
+/// Port of the worker's `/metrics`, `/healthz` and `/readyz`.
+pub const HTTP_PORT: u16 = 8080;
+/// Where the worker's HTTP endpoint listens by default: every interface, [`HTTP_PORT`].
+pub const HTTP_LISTEN: &str = "0.0.0.0:8080";
+/// Where the operator mounts the ConfigMap holding the worker's document.
+pub const CONFIG_DIR: &str = "/etc/kafka-mirror";
+/// The document's file name in the ConfigMap (and so in [`CONFIG_DIR`]).
+pub const CONFIG_FILE: &str = "mirror.yaml";
+/// Where Secrets are mounted, one directory per Secret: `<dir>/<secret name>/<key>`.
+pub const SECRETS_DIR: &str = "/var/run/kafka-mirror/secrets";
+
+/// Environment variable: the document to run (`--config`).
+pub const ENV_CONFIG: &str = "KMIRROR_CONFIG";
+/// Environment variable: the Secrets directory (`--secrets-dir`).
+pub const ENV_SECRETS_DIR: &str = "KMIRROR_SECRETS_DIR";
+/// Environment variable: the HTTP endpoint's address (`--http-listen`).
+pub const ENV_HTTP_LISTEN: &str = "KMIRROR_HTTP_LISTEN";
+/// Environment variable: `text` or `json` logs (`--log-format`).
+pub const ENV_LOG_FORMAT: &str = "KMIRROR_LOG_FORMAT";
+/// Prefix of the environment variables that carry a Secret value outside Kubernetes:
+/// `KMIRROR_SECRET_<SECRET>_<KEY>`, upper case, other characters as `_`.
+pub const ENV_SECRET_PREFIX: &str = "KMIRROR_SECRET_";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_listen_address_uses_the_port() {
+        assert_eq!(HTTP_LISTEN, format!("0.0.0.0:{HTTP_PORT}"));
+    }
+}
