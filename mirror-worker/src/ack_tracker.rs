@@ -18,9 +18,10 @@ enum Settled {
 /// Records of one partition handed to the producer and not yet settled, in offset order.
 #[derive(Debug, Default)]
 pub struct AckTracker {
-    /// Offsets sent and not yet contiguous-acknowledged, ascending, with how each settled so far.
-    pending: VecDeque<(i64, Settled)>,
-    /// Entries of `pending` still waiting for the target: what a drain waits for.
+    /// Offsets sent that the committable position has not passed yet (not acknowledged, or acknowledged after
+    /// one that is not), ascending, with how each settled so far.
+    outstanding: VecDeque<(i64, Settled)>,
+    /// Entries of `outstanding` still waiting for the target: what a drain waits for.
     in_flight: usize,
     /// Next offset to consume after everything acknowledged so far: the position that may be committed.
     committable: Option<i64>,
@@ -48,10 +49,12 @@ impl AckTracker {
     /// A record at `offset` was handed to the producer. Offsets must ascend within a generation.
     pub fn sent(&mut self, offset: i64) {
         debug_assert!(
-            self.pending.back().is_none_or(|(last, _)| *last < offset),
+            self.outstanding
+                .back()
+                .is_none_or(|(last, _)| *last < offset),
             "offsets must ascend"
         );
-        self.pending.push_back((offset, Settled::InFlight));
+        self.outstanding.push_back((offset, Settled::InFlight));
         self.in_flight += 1;
     }
 
@@ -62,8 +65,8 @@ impl AckTracker {
             return false;
         }
         self.settle(offset, Settled::Acked);
-        while let Some(&(front, Settled::Acked)) = self.pending.front() {
-            self.pending.pop_front();
+        while let Some(&(front, Settled::Acked)) = self.outstanding.front() {
+            self.outstanding.pop_front();
             self.committable = Some(front + 1);
         }
         true
@@ -84,14 +87,17 @@ impl AckTracker {
     /// Where to re-read from when a delivery failed: the first offset not acknowledged.
     pub fn rewind_point(&self) -> Option<i64> {
         self.failed_at?;
-        self.pending.front().map(|(o, _)| *o).or(self.committable)
+        self.outstanding
+            .front()
+            .map(|(o, _)| *o)
+            .or(self.committable)
     }
 
     /// Starts a new generation at `offset`: everything in flight is abandoned (it may still arrive on the
     /// target, which at-least-once allows) and will be sent again.
     pub fn rewind(&mut self, offset: i64) {
         self.generation += 1;
-        self.pending.clear();
+        self.outstanding.clear();
         self.in_flight = 0;
         self.failed_at = None;
         self.committable = Some(offset);
@@ -103,9 +109,9 @@ impl AckTracker {
     }
 
     /// Moves the committable position forward over offsets that carried no record (transaction markers,
-    /// compacted gaps) once nothing is pending, so a drained partition commits its true end.
+    /// compacted gaps) once nothing is outstanding, so a drained partition commits its true end.
     pub fn advance_idle(&mut self, position: i64) {
-        if self.pending.is_empty()
+        if self.outstanding.is_empty()
             && self.failed_at.is_none()
             && self.committable.is_none_or(|c| c < position)
         {
@@ -114,15 +120,15 @@ impl AckTracker {
     }
 
     /// Records sent and still waiting for the target (neither acknowledged nor failed).
-    pub fn pending(&self) -> usize {
+    pub fn in_flight(&self) -> usize {
         self.in_flight
     }
 
     fn settle(&mut self, offset: i64, how: Settled) {
-        if let Ok(i) = self.pending.binary_search_by_key(&offset, |(o, _)| *o)
-            && self.pending[i].1 == Settled::InFlight
+        if let Ok(i) = self.outstanding.binary_search_by_key(&offset, |(o, _)| *o)
+            && self.outstanding[i].1 == Settled::InFlight
         {
-            self.pending[i].1 = how;
+            self.outstanding[i].1 = how;
             self.in_flight -= 1;
         }
     }
@@ -146,7 +152,7 @@ mod tests {
         assert_eq!(t.committable(), None, "10 is not on the target yet");
         t.acked(10, 0);
         assert_eq!(t.committable(), Some(13));
-        assert_eq!(t.pending(), 0);
+        assert_eq!(t.in_flight(), 0);
     }
 
     #[test]
@@ -184,17 +190,17 @@ mod tests {
     fn a_failed_record_is_no_longer_in_flight_so_a_drain_does_not_wait_for_it() {
         let mut t = sent(&[5, 6, 7]);
         assert!(t.failed(6, 0));
-        assert_eq!(t.pending(), 2, "5 and 7 are still on their way");
+        assert_eq!(t.in_flight(), 2, "5 and 7 are still on their way");
         t.acked(5, 0);
         t.acked(7, 0);
-        assert_eq!(t.pending(), 0);
+        assert_eq!(t.in_flight(), 0);
         assert_eq!(
             t.committable(),
             Some(6),
             "nothing past the failed record counts"
         );
         assert!(!t.failed(6, 0), "settling twice changes nothing");
-        assert_eq!(t.pending(), 0);
+        assert_eq!(t.in_flight(), 0);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::truncation;
 pub type PartitionMap = HashMap<String, HashMap<i32, Arc<PartitionState>>>;
 
 /// Where a partition must stop in `mode: migrate`: the high watermark seen at start.
-pub type EndOffsets = HashMap<(String, i32), i64>;
+pub type MigrationEnd = HashMap<(String, i32), i64>;
 
 pub struct StreamContext {
     pub stream: usize,
@@ -31,7 +31,7 @@ pub struct StreamContext {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     drain_timeout: Duration,
-    end_offsets: Option<Arc<EndOffsets>>,
+    migration_end: Option<Arc<MigrationEnd>>,
     /// Set when a partition needs the consumer thread's attention (a failed delivery to rewind).
     pub attention: Arc<AtomicBool>,
     /// When the oldest stored-but-uncommitted offset was stored: the start of the commit latency.
@@ -47,7 +47,7 @@ impl StreamContext {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         drain_timeout: Duration,
-        end_offsets: Option<Arc<EndOffsets>>,
+        migration_end: Option<Arc<MigrationEnd>>,
     ) -> Self {
         Self {
             stream,
@@ -55,7 +55,7 @@ impl StreamContext {
             metrics,
             health,
             drain_timeout,
-            end_offsets,
+            migration_end,
             attention: Arc::new(AtomicBool::new(false)),
             uncommitted_since: Mutex::new(None),
             leaving: AtomicBool::new(false),
@@ -89,7 +89,7 @@ impl StreamContext {
                     stream = self.stream,
                     topic = state.topic,
                     partition = state.partition,
-                    pending = state.pending(),
+                    in_flight = state.in_flight(),
                     "records still unacknowledged after the drain timeout; they will be mirrored again by the next owner"
                 );
             }
@@ -113,7 +113,7 @@ impl StreamContext {
                 topic: topic.clone(),
             };
             let end = self
-                .end_offsets
+                .migration_end
                 .as_ref()
                 .and_then(|ends| ends.get(&(topic.clone(), elem.partition())).copied());
             let state = PartitionState::new(

@@ -39,11 +39,11 @@ pub struct Route {
 pub type Routes = Arc<BTreeMap<String, Route>>;
 
 pub struct Discovery {
-    /// Metadata requests that explain a failure (see `broker_probe`).
-    source: BrokerProbe,
+    /// Metadata requests that explain a failure (see `broker_probe`), one per cluster.
+    source_probe: BrokerProbe,
     target_probe: BrokerProbe,
-    /// Creates missing target topics.
-    target: AdminClient<DefaultClientContext>,
+    /// Creates missing target topics and reads their configuration.
+    target_admin: AdminClient<DefaultClientContext>,
     filter: TopicFilter,
     spec: KafkaMirrorSpec,
     metrics: Arc<Metrics>,
@@ -69,11 +69,11 @@ impl Discovery {
             move |source| Error::Kafka { what, source }
         };
         Ok(Self {
-            source: BrokerProbe::new(source, "spec.source")
+            source_probe: BrokerProbe::new(source, "spec.source")
                 .map_err(creating("creating the source admin client"))?,
             target_probe: BrokerProbe::new(target, "spec.target")
                 .map_err(creating("creating the target admin client"))?,
-            target: target
+            target_admin: target
                 .create::<AdminClient<DefaultClientContext>>()
                 .map_err(creating("creating the target admin client"))?,
             filter,
@@ -84,7 +84,7 @@ impl Discovery {
 
     /// Source partition counts of every topic the whitelist matches.
     pub async fn matching_source_topics(&self) -> Result<BTreeMap<String, i32>> {
-        let (all, _) = topic_partitions(&self.source, "source").await?;
+        let (all, _) = topic_partitions(&self.source_probe, "source").await?;
         Ok(all
             .into_iter()
             .filter(|(topic, _)| self.filter.matches(topic))
@@ -186,7 +186,11 @@ impl Discovery {
             .chain([ResourceSpecifier::Broker(broker)])
             .collect();
         let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
-        match self.target.describe_configs(&resources, &options).await {
+        match self
+            .target_admin
+            .describe_configs(&resources, &options)
+            .await
+        {
             Ok(results) => results
                 .into_iter()
                 .filter_map(|result| {
@@ -235,7 +239,7 @@ impl Discovery {
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
         let partitions: HashMap<&str, i32> = topics.iter().map(|(n, p)| (n.as_str(), *p)).collect();
-        match self.target.create_topics(&new_topics, &options).await {
+        match self.target_admin.create_topics(&new_topics, &options).await {
             Ok(results) => results
                 .into_iter()
                 .map(|result| match result {

@@ -14,7 +14,7 @@ use rdkafka::producer::Producer;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::assignment::EndOffsets;
+use crate::assignment::MigrationEnd;
 use crate::discovery::{Discovery, Route, Routes};
 use crate::health::Health;
 use crate::metrics::{Metrics, TopicLabels};
@@ -128,7 +128,7 @@ impl Engine {
                 partitioning: spec.partitioning,
                 commit_interval: self.options.commit_interval,
                 drain_timeout: self.options.drain_timeout,
-                end_offsets: migration.as_ref().map(|m| m.ends.clone()),
+                migration_end: migration.as_ref().map(|m| m.end.clone()),
                 gate: gate.clone(),
                 compresses: producer::compresses(&plan.target_producer),
             };
@@ -270,7 +270,7 @@ async fn first_routes(discovery: &Discovery, mode: Mode) -> Result<BTreeMap<Stri
 /// `mode: migrate`: the high watermarks seen at start, and whether the group's commits reached them.
 struct Migration {
     positions: GroupPositions,
-    ends: Arc<EndOffsets>,
+    end: Arc<MigrationEnd>,
     /// Partitions with records to copy (`high > low` at start).
     to_copy: Vec<SourcePartition>,
 }
@@ -285,7 +285,7 @@ impl Migration {
             })
             .collect();
         let start = tokio::task::block_in_place(|| positions.positions(&partitions))?;
-        let ends: EndOffsets = start
+        let end: MigrationEnd = start
             .iter()
             .map(|(tp, pos)| (tp.clone(), pos.high))
             .collect::<HashMap<_, _>>();
@@ -301,7 +301,7 @@ impl Migration {
         );
         Ok(Self {
             positions,
-            ends: Arc::new(ends),
+            end: Arc::new(end),
             to_copy,
         })
     }
@@ -313,7 +313,7 @@ impl Migration {
                 .get(tp)
                 .copied()
                 .flatten()
-                .is_some_and(|c| c >= self.ends[tp])
+                .is_some_and(|c| c >= self.end[tp])
         }))
     }
 }

@@ -119,7 +119,7 @@ impl PartitionState {
     /// Wakes `wait_drained` when its condition became true; called with the tracker locked, so a waiter
     /// cannot miss it between checking and sleeping.
     fn notify_if_drained(&self, tracker: &AckTracker) {
-        if tracker.pending() == 0 {
+        if tracker.in_flight() == 0 {
             self.drained.notify_all();
         }
     }
@@ -137,8 +137,9 @@ impl PartitionState {
         self.tracker().advance_idle(position);
     }
 
-    pub fn pending(&self) -> usize {
-        self.tracker().pending()
+    /// Records of this partition sent and still waiting for the target.
+    pub fn in_flight(&self) -> usize {
+        self.tracker().in_flight()
     }
 
     pub fn committable(&self) -> Option<i64> {
@@ -160,9 +161,9 @@ impl PartitionState {
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let (tracker, _) = self
             .drained
-            .wait_timeout_while(self.tracker(), timeout, |tracker| tracker.pending() > 0)
+            .wait_timeout_while(self.tracker(), timeout, |tracker| tracker.in_flight() > 0)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        tracker.pending() == 0
+        tracker.in_flight() == 0
     }
 }
 

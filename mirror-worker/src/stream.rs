@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::assignment::{self, EndOffsets, StreamContext};
+use crate::assignment::{self, MigrationEnd, StreamContext};
 use crate::discovery::Routes;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -44,7 +44,7 @@ pub struct StreamSettings {
     pub partitioning: Partitioning,
     pub commit_interval: Duration,
     pub drain_timeout: Duration,
-    pub end_offsets: Option<Arc<EndOffsets>>,
+    pub migration_end: Option<Arc<MigrationEnd>>,
     /// Shared by the streams of one process, so all commit before any leaves the group.
     pub gate: Arc<ShutdownGate>,
     /// The target producer compresses: a record larger than a topic's limit may still fit once compressed.
@@ -114,7 +114,7 @@ impl Stream {
             metrics.clone(),
             health.clone(),
             settings.drain_timeout,
-            settings.end_offsets,
+            settings.migration_end,
         );
         let consumer: BaseConsumer<StreamContext> =
             config

@@ -2,7 +2,7 @@
 //!
 //! A failed request alone only says `BrokerTransportFailure`: the reason (`SSL handshake failed: ...
 //! certificate verify failed`, `SASL authentication error: ...`, `Connection refused`) travels as an error
-//! event on the client's main queue, which admin clients and plain metadata lookups never serve. [`Reasons`]
+//! event on the client's main queue, which admin clients and plain metadata lookups never serve. [`ReasonCollector`]
 //! is the context that keeps them; a client with it serves its queue after a failure (`BrokerProbe` is a
 //! producer, whose `poll` does; `GroupPositions` a consumer) and [`ProbeError::new`] explains the failure.
 
@@ -20,11 +20,11 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext}
 /// At most this many distinct reasons are kept: a broker repeats the same failure on every retry.
 const MAX_REASONS: usize = 4;
 
-/// Remembers what librdkafka reported while a request was under way.
+/// The client context of a probing client: remembers what librdkafka reported while a request was under way.
 #[derive(Default)]
-pub struct Reasons(Mutex<Vec<String>>);
+pub(crate) struct ReasonCollector(Mutex<Vec<String>>);
 
-impl Reasons {
+impl ReasonCollector {
     fn remember(&self, reason: &str) {
         let mut reasons = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // librdkafka prefixes the broker and thread; the rest is what the user needs.
@@ -36,12 +36,12 @@ impl Reasons {
     }
 
     /// The reasons remembered since the last call.
-    pub fn take(&self) -> Vec<String> {
+    pub(crate) fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
-impl ClientContext for Reasons {
+impl ClientContext for ReasonCollector {
     fn error(&self, error: KafkaError, reason: &str) {
         self.remember(reason);
         tracing::debug!(%error, reason, "librdkafka reported an error");
@@ -62,9 +62,9 @@ impl ClientContext for Reasons {
     }
 }
 
-impl ConsumerContext for Reasons {}
+impl ConsumerContext for ReasonCollector {}
 
-impl ProducerContext for Reasons {
+impl ProducerContext for ReasonCollector {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
@@ -72,14 +72,14 @@ impl ProducerContext for Reasons {
 /// A client for metadata requests to one cluster, `prefix` being the document path of its section
 /// (`spec.source`), for the hint in its errors.
 pub struct BrokerProbe {
-    client: BaseProducer<Reasons>,
+    client: BaseProducer<ReasonCollector>,
     prefix: String,
 }
 
 impl BrokerProbe {
     pub fn new(config: &ClientConfig, prefix: &str) -> Result<Self, KafkaError> {
         Ok(Self {
-            client: config.create_with_context(Reasons::default())?,
+            client: config.create_with_context(ReasonCollector::default())?,
             prefix: prefix.to_string(),
         })
     }
@@ -108,7 +108,7 @@ pub struct ProbeError {
 impl ProbeError {
     /// `error` explained with what `reasons` remembered (their client's queue served already) and the field
     /// of the cluster section `prefix` most likely at fault.
-    pub fn new(prefix: &str, error: KafkaError, reasons: &Reasons) -> Self {
+    pub(crate) fn new(prefix: &str, error: KafkaError, reasons: &ReasonCollector) -> Self {
         let explained = explain(prefix, &error, &reasons.take());
         Self { error, explained }
     }
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn reasons_are_kept_once_without_librdkafkas_prefix() {
-        let reasons = Reasons::default();
+        let reasons = ReasonCollector::default();
         reasons.remember("[thrd:ssl://a:1/bootstrap]: ssl://a:1/bootstrap: Connection refused");
         reasons.remember("Connection refused");
         assert_eq!(

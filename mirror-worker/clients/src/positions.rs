@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::broker_probe::{ProbeError, Reasons};
+use crate::broker_probe::{ProbeError, ReasonCollector};
 use crate::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +36,7 @@ pub type SourcePartition = (String, i32);
 /// Reads a consumer group's committed offsets without joining the group.
 pub struct GroupPositions {
     /// Keeps librdkafka's reasons, so a source that does not answer is explained (see `broker_probe`).
-    consumer: BaseConsumer<Reasons>,
+    consumer: BaseConsumer<ReasonCollector>,
 }
 
 /// One partition's watermarks and the group's committed offset.
@@ -64,7 +64,7 @@ impl GroupPositions {
             .set("group.id", group_id)
             .set("enable.auto.commit", "false");
         let consumer = config
-            .create_with_context(Reasons::default())
+            .create_with_context(ReasonCollector::default())
             .map_err(|source| Error::Kafka {
                 what: "creating the source position reader".into(),
                 source,
