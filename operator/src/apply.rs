@@ -12,7 +12,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::build::DesiredObjects;
+use crate::desired::DesiredObjects;
 use crate::labels::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
 use crate::{Error, Result};
 

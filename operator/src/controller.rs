@@ -17,7 +17,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 
-use crate::build::BuildSettings;
+use crate::desired::BuildSettings;
 use crate::labels::{MANAGED_BY_LABEL, MANAGER};
 use crate::leader::{self, LeaderLease};
 use crate::metrics::Metrics;

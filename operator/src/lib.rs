@@ -1,12 +1,12 @@
 //! The kafka-mirror operator. Reconciles each `KafkaMirror` as a pipeline, in the manner of Stackable's
-//! operators: validate (pure) → build every desired object (pure, [`build`]) → apply → delete orphans → status.
+//! operators: validate (pure) → build every desired object (pure, [`desired`]) → apply → delete orphans → status.
 //! The Kafka-facing core (lag, migration progress, conditions, status) is pure or Kafka-only and tested
 //! without an API server; [`reconcile`] and [`controller`] are the Kubernetes side.
 
 pub mod apply;
-pub mod build;
 pub mod conditions;
 pub mod controller;
+pub mod desired;
 mod error;
 pub mod kafka_view;
 pub mod labels;

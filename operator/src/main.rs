@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use kafka_mirror_operator::build::{BuildSettings, WorkerState, desired_objects};
 use kafka_mirror_operator::controller::{self, LeaderElection, OperatorConfig};
+use kafka_mirror_operator::desired::{BuildSettings, WorkerState, desired_objects};
 use kafka_mirror_operator::reconcile::Intervals;
 use kafka_mirror_runtime::process::{LogFormat, init_logging, shutdown_signal};
 

@@ -17,8 +17,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::build::{BuildSettings, WorkerState, desired_objects};
 use crate::conditions::{Observed, Problem};
+use crate::desired::{BuildSettings, WorkerState, desired_objects};
 use crate::kafka_view::{self, KafkaView};
 use crate::labels::{MANAGER, WorkerNames, selector_string};
 use crate::lag::{LagReport, summarize};

@@ -9,7 +9,7 @@ use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::KafkaMirror;
 use kafka_mirror_crds::worker_pod::{CONFIG_FILE, SECRETS_DIR};
-use kafka_mirror_operator::build::{BuildSettings, DesiredObjects, WorkerState, desired_objects};
+use kafka_mirror_operator::desired::{BuildSettings, DesiredObjects, WorkerState, desired_objects};
 
 const UID: &str = "6b1f1f5e-3f7c-4d3b-9c1e-000000000001";
 

@@ -250,10 +250,10 @@ async fn a_spec_change_rolls_the_pods_and_scaling_down_deletes_only_the_budget_i
     let clusters = Clusters::new();
     let first = clusters.mirror(1, json!({}), None);
     let first_hash = {
-        let objects = kafka_mirror_operator::build::desired_objects(
+        let objects = kafka_mirror_operator::desired::desired_objects(
             &first,
             &context(fixtures::client().0).settings,
-            &kafka_mirror_operator::build::WorkerState::from_spec(&first.spec),
+            &kafka_mirror_operator::desired::WorkerState::from_spec(&first.spec),
         )
         .unwrap();
         objects
