@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use kafka_mirror_crds::KafkaMirror;
 use rdkafka::mocking::MockCluster;
 
-use crate::health::Health;
-use crate::metrics::Metrics;
+use crate::observe::health::Health;
+use crate::observe::metrics::{Metrics, TopicLabels};
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::positions::GroupPositions;
 use kafka_mirror_clients::secrets::Secrets;
@@ -45,7 +45,7 @@ impl Default for DemoOptions {
 const TOPIC: &str = "testtopic";
 
 /// The `KafkaMirror` the demo runs: what a user would write for the guide's MirrorMaker command.
-pub fn demo_document(source: &str, target: &str, num_streams: i32) -> String {
+fn demo_document(source: &str, target: &str, num_streams: i32) -> String {
     format!(
         r#"apiVersion: kafkamirror.io/v1alpha1
 kind: KafkaMirror
@@ -170,7 +170,7 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
         }
         let mirrored = metrics
             .records_mirrored
-            .get_or_create(&crate::metrics::TopicLabels {
+            .get_or_create(&TopicLabels {
                 topic: TOPIC.into(),
             })
             .get();

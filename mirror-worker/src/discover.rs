@@ -1,4 +1,4 @@
-//! Topic discovery: which source topics match the whitelist, where their records go, and creating missing
+//! Discover: which source topics match the whitelist, where their records go, and creating missing
 //! target topics before their first record.
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +19,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use tracing::{debug, info, warn};
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 use crate::{Error, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);

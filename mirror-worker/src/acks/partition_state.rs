@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::ack_tracker::AckTracker;
+use super::tracker::AckTracker;
 
 /// Offset value meaning "nothing committed by this process yet".
 const NONE: i64 = -1;

@@ -2,7 +2,7 @@
 //! target acknowledges records out of order and may fail some of them.
 //!
 //! The rule that makes the mirror at-least-once: the committed position never passes a record the target has
-//! not acknowledged. Pure data structure; the locking lives in [`crate::partition_state`].
+//! not acknowledged. Pure data structure; the locking lives in [`super::partition_state`].
 
 use std::collections::VecDeque;
 

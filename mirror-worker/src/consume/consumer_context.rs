@@ -1,29 +1,29 @@
-//! The partitions one stream owns, and the consumer callbacks that keep them right across rebalances:
-//! partitions being revoked are drained and committed before the revoke completes.
+//! The consumer context of one stream: the partitions it owns, and the librdkafka callbacks that keep them
+//! right across rebalances (partitions being revoked are drained and committed before the revoke completes),
+//! count commits, read the consumer's statistics and log, and stop the mirror at a source truncation.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
-use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
-use crate::health::Health;
-use crate::metrics::{Metrics, PartitionLabels, TopicLabels};
-use crate::partition_state::PartitionState;
-use crate::truncation;
+use super::commit::{commit_kept_partitions, store};
+use super::truncation;
+use crate::acks::PartitionState;
+use crate::engine::MigrationEnd;
+use crate::observe::health::Health;
+use crate::observe::metrics::{Metrics, PartitionLabels, TopicLabels};
 
 /// Partitions by topic, then partition number (lookup by `&str` without allocating per record).
 pub type PartitionMap = HashMap<String, HashMap<i32, Arc<PartitionState>>>;
-
-/// Where a partition must stop in `mode: migrate`: the high watermark seen at start.
-pub type MigrationEnd = HashMap<(String, i32), i64>;
 
 pub struct StreamContext {
     pub stream: usize,
@@ -33,7 +33,7 @@ pub struct StreamContext {
     drain_timeout: Duration,
     migration_end: Option<Arc<MigrationEnd>>,
     /// Set when a partition needs the consumer thread's attention (a failed delivery to rewind).
-    pub attention: Arc<AtomicBool>,
+    attention: Arc<AtomicBool>,
     /// When the oldest stored-but-uncommitted offset was stored: the start of the commit latency.
     uncommitted_since: Mutex<Option<Instant>>,
     /// Set once the final commit was confirmed: librdkafka's own commit on leaving the group repeats it and
@@ -97,8 +97,13 @@ impl StreamContext {
         store(consumer, states);
     }
 
+    /// True once after a partition asked for the consumer thread's attention, then false until one asks again.
+    pub fn take_attention(&self) -> bool {
+        self.attention.swap(false, Ordering::AcqRel)
+    }
+
     /// Notes that acknowledged offsets were stored and wait for librdkafka's next commit.
-    fn stored_uncommitted(&self) {
+    pub(super) fn stored_uncommitted(&self) {
         self.uncommitted_since
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -173,52 +178,6 @@ impl StreamContext {
             }
         }
         revoked
-    }
-}
-
-/// Stores the committable offset of every listed partition that moved since it was last stored. librdkafka
-/// commits stored offsets on its own: every commit interval, when partitions are unassigned, and when the
-/// consumer closes. (A synchronous commit from the polling thread could wait forever on a rebalance that only
-/// this same thread can serve.)
-pub fn store(consumer: &BaseConsumer<StreamContext>, states: &[Arc<PartitionState>]) {
-    let (tpl, storing) = offsets_list(states, PartitionState::store_candidate);
-    if storing.is_empty() {
-        return;
-    }
-    match consumer.store_offsets(&tpl) {
-        Ok(()) => {
-            consumer.context().stored_uncommitted();
-            for (state, offset) in storing {
-                state.stored(offset);
-            }
-        }
-        // A partition revoked in the meantime refuses the store; its new owner resumes from the last commit.
-        Err(error) => debug!(%error, "storing acknowledged offsets failed"),
-    }
-}
-
-/// Stores the acknowledged offsets of `kept` (the partitions that stay with this member through a rebalance)
-/// and commits every stored offset of the assignment, asynchronously. Called from the rebalance callbacks.
-///
-/// A cooperative rebalance keeps those partitions flowing, but nothing of them is committed while it lasts:
-/// librdkafka's interval commit skips every tick outside its steady join state, and no commit could pass
-/// anyway while this member's JoinGroup is pending — the coordinator serves one request per connection at a
-/// time, and the JoinGroup waits until every member has rejoined (each hears of the rebalance at its next
-/// heartbeat; a dead member is only dropped at its session timeout).
-/// Committing when the revoke ends (just before the rejoin; librdkafka completes the revoke only once this
-/// commit is answered) and again when the new assignment arrives keeps a worker killed during a rebalance from
-/// re-reading more than the join phase itself carried. Apache Kafka accepts both: the group is stable or
-/// preparing a rebalance with this member's generation then (it refuses commits, REBALANCE_IN_PROGRESS, only
-/// between the JoinGroup and SyncGroup answers, or ILLEGAL_GENERATION with an older generation).
-fn commit_kept_partitions(consumer: &BaseConsumer<StreamContext>, kept: &[Arc<PartitionState>]) {
-    store(consumer, kept);
-    match consumer.commit_consumer_state(CommitMode::Async) {
-        Ok(()) => {}
-        // Nothing stored since the last commit.
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => {
-            debug!(stream = consumer.context().stream, %error, "committing the kept partitions was not sent")
-        }
     }
 }
 
@@ -336,63 +295,4 @@ fn describe(tpl: &TopicPartitionList) -> String {
         .map(|e| format!("{}[{}]", e.topic(), e.partition()))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Commits the committable offsets of `states` and confirms them by reading the group's committed offsets
-/// back, retrying until `deadline`. Does not rely on commit callbacks (librdkafka sends none for an empty
-/// commit) and never blocks on a synchronous commit, which could wait on a rebalance only this thread
-/// serves. Records polled meanwhile are dropped unstored: their next owner reads them again.
-pub fn commit_and_confirm(
-    consumer: &BaseConsumer<StreamContext>,
-    states: &[Arc<PartitionState>],
-    deadline: Instant,
-) -> bool {
-    let (tpl, wanted) = offsets_list(states, PartitionState::committable);
-    if wanted.is_empty() {
-        return true;
-    }
-    loop {
-        if let Err(error) = consumer.commit(&tpl, CommitMode::Async) {
-            debug!(%error, "final commit not sent");
-        }
-        let round = Instant::now() + Duration::from_millis(300);
-        while Instant::now() < round.min(deadline) {
-            let _ = consumer.poll(Duration::from_millis(50));
-        }
-        let confirmed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(2)).is_ok_and(|committed| {
-            wanted.iter().all(|(state, offset)| {
-                matches!(committed.find_partition(&state.topic, state.partition).map(|e| e.offset()), Some(Offset::Offset(c)) if c >= *offset)
-            })
-        });
-        if confirmed {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-    }
-}
-
-/// The offsets `offset_of` picks for `states`, as a list for librdkafka and as pairs for the caller.
-fn offsets_list(
-    states: &[Arc<PartitionState>],
-    offset_of: impl Fn(&PartitionState) -> Option<i64>,
-) -> (TopicPartitionList, Vec<(&Arc<PartitionState>, i64)>) {
-    let mut tpl = TopicPartitionList::new();
-    let mut picked = Vec::new();
-    for state in states {
-        if let Some(offset) = offset_of(state)
-            && tpl
-                .add_partition_offset(&state.topic, state.partition, Offset::Offset(offset))
-                .is_ok()
-        {
-            picked.push((state, offset));
-        }
-    }
-    (tpl, picked)
-}
-
-/// True once and then false until set again: whether something asked for attention.
-pub fn take(flag: &AtomicBool) -> bool {
-    flag.swap(false, Ordering::AcqRel)
 }

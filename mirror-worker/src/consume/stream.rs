@@ -15,17 +15,18 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::assignment::{self, MigrationEnd, StreamContext};
-use crate::discovery::Routes;
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::partition_state::PartitionState;
-use crate::partitioner;
-use crate::producer::{
-    DeliveryToken, FailureClass, MirrorProducer, classify, oversized_record, refused_record,
-    stopped_producer,
+use super::commit::{commit_and_confirm, store};
+use super::consumer_context::StreamContext;
+use super::shutdown_gate::ShutdownGate;
+use crate::acks::PartitionState;
+use crate::deliver::{
+    DeliveryToken, FailureClass, MirrorProducer, classify, oversized_record, partitioner,
+    refused_record, stopped_producer,
 };
-use crate::shutdown_gate::ShutdownGate;
+use crate::discover::Routes;
+use crate::engine::MigrationEnd;
+use crate::observe::health::Health;
+use crate::observe::metrics::Metrics;
 use crate::{Error, Result};
 use kafka_mirror_crds::Partitioning;
 
@@ -161,13 +162,13 @@ impl Stream {
                 }
                 routes = next;
             }
-            if assignment::take(&self.consumer.context().attention) {
+            if self.consumer.context().take_attention() {
                 self.rewind_failed_partitions();
             }
             if last_store.elapsed() >= STORE_INTERVAL {
                 let states = self.consumer.context().all_states();
                 self.finish_drained_partitions(&states);
-                assignment::store(&self.consumer, &states);
+                store(&self.consumer, &states);
                 last_store = Instant::now();
             }
             match self.consumer.poll(POLL_TIMEOUT) {
@@ -193,7 +194,7 @@ impl Stream {
         self.consumer
             .context()
             .drain_and_store(&self.consumer, &states);
-        if assignment::commit_and_confirm(&self.consumer, &states, deadline) {
+        if commit_and_confirm(&self.consumer, &states, deadline) {
             self.consumer
                 .context()
                 .leaving

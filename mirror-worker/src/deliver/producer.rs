@@ -12,9 +12,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 use tracing::{debug, error, info, warn};
 
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::partition_state::PartitionState;
+use super::failure::{FailureClass, classify, refused_record, stopped_producer};
+use crate::acks::PartitionState;
+use crate::observe::health::Health;
+use crate::observe::metrics::Metrics;
 use crate::{Error, Result};
 
 /// Carried by every record through librdkafka and handed back on delivery.
@@ -59,48 +60,6 @@ impl FatalWatch {
     }
 }
 
-/// How a failed delivery is handled.
-#[derive(Debug, PartialEq, Eq)]
-pub enum FailureClass {
-    /// Worth trying again: the partition is re-read from its last acknowledged offset.
-    Retriable,
-    /// Trying again cannot help (the target refuses the record or the credentials); the worker stops rather
-    /// than skip a record. Its offset stays uncommitted, so nothing is lost.
-    Fatal,
-}
-
-/// Why the mirror stops on a record the target refuses for good, and what to do about it. The policy for a
-/// record larger than the target accepts is to stop, not to skip it: its offset and every later one stay
-/// uncommitted, so raising the limit and restarting mirrors it with nothing lost.
-pub fn refused_record(source: &str, target_topic: &str, error: &KafkaError) -> String {
-    let hint = match error.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
-            ": the record is larger than the target accepts. Raise max.message.bytes of the target topic and \
-             message.max.bytes in spec.target.config, then restart; nothing after this record was committed. (If \
-             the record itself is smaller than the topic's max.message.bytes, the batch it was sent in was not: \
-             set batch.size in spec.target.config to at most that limit.)"
-        }
-        Some(
-            RDKafkaErrorCode::TopicAuthorizationFailed
-            | RDKafkaErrorCode::ClusterAuthorizationFailed,
-        ) => ": the target's ACLs do not let spec.target.authentication.username write this topic",
-        _ => "",
-    };
-    format!("the target refused record {source} for topic {target_topic}: {error}{hint}")
-}
-
-/// Why the mirror stops before sending a record the target topic cannot take: its key, value and headers alone
-/// (`bytes`) exceed the topic's `max.message.bytes` (`limit`). Not sending it keeps every later record of its
-/// partition off the target too, so after the limit is raised the copy resumes at this record, in order.
-pub fn oversized_record(source: &str, target_topic: &str, bytes: usize, limit: i64) -> String {
-    format!(
-        "record {source} is larger than the target accepts: its key, value and headers take {bytes} bytes and \
-         the max.message.bytes of target topic {target_topic} is {limit}. Raise max.message.bytes of the target \
-         topic (and message.max.bytes in spec.target.config if it is set lower), then restart; nothing from this \
-         record on was committed or sent"
-    )
-}
-
 /// librdkafka's default `batch.size`.
 const DEFAULT_BATCH_SIZE: i64 = 1_000_000;
 
@@ -130,39 +89,6 @@ pub fn compresses(config: &ClientConfig) -> bool {
     ["compression.type", "compression.codec"]
         .iter()
         .any(|key| config.get(key).is_some_and(|codec| codec != "none"))
-}
-
-/// Whether a delivery failed only because the producer stopped (a fatal error, and the queues librdkafka
-/// purged then): a consequence of the cause another report names, not a refusal of this record.
-pub fn stopped_producer(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::Fatal
-                | RDKafkaErrorCode::PurgeQueue
-                | RDKafkaErrorCode::PurgeInflight
-        )
-    )
-}
-
-/// Sorts a producer error into retriable and fatal.
-pub fn classify(error: &KafkaError) -> FailureClass {
-    use RDKafkaErrorCode::*;
-    match error.rdkafka_error_code() {
-        Some(
-            MessageSizeTooLarge
-            | InvalidMessageSize
-            | InvalidRecord
-            | InvalidTopic
-            | TopicAuthorizationFailed
-            | ClusterAuthorizationFailed
-            | SaslAuthenticationFailed
-            | PolicyViolation
-            | InvalidTimestamp
-            | Fatal,
-        ) => FailureClass::Fatal,
-        _ => FailureClass::Retriable,
-    }
 }
 
 impl ClientContext for DeliveryContext {
@@ -329,20 +255,5 @@ mod tests {
         assert!(with("compression.codec", "zstd"));
         assert!(!with("compression.type", "none"));
         assert!(!compresses(&ClientConfig::new()));
-    }
-
-    #[test]
-    fn failures_caused_by_a_stopped_producer_are_not_refusals() {
-        let produce = |code| KafkaError::MessageProduction(code);
-        assert!(stopped_producer(&produce(RDKafkaErrorCode::PurgeQueue)));
-        assert!(stopped_producer(&produce(RDKafkaErrorCode::PurgeInflight)));
-        assert!(stopped_producer(&produce(RDKafkaErrorCode::Fatal)));
-        assert!(!stopped_producer(&produce(
-            RDKafkaErrorCode::MessageSizeTooLarge
-        )));
-        assert_eq!(
-            classify(&produce(RDKafkaErrorCode::MessageSizeTooLarge)),
-            FailureClass::Fatal
-        );
     }
 }

@@ -1,26 +1,29 @@
-//! Runs a mirror: discovery, the shared producer, `numStreams` streams, and the end of it all — a shutdown
-//! signal, a completed migration, or a fatal error — with every acknowledged record committed.
+//! Run: the engine that wires the stages into a mirror. Discovery, the shared producer, `numStreams` streams,
+//! and the end of it all — a shutdown signal, a completed migration ([`migration`]), or a fatal error — with
+//! every acknowledged record committed.
 
-use std::collections::{BTreeMap, HashMap};
+mod migration;
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kafka_mirror_clients::MirrorPlan;
-use kafka_mirror_clients::positions::{GroupPositions, SourcePartition};
 use kafka_mirror_crds::Mode;
 use rdkafka::producer::Producer;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::assignment::MigrationEnd;
-use crate::discovery::{Discovery, Route, Routes};
-use crate::health::Health;
-use crate::metrics::{Metrics, TopicLabels};
-use crate::shutdown_gate::ShutdownGate;
-use crate::stream::{Stream, StreamSettings};
-use crate::{Error, Result, producer};
+use crate::consume::{ShutdownGate, Stream, StreamSettings};
+use crate::deliver;
+use crate::discover::{Discovery, Route, Routes};
+use crate::observe::health::Health;
+use crate::observe::metrics::{Metrics, TopicLabels};
+use crate::{Error, Result};
+use migration::Migration;
+pub(crate) use migration::MigrationEnd;
 
 /// How often the engine looks at migration progress and fatal errors.
 const TICK: Duration = Duration::from_millis(250);
@@ -108,10 +111,10 @@ impl Engine {
         // Batches within the smallest target topic limit known now. A topic found later with a smaller one
         // still has a record larger than its limit stopped before it is sent (`Stream::mirror`); a batch of
         // smaller records beyond it is refused by the broker, and the stop names the batch's first record and
-        // says to lower batch.size (`producer::refused_record`).
+        // says to lower batch.size (`deliver::refused_record`).
         let smallest_limit = routes.values().filter_map(|r| r.max_message_bytes).min();
-        let producer = Arc::new(producer::create(
-            producer::fit_batches(plan.target_producer.clone(), smallest_limit),
+        let producer = Arc::new(deliver::create(
+            deliver::fit_batches(plan.target_producer.clone(), smallest_limit),
             self.metrics.clone(),
             self.health.clone(),
         )?);
@@ -130,7 +133,7 @@ impl Engine {
                 drain_timeout: self.options.drain_timeout,
                 migration_end: migration.as_ref().map(|m| m.end.clone()),
                 gate: gate.clone(),
-                compresses: producer::compresses(&plan.target_producer),
+                compresses: deliver::compresses(&plan.target_producer),
             };
             let stream = Stream::new(
                 settings,
@@ -147,7 +150,7 @@ impl Engine {
         let mut refresh_timer =
             tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
         let mut tick = tokio::time::interval(TICK);
-        let mut producer_watch = producer::FatalWatch::default();
+        let mut producer_watch = deliver::FatalWatch::default();
         let mut migration_complete = false;
         loop {
             tokio::select! {
@@ -264,56 +267,5 @@ async fn first_routes(discovery: &Discovery, mode: Mode) -> Result<BTreeMap<Stri
                 tokio::time::sleep(DISCOVERY_RETRY).await;
             }
         }
-    }
-}
-
-/// `mode: migrate`: the high watermarks seen at start, and whether the group's commits reached them.
-struct Migration {
-    positions: GroupPositions,
-    end: Arc<MigrationEnd>,
-    /// Partitions with records to copy (`high > low` at start).
-    to_copy: Vec<SourcePartition>,
-}
-
-impl Migration {
-    fn start(plan: &MirrorPlan, routes: &BTreeMap<String, Route>) -> Result<Self> {
-        let positions = GroupPositions::new(&plan.source_admin, &plan.group_id)?;
-        let partitions: Vec<SourcePartition> = routes
-            .iter()
-            .flat_map(|(topic, route)| {
-                (0..route.source_partitions).map(move |p| (topic.clone(), p))
-            })
-            .collect();
-        let start = tokio::task::block_in_place(|| positions.positions(&partitions))?;
-        let end: MigrationEnd = start
-            .iter()
-            .map(|(tp, pos)| (tp.clone(), pos.high))
-            .collect::<HashMap<_, _>>();
-        let to_copy = start
-            .iter()
-            .filter(|(_, pos)| pos.high > pos.low)
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        let records: i64 = start.values().map(|p| p.lag()).sum();
-        info!(
-            partitions = partitions.len(),
-            records, "migration: copying up to the high watermarks seen now"
-        );
-        Ok(Self {
-            positions,
-            end: Arc::new(end),
-            to_copy,
-        })
-    }
-
-    fn complete(&self) -> Result<bool> {
-        let committed = tokio::task::block_in_place(|| self.positions.committed(&self.to_copy))?;
-        Ok(self.to_copy.iter().all(|tp| {
-            committed
-                .get(tp)
-                .copied()
-                .flatten()
-                .is_some_and(|c| c >= self.end[tp])
-        }))
     }
 }

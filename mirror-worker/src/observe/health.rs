@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use kafka_mirror_runtime::http::Endpoints;
 
-use crate::metrics::Metrics;
+use super::metrics::Metrics;
 
 #[derive(Default)]
 pub struct Health {
