@@ -8,9 +8,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::process::{Worker, committed, target_records};
+use common::process::{committed, target_records};
 use common::*;
 use kafka_mirror_samples as samples;
+use kafka_mirror_tests::Launch;
 
 const TOPIC: &str = "orders";
 
@@ -51,8 +52,13 @@ fn a_record_larger_than_the_target_accepts_stops_the_worker_with_everything_befo
     samples::produce(&s, TOPIC, 500, 501, 10, 50_000).unwrap();
     samples::produce(&s, TOPIC, 501, 1000, 10, 100).unwrap();
 
-    let worker = Worker::spawn(Path::new(&document), dir.path().join("worker.log"), &[]);
-    let (code, log) = worker.wait_exit(Duration::from_secs(60));
+    // The worker's own defaults but for commits every 200 ms, as the engine suites commit.
+    let run = Launch::worker_defaults(Path::new(&document))
+        .binary(env!("CARGO_BIN_EXE_mirror-worker"))
+        .commit_interval("0.2")
+        .spawn()
+        .finish(Duration::from_secs(60));
+    let (code, log) = (run.exit_code(), run.stderr);
     assert_eq!(code, Some(1), "{log}");
     assert!(
         log.contains("the target refused record orders[0]@500 for topic orders")

@@ -16,8 +16,6 @@ use kafka_mirror_samples::{self as samples, SampleRecord};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::Worker;
-
 /// Topic configs for the topics of these tests: no time-based retention. The sample records carry
 /// timestamps from 2019 (`samples::BASE_TIMESTAMP_MS`, so a copy that re-stamps records is caught), and with
 /// the default `retention.ms` of 7 days the broker's first retention check, 30 s after it starts, deletes every
@@ -183,28 +181,6 @@ impl BackgroundProducer {
     pub fn join(self) -> Vec<SampleRecord> {
         self.thread.join().expect("the background producer")
     }
-}
-
-/// The value of the sample `series` (name with labels, as `/metrics` prints it) in Prometheus text.
-pub fn metric(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok()).flatten()
-    })
-}
-
-/// `kafka_mirror_assigned_partitions` of a running worker (-1 while its endpoint does not answer yet).
-pub fn assigned_partitions(worker: &Worker) -> i64 {
-    assigned_partitions_at(worker.http)
-}
-
-/// [`assigned_partitions`] by address, for a condition of [`Worker::wait_for`] on the same worker.
-pub fn assigned_partitions_at(http: std::net::SocketAddr) -> i64 {
-    crate::http_get(http, "/metrics")
-        .ok()
-        .filter(|(status, _)| *status == 200)
-        .and_then(|(_, body)| metric(&body, "kafka_mirror_assigned_partitions"))
-        .map_or(-1, |v| v as i64)
 }
 
 /// One row of `kafka-consumer-groups.sh --describe`: who owns a partition.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::positions::GroupPositions;
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
-use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, verify_copy};
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, verify_copy};
 use rdkafka::ClientConfig;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -119,16 +119,6 @@ fn committed(source: &KafkaCluster, group: &str, topic: &str, partitions: i32) -
 fn read_back(cluster: &KafkaCluster, topic: &str, expected: usize) -> Vec<ReadRecord> {
     samples::read_all(&cluster.internal, topic, expected, Duration::from_secs(120))
         .expect("reading the target back")
-}
-
-/// The exit code of a run the test expected to end by itself.
-fn exit_code(run: &Finished) -> Option<i32> {
-    assert!(
-        run.exited_by_itself,
-        "the worker was expected to stop by itself:\n{}",
-        run.output()
-    );
-    run.status.code()
 }
 
 /// Keyed sample records produced on a background thread, one batch every `pause`, until stopped: the source's
@@ -422,7 +412,7 @@ fn records_deleted_past_the_committed_position_stop_the_worker_at_the_gap() {
 
     let run = mirror.spawn().finish(MINUTE);
     let output = run.output();
-    assert_eq!(exit_code(&run), Some(1), "{output}");
+    assert_eq!(run.exit_code(), Some(1), "{output}");
     assert!(
         output.contains("source partition engine.truncated[0] no longer holds offset 2000"),
         "the exit message names the partition and the offset:\n{output}"
@@ -471,7 +461,7 @@ fn a_record_larger_than_the_target_topic_accepts_stops_the_worker_with_everythin
 
     let run = mirror.spawn().finish(MINUTE);
     let output = run.output();
-    assert_eq!(exit_code(&run), Some(1), "{output}");
+    assert_eq!(run.exit_code(), Some(1), "{output}");
     assert!(
         output.contains("record engine.oversized[0]@500 is larger than the target accepts"),
         "the exit message names the record:\n{output}"
@@ -659,7 +649,7 @@ fn with_compression_the_broker_judges_and_refuses_a_record_too_large_even_compre
 
     let run = mirror.spawn().finish(MINUTE);
     let output = run.output();
-    assert_eq!(exit_code(&run), Some(1), "{output}");
+    assert_eq!(run.exit_code(), Some(1), "{output}");
     assert!(
         output.contains("the target refused record engine.refused[0]@500 for topic engine.refused")
             && output.contains("larger than the target accepts"),

@@ -13,9 +13,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord, Verification};
+use kafka_mirror_tests::http::{assigned_partitions_at, metric};
 use kafka_mirror_tests::mirror::{
-    BackgroundProducer, KEEP_FOREVER, PartitionOwner, Progress, assigned_partitions,
-    assigned_partitions_at, describe_group, group_id, metric, write_document,
+    BackgroundProducer, KEEP_FOREVER, PartitionOwner, Progress, describe_group, group_id,
+    write_document,
 };
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker};
 
@@ -831,7 +832,7 @@ fn scaling_one_worker_to_four_and_back_to_one_mid_stream_loses_nothing_and_a_ste
     let shares_now = || -> Vec<i64> {
         std::iter::once(&first)
             .chain(&more)
-            .map(assigned_partitions)
+            .map(Worker::assigned_partitions)
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(10);

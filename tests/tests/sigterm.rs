@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_mirror_samples as samples;
+use kafka_mirror_tests::http::assigned_partitions_at;
 use kafka_mirror_tests::mirror::{
-    BackgroundProducer, KEEP_FOREVER, Progress, assigned_partitions_at, group_id, write_document,
+    BackgroundProducer, KEEP_FOREVER, Progress, group_id, write_document,
 };
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker};
 

@@ -2,10 +2,11 @@
 //! Both are timed the same way, from outside: the target's end offsets, polled every 10 ms, from the first
 //! record on the target to the last.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use kafka_mirror_tests::{Launch, Worker};
 
 use crate::cluster::{ClusterProcess, EndOffsets};
 use crate::measure::{self, Usage};
@@ -102,33 +103,25 @@ pub fn kcat_pipeline(
     (arrival, usage)
 }
 
-/// A running `mirror-worker` process.
+/// A `mirror-worker` process with the worker's own defaults (what a pod runs), on a document of its own.
 pub struct WorkerProcess {
-    child: Child,
-    pub log: PathBuf,
-    http: SocketAddr,
+    worker: Worker,
     /// Holds the `KafkaMirror` document for as long as the worker runs.
     _document: tempfile::TempDir,
 }
 
 impl WorkerProcess {
-    /// Starts the worker on `document`, a `KafkaMirror` in YAML.
+    /// Starts the worker on `document`, a `KafkaMirror` in YAML, its log written to `log`.
     pub fn start(document: &str, log: PathBuf) -> WorkerProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mirror.yaml");
         std::fs::write(&path, document).unwrap();
-        let http = measure::free_address();
-        let child = Command::new(env!("CARGO_BIN_EXE_mirror-worker"))
-            .args(["--config", path.to_str().unwrap()])
-            .args(["--http-listen", &http.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting mirror-worker");
+        let worker = Launch::worker_defaults(&path)
+            .binary(env!("CARGO_BIN_EXE_mirror-worker"))
+            .log_file(log)
+            .spawn();
         WorkerProcess {
-            child,
-            log,
-            http,
+            worker,
             _document: dir,
         }
     }
@@ -136,13 +129,12 @@ impl WorkerProcess {
     /// Waits until the worker's streams hold `partitions` partitions (its `/metrics` say so), so that a
     /// measurement does not include the consumer group forming.
     pub fn wait_assigned(&mut self, partitions: i32) {
-        let wanted = format!("kafka_mirror_assigned_partitions {partitions}");
         let deadline = Instant::now() + COPY_TIMEOUT;
-        while !self.metrics().lines().any(|line| line == wanted) {
-            if let Some(status) = self.child.try_wait().unwrap() {
+        while self.worker.assigned_partitions() != i64::from(partitions) {
+            if let Some(status) = self.worker.exit_status() {
                 panic!(
-                    "mirror-worker exited with {status} before it was assigned; see {}",
-                    self.log.display()
+                    "mirror-worker exited with {status} before it was assigned; its log:\n{}",
+                    self.worker.stderr()
                 );
             }
             assert!(
@@ -153,37 +145,26 @@ impl WorkerProcess {
         }
     }
 
-    /// The worker's `/metrics` text, empty while it does not answer yet.
-    fn metrics(&self) -> String {
-        kafka_mirror_tests::http_get(self.http, "/metrics")
-            .map(|(_, body)| body)
-            .unwrap_or_default()
-    }
-
     /// Waits until the target holds `expected` records.
     pub fn copy(&mut self, target: &ClusterProcess, expected: i64) -> Arrival {
-        let log = self.log.clone();
-        let child = &mut self.child;
-        wait_for_arrival(&target.watcher(), expected, || {
-            match child.try_wait().unwrap() {
-                Some(status) => Err(format!(
-                    "mirror-worker exited with {status}; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )),
-                None => Ok(()),
-            }
+        let worker = &mut self.worker;
+        wait_for_arrival(&target.watcher(), expected, || match worker.exit_status() {
+            Some(status) => Err(format!(
+                "mirror-worker exited with {status}; its log:\n{}",
+                worker.stderr()
+            )),
+            None => Ok(()),
         })
     }
 
     /// CPU and peak memory so far.
     pub fn usage_so_far(&self) -> Usage {
-        measure::so_far(self.child.id())
+        measure::so_far(self.worker.pid())
     }
 
     /// SIGTERM, as Kubernetes stops a pod; the worker drains, commits and exits (1 if it had stopped on an
     /// error already, which its log says).
-    pub fn stop(mut self) {
-        measure::signal(&self.child, libc::SIGTERM);
-        let _ = self.child.wait();
+    pub fn stop(self) {
+        self.worker.stop();
     }
 }

@@ -137,7 +137,7 @@ pub fn measure(operator: &Path, duration: Duration) -> OperatorIdle {
         ),
     )
     .unwrap();
-    let http = measure::free_address();
+    let http = kafka_mirror_tests::free_address();
     let log = dir.path().join("operator.log");
     let child = Command::new(operator)
         .args([
