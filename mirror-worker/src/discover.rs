@@ -8,7 +8,7 @@ use std::time::Duration;
 use kafka_mirror_clients::Error as ClientsError;
 use kafka_mirror_clients::broker_probe::BrokerProbe;
 use kafka_mirror_clients::host_aliases;
-use kafka_mirror_clients::positions::partition_counts;
+use kafka_mirror_clients::topics::{matching_topics, partition_counts};
 use kafka_mirror_crds::{KafkaMirrorSpec, Partitioning, TopicFilter};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
@@ -17,6 +17,7 @@ use rdkafka::admin::{
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::metadata::Metadata;
 use tracing::{debug, info, warn};
 
 use crate::observe::metrics::Metrics;
@@ -83,21 +84,20 @@ impl Discovery {
     }
 
     /// Source partition counts of every topic the whitelist matches.
-    pub async fn matching_source_topics(&self) -> Result<BTreeMap<String, i32>> {
-        let (all, _) = topic_partitions(&self.source_probe, "source").await?;
-        Ok(all
-            .into_iter()
-            .filter(|(topic, _)| self.filter.matches(topic))
-            .collect())
+    fn matching_source_topics(&self) -> Result<BTreeMap<String, i32>> {
+        let metadata = cluster_metadata(&self.source_probe, "source")?;
+        Ok(matching_topics(&metadata, &self.filter))
     }
 
     /// Routes for every matching topic, creating missing target topics first. Topics that cannot be routed
     /// (creation refused, too few target partitions for `preserve`) are returned apart, to be reported and
     /// tried again at the next refresh.
     pub async fn refresh(&self) -> Result<(BTreeMap<String, Route>, Vec<Unroutable>)> {
-        let sources = self.matching_source_topics().await?;
-        let (mut targets, answering_broker) =
-            topic_partitions(&self.target_probe, "target").await?;
+        let sources = self.matching_source_topics()?;
+        let (mut targets, answering_broker) = {
+            let metadata = cluster_metadata(&self.target_probe, "target")?;
+            (partition_counts(&metadata), metadata.orig_broker_id())
+        };
         let missing: Vec<(String, i32)> = sources
             .iter()
             .map(|(topic, partitions)| (self.spec.topics.target_name(topic), *partitions))
@@ -277,13 +277,9 @@ impl Discovery {
     }
 }
 
-/// Partition count by topic name, internal topics included (the filter drops them), and the broker that
-/// answered. Fails when a broker advertises a name this machine cannot resolve (see
-/// `host_aliases::check_advertised`).
-async fn topic_partitions(
-    client: &BrokerProbe,
-    cluster: &str,
-) -> Result<(BTreeMap<String, i32>, i32)> {
+/// The metadata of every topic of a cluster. Fails when a broker advertises a name this machine cannot resolve
+/// (see `host_aliases::check_advertised`).
+fn cluster_metadata(client: &BrokerProbe, cluster: &str) -> Result<Metadata> {
     let metadata = blocking(|| client.metadata(None, METADATA_TIMEOUT)).map_err(|source| {
         ClientsError::Broker {
             what: format!("reading the {cluster} cluster's topic list"),
@@ -296,7 +292,7 @@ async fn topic_partitions(
             source: Box::new(source),
         },
     )?;
-    Ok((partition_counts(&metadata), metadata.orig_broker_id()))
+    Ok(metadata)
 }
 
 /// Runs a blocking librdkafka call without stalling the async runtime's other tasks.

@@ -1,7 +1,7 @@
 //! How a `KafkaMirror` reaches its two clusters, for the worker that mirrors and the operator that measures:
 //! the document validated into a [`MirrorPlan`] with every client's settings ([`client_config`]), Secret values
 //! ([`secrets`]), broker names resolved through `hostAliases` ([`host_aliases`]), the mirror group's positions
-//! on the source ([`positions`]) and a cluster asked whether it answers, with librdkafka's reasons
+//! on the source ([`positions`]), the topics it copies ([`topics`]) and a cluster asked whether it answers, with librdkafka's reasons
 //! when it does not ([`broker_probe`]). Knows Kafka, not Kubernetes, and holds no replication engine.
 
 pub mod broker_probe;
@@ -11,6 +11,7 @@ pub mod host_aliases;
 pub mod plan;
 pub mod positions;
 pub mod secrets;
+pub mod topics;
 
 pub use error::{Error, Result};
 pub use plan::MirrorPlan;

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use kafka_mirror_crds::TopicFilter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::broker_probe::{ProbeError, ReasonCollector};
-use crate::{Error, Result};
+use crate::{Error, Result, topics};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a coordinator that is still loading (see [`GroupPositions::committed`]) is waited for.
@@ -91,9 +90,7 @@ impl GroupPositions {
                     )),
                 }
             })?;
-        let mut topics = partition_counts(&metadata);
-        topics.retain(|topic, _| filter.matches(topic));
-        Ok(topics)
+        Ok(topics::matching_topics(&metadata, filter))
     }
 
     /// Committed offsets of the group for `partitions` (`None` where nothing was committed), once the
@@ -169,16 +166,6 @@ impl GroupPositions {
         }
         Ok(positions)
     }
-}
-
-/// Partition count by topic name of every topic the cluster reported without error.
-pub fn partition_counts(metadata: &Metadata) -> BTreeMap<String, i32> {
-    metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-        .collect()
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use super::consumer_context::StreamContext;
 use super::shutdown_gate::ShutdownGate;
 use crate::acks::PartitionState;
 use crate::deliver::{
-    DeliveryToken, FailureClass, MirrorProducer, classify, oversized_record, partitioner,
-    refused_record, stopped_producer,
+    DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, partitioner, settle_failure,
+    stop_at_record,
 };
 use crate::discover::Routes;
 use crate::engine::MigrationEnd;
@@ -255,7 +255,6 @@ impl Stream {
             if bytes as i64 > limit {
                 // Not sent: the broker would refuse it, and later records of the partition stay off the
                 // target too, so the copy resumes at this record, in order, once the limit is raised.
-                self.metrics.error("delivery_fatal");
                 let reason = oversized_record(
                     &format!("{topic}[{partition}]@{offset}"),
                     &route.target_topic,
@@ -263,7 +262,7 @@ impl Stream {
                     limit,
                 );
                 error!(topic, partition, offset, bytes, limit, "{reason}");
-                self.health.set_fatal(reason);
+                stop_at_record(&self.metrics, &self.health, reason);
                 return;
             }
         }
@@ -313,19 +312,19 @@ impl Stream {
                     std::thread::sleep(QUEUE_FULL_BACKOFF);
                 }
                 Err((error, _)) => {
-                    // A stopped producer refuses every record; what stopped it is reported apart (`producer`).
-                    if classify(&error) == FailureClass::Fatal && !stopped_producer(&error) {
-                        self.metrics.error("delivery_fatal");
-                        error!(%error, topic, partition, offset, "the target producer refused a record");
-                        self.health.set_fatal(refused_record(
-                            &format!("{topic}[{partition}]@{offset}"),
-                            &route.target_topic,
-                            &error,
-                        ));
-                    } else {
-                        self.metrics.error("delivery_retriable");
-                    }
-                    state.failed(offset, generation);
+                    // Refused before it was sent: settled as a delivery report would settle it.
+                    settle_failure(
+                        &self.metrics,
+                        &self.health,
+                        FailedDelivery {
+                            state: &state,
+                            offset,
+                            generation,
+                            target_topic: &route.target_topic,
+                            error: &error,
+                        },
+                        false,
+                    );
                     return;
                 }
             }

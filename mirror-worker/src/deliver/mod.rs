@@ -7,9 +7,7 @@ mod failure;
 pub mod partitioner;
 mod producer;
 
-pub(crate) use failure::{
-    FailureClass, classify, oversized_record, refused_record, stopped_producer,
-};
+pub(crate) use failure::{FailedDelivery, oversized_record, settle_failure, stop_at_record};
 pub use producer::producer_config;
 pub(crate) use producer::{
     DeliveryToken, FatalWatch, MirrorProducer, compresses, create, fit_batches,

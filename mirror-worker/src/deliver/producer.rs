@@ -12,7 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 use tracing::{debug, error, info, warn};
 
-use super::failure::{FailureClass, classify, refused_record, stopped_producer};
+use super::failure::{FailedDelivery, settle_failure};
 use crate::acks::PartitionState;
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
@@ -143,40 +143,18 @@ impl ProducerContext for DeliveryContext {
                     .state
                     .acked(token.offset, token.generation, token.bytes);
             }
-            Err((error, message)) => {
-                let first = token.state.failed(token.offset, token.generation);
-                let source = format!(
-                    "{}[{}]@{}",
-                    token.state.topic, token.state.partition, token.offset
-                );
-                // After a gap-less stop, the first report that is not a consequence of the stop is the refused
-                // batch's first record, whatever its error: the mirror stops there.
-                let class = if self.gap.load(Ordering::Acquire) && !stopped_producer(error) {
-                    FailureClass::Fatal
-                } else if stopped_producer(error) {
-                    FailureClass::Retriable
-                } else {
-                    classify(error)
-                };
-                match class {
-                    FailureClass::Retriable => {
-                        self.metrics.error("delivery_retriable");
-                        // One line per partition and rewind; every failure is counted in the metric.
-                        if first {
-                            warn!(%error, source, target = message.topic(), "delivery failed; the partition will be re-read from its last acknowledged offset");
-                        }
-                    }
-                    FailureClass::Fatal => {
-                        self.metrics.error("delivery_fatal");
-                        // A refused batch fails each of its records: one line per partition, the first.
-                        if first {
-                            error!(%error, source, target = message.topic(), "the target refused a record for good");
-                        }
-                        self.health
-                            .set_fatal(refused_record(&source, message.topic(), error));
-                    }
-                }
-            }
+            Err((error, message)) => settle_failure(
+                &self.metrics,
+                &self.health,
+                FailedDelivery {
+                    state: &token.state,
+                    offset: token.offset,
+                    generation: token.generation,
+                    target_topic: message.topic(),
+                    error,
+                },
+                self.gap.load(Ordering::Acquire),
+            ),
         }
     }
 }
