@@ -5,12 +5,13 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::migration::Progress;
+use crate::reason::Reason;
 
 /// Why a spec the schema accepted cannot work: nothing is applied until it is fixed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
-    /// `InvalidSpec` or `SecretMissing`.
-    pub reason: &'static str,
+    /// [`Reason::InvalidSpec`] or [`Reason::SecretMissing`].
+    pub reason: Reason,
     /// Every field at fault, `field: what is wrong`, joined by `; `.
     pub message: String,
 }
@@ -74,7 +75,7 @@ pub fn conditions(previous: &[Condition], observed: &Observed, now: &Time) -> Ve
         Condition {
             type_: type_.to_string(),
             status,
-            reason: reason.to_string(),
+            reason: reason.as_str().to_string(),
             message,
             observed_generation: observed.generation,
             last_transition_time,
@@ -83,35 +84,35 @@ pub fn conditions(previous: &[Condition], observed: &Observed, now: &Time) -> Ve
     .collect()
 }
 
-fn ready(o: &Observed) -> (bool, &'static str, String) {
+fn ready(o: &Observed) -> (bool, Reason, String) {
     if let Some(problem) = &o.problem {
         return (false, problem.reason, problem.message.clone());
     }
     if o.paused {
-        return (false, "Paused", "spec.paused is true: the workers are scaled to zero and the consumer group keeps its committed offsets".into());
+        return (false, Reason::Paused, "spec.paused is true: the workers are scaled to zero and the consumer group keeps its committed offsets".into());
     }
     if o.migration_completed() {
         return (
             true,
-            "Completed",
+            Reason::Completed,
             "migration complete: every partition was copied up to its high watermark at the start; the workers are scaled to zero".into(),
         );
     }
     if o.desired_replicas == 0 {
         return (
             false,
-            "NoReplicas",
+            Reason::NoReplicas,
             "spec.replicas is 0: nothing is mirrored".into(),
         );
     }
     // Before the replica count: the workers stop on the gap, so this is why they are not ready.
     if let Some(why) = truncation(o) {
-        return (false, "SourceTruncated", why);
+        return (false, Reason::SourceTruncated, why);
     }
     if o.ready_replicas < o.desired_replicas {
         return (
             false,
-            "WorkersNotReady",
+            Reason::WorkersNotReady,
             format!(
                 "{} of {} workers ready",
                 o.ready_replicas, o.desired_replicas
@@ -119,13 +120,13 @@ fn ready(o: &Observed) -> (bool, &'static str, String) {
         );
     }
     if let Err(why) = &o.target {
-        return (false, "TargetUnreachable", why.clone());
+        return (false, Reason::TargetUnreachable, why.clone());
     }
     match &o.lag {
-        Err(why) => (false, "LagUnknown", why.clone()),
+        Err(why) => (false, Reason::LagUnknown, why.clone()),
         Ok(lag) => (
             true,
-            "Mirroring",
+            Reason::Mirroring,
             format!(
                 "{} workers mirroring {} topics, {lag} records behind",
                 o.ready_replicas, o.topic_count
@@ -134,17 +135,21 @@ fn ready(o: &Observed) -> (bool, &'static str, String) {
     }
 }
 
-fn progressing(o: &Observed) -> (bool, &'static str, String) {
+fn progressing(o: &Observed) -> (bool, Reason, String) {
     if o.problem.is_some() || o.paused {
-        return (false, "NotRunning", "no workers are meant to run".into());
+        return (
+            false,
+            Reason::NotRunning,
+            "no workers are meant to run".into(),
+        );
     }
     if o.migration_completed() {
-        return (false, "Completed", "the migration is complete".into());
+        return (false, Reason::Completed, "the migration is complete".into());
     }
     if o.ready_replicas != o.desired_replicas {
         return (
             true,
-            "Scaling",
+            Reason::Scaling,
             format!(
                 "{} of {} workers ready",
                 o.ready_replicas, o.desired_replicas
@@ -154,7 +159,7 @@ fn progressing(o: &Observed) -> (bool, &'static str, String) {
     if let Some(migration) = &o.migration {
         return (
             true,
-            "Migrating",
+            Reason::Migrating,
             format!(
                 "{} records left to copy up to the end offsets recorded at the start",
                 migration.remaining
@@ -162,23 +167,23 @@ fn progressing(o: &Observed) -> (bool, &'static str, String) {
         );
     }
     match o.lag {
-        Ok(lag) if lag > 0 => (true, "CatchingUp", format!("{lag} records to mirror")),
-        _ => (false, "Steady", "every worker is ready".into()),
+        Ok(lag) if lag > 0 => (true, Reason::CatchingUp, format!("{lag} records to mirror")),
+        _ => (false, Reason::Steady, "every worker is ready".into()),
     }
 }
 
-fn degraded(o: &Observed) -> (bool, &'static str, String) {
+fn degraded(o: &Observed) -> (bool, Reason, String) {
     if let Some(problem) = &o.problem {
         return (true, problem.reason, problem.message.clone());
     }
     if let Err(why) = &o.lag {
-        return (true, "SourceUnreachable", why.clone());
+        return (true, Reason::SourceUnreachable, why.clone());
     }
     if let Err(why) = &o.target {
-        return (true, "TargetUnreachable", why.clone());
+        return (true, Reason::TargetUnreachable, why.clone());
     }
     if let Some(why) = truncation(o) {
-        return (true, "SourceTruncated", why);
+        return (true, Reason::SourceTruncated, why);
     }
     if let Some(stalled) = &o.rollout_stalled
         && o.worker_replicas() > 0
@@ -186,14 +191,14 @@ fn degraded(o: &Observed) -> (bool, &'static str, String) {
     {
         return (
             true,
-            "NoWorkerReady",
+            Reason::NoWorkerReady,
             format!(
                 "0 of {} workers ready and the rollout stopped progressing: {stalled}",
                 o.desired_replicas
             ),
         );
     }
-    (false, "AsExpected", "nothing is failing".into())
+    (false, Reason::AsExpected, "nothing is failing".into())
 }
 
 /// What the user must decide when the source deleted records the mirror had not copied.
@@ -256,7 +261,7 @@ mod tests {
     fn an_invalid_spec_names_the_field_in_ready_and_degraded() {
         let observed = Observed {
             problem: Some(Problem {
-                reason: "InvalidSpec",
+                reason: Reason::InvalidSpec,
                 message: "spec.topics.include[0]: invalid regular expression".into(),
             }),
             ..healthy()

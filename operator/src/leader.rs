@@ -19,9 +19,16 @@ pub struct LeaderLease {
     name: String,
     identity: String,
     duration: Duration,
-    /// Someone else's Lease as last read (holder, renew time, resourceVersion) and when it was first read
-    /// like that.
-    observed: Mutex<Option<(String, Instant)>>,
+    /// Someone else's Lease as last read and when it was first read like that.
+    observed: Mutex<Option<(LeaseRecord, Instant)>>,
+}
+
+/// What tells one renewal of a Lease from the next: any change means its holder is alive.
+#[derive(Debug, Clone, PartialEq)]
+struct LeaseRecord {
+    holder: Option<String>,
+    renew_time: Option<MicroTime>,
+    resource_version: Option<String>,
 }
 
 impl LeaderLease {
@@ -127,10 +134,11 @@ impl LeaderLease {
 
     /// True when someone else's Lease has looked the same to us for longer than its duration.
     fn expired(&self, lease: &Lease, spec: &LeaseSpec, now: Instant) -> bool {
-        let record = format!(
-            "{:?}/{:?}/{:?}",
-            spec.holder_identity, spec.renew_time, lease.metadata.resource_version
-        );
+        let record = LeaseRecord {
+            holder: spec.holder_identity.clone(),
+            renew_time: spec.renew_time.clone(),
+            resource_version: lease.metadata.resource_version.clone(),
+        };
         let duration = spec
             .lease_duration_seconds
             .map_or(self.duration, |s| Duration::from_secs(s.max(1) as u64));

@@ -14,6 +14,7 @@ pub mod lag;
 pub mod leader;
 pub mod metrics;
 pub mod migration;
+pub mod reason;
 pub mod reconcile;
 pub mod secret_values;
 pub mod status;

@@ -24,6 +24,7 @@ use crate::labels::{MANAGER, WorkerNames, selector_string};
 use crate::lag::{LagReport, summarize};
 use crate::metrics::Metrics;
 use crate::migration::{EndOffsets, Progress};
+use crate::reason::Reason;
 use crate::status::{self, StatusInputs};
 use crate::{Error, Result, apply, secret_values};
 
@@ -189,7 +190,7 @@ pub fn error_policy(mirror: Arc<KafkaMirror>, error: &Error, ctx: Arc<Context>) 
 pub fn check_spec(spec: &KafkaMirrorSpec) -> std::result::Result<(), Problem> {
     kafka_mirror_crds::validate(spec)
         .map(drop)
-        .map_err(|errors| problem("InvalidSpec", &errors))
+        .map_err(|errors| problem(Reason::InvalidSpec, &errors))
 }
 
 /// The worker plan of a checked spec with the Secrets [`secret_values::read`] resolved (pure): a Secret or key
@@ -198,14 +199,14 @@ pub fn build_plan(
     mirror: &KafkaMirror,
     secrets: std::result::Result<Secrets, Vec<FieldError>>,
 ) -> std::result::Result<MirrorPlan, Problem> {
-    let secrets = secrets.map_err(|errors| problem("SecretMissing", &errors))?;
+    let secrets = secrets.map_err(|errors| problem(Reason::SecretMissing, &errors))?;
     MirrorPlan::from_resource(mirror.clone(), &secrets).map_err(|e| Problem {
-        reason: "InvalidSpec",
+        reason: Reason::InvalidSpec,
         message: e.to_string(),
     })
 }
 
-fn problem(reason: &'static str, errors: &[FieldError]) -> Problem {
+fn problem(reason: Reason, errors: &[FieldError]) -> Problem {
     Problem {
         reason,
         message: errors
@@ -225,7 +226,7 @@ async fn refuse(
     ctx: &Context,
     problem: Problem,
 ) -> Result<Action> {
-    tracing::warn!(mirror = %mirror.name_any(), namespace = ?mirror.namespace(), reason = problem.reason, message = %problem.message, "spec cannot work");
+    tracing::warn!(mirror = %mirror.name_any(), namespace = ?mirror.namespace(), reason = %problem.reason, message = %problem.message, "spec cannot work");
     publish(
         mirror,
         ctx,
@@ -340,7 +341,15 @@ async fn publish_transitions(
             observed.worker_replicas(),
             WorkerNames::new(&mirror.name_any()).workload
         );
-        publish(mirror, ctx, EventType::Normal, "Applied", "Apply", &note).await;
+        publish(
+            mirror,
+            ctx,
+            EventType::Normal,
+            Reason::Applied,
+            "Apply",
+            &note,
+        )
+        .await;
     }
     let completed = |s: &KafkaMirrorStatus| {
         s.migration
@@ -348,7 +357,7 @@ async fn publish_transitions(
             .is_some_and(|m| m.completed_at.is_some())
     };
     if completed(status) && !completed(previous) {
-        publish(mirror, ctx, EventType::Normal, "MigrationCompleted", "ScaleDown",
+        publish(mirror, ctx, EventType::Normal, Reason::MigrationCompleted, "ScaleDown",
             "every partition was copied up to its high watermark at the start; the workers are scaled to zero").await;
     }
     if let Err(why) = &observed.lag {
@@ -356,7 +365,7 @@ async fn publish_transitions(
             mirror,
             ctx,
             EventType::Warning,
-            "SourceUnreachable",
+            Reason::SourceUnreachable,
             "MeasureLag",
             why,
         )
@@ -367,7 +376,7 @@ async fn publish_transitions(
             mirror,
             ctx,
             EventType::Warning,
-            "TargetUnreachable",
+            Reason::TargetUnreachable,
             "ProbeTarget",
             why,
         )
@@ -378,7 +387,7 @@ async fn publish_transitions(
             mirror,
             ctx,
             EventType::Warning,
-            "SourceTruncated",
+            Reason::SourceTruncated,
             "MeasureLag",
             &why,
         )
@@ -391,20 +400,20 @@ async fn publish(
     mirror: &KafkaMirror,
     ctx: &Context,
     type_: EventType,
-    reason: &str,
+    reason: Reason,
     action: &str,
     note: &str,
 ) {
     let event = Event {
         type_,
-        reason: reason.to_string(),
+        reason: reason.as_str().to_string(),
         // The Events API refuses notes over 1 kB.
         note: Some(truncate(note, 1000)),
         action: action.to_string(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &mirror.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "cannot publish an Event");
+        tracing::warn!(error = %e, %reason, "cannot publish an Event");
     }
 }
 

@@ -73,6 +73,7 @@ mod tests {
     use super::*;
     use crate::conditions::{Problem, READY};
     use crate::migration::Progress;
+    use crate::reason::Reason;
 
     fn time(seconds: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
@@ -184,7 +185,7 @@ mod tests {
         let invalid = Observed {
             generation: Some(3),
             problem: Some(Problem {
-                reason: "InvalidSpec",
+                reason: Reason::InvalidSpec,
                 message: "spec.topics.include[0]: bad".into(),
             }),
             ..observed()
