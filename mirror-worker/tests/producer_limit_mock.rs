@@ -8,10 +8,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::process::{committed, target_records};
 use common::*;
 use kafka_mirror_samples as samples;
-use kafka_mirror_tests::Launch;
+use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
+use kafka_mirror_tests::{Launch, client_config};
 
 const TOPIC: &str = "orders";
 
@@ -65,10 +65,15 @@ fn a_record_larger_than_the_target_accepts_stops_the_worker_with_everything_befo
             && log.contains("larger than the target accepts"),
         "the exit message names the record and the limit to raise:\n{log}"
     );
+    let committed = GroupOffsets::new(&client_config(&s, &[]), "kafka-mirror.oversized", TOPIC, 1)
+        .committed_total()
+        .unwrap();
     assert_eq!(
-        committed(&s, "kafka-mirror.oversized", TOPIC, 1),
-        500,
+        committed, 500,
         "every record before it is committed, none after"
     );
-    assert_eq!(target_records(&t, TOPIC, 1), 500);
+    let on_target = Watermarks::new(&client_config(&t, &[]), TOPIC, 1)
+        .high_total()
+        .unwrap();
+    assert_eq!(on_target, 500);
 }

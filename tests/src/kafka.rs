@@ -18,6 +18,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::positions::Watermarks;
+
 /// A SASL/SCRAM mechanism Kafka offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scram {
@@ -440,17 +442,18 @@ impl KafkaCluster {
         (partition.leader() >= 0).then_some(partition.leader())
     }
 
-    /// Records on `topic`: the sum of its partitions' high watermarks.
+    /// Records on `topic`: the sum of its partitions' high watermarks, a partition that does not answer
+    /// counting 0 (0 while the topic does not exist).
     pub fn records(&self, topic: &str) -> i64 {
-        let consumer: BaseConsumer = self.client().create().unwrap();
-        (0..self.partitions(topic) as i32)
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .map(|(_, high)| high)
-                    .unwrap_or(0)
+        let partitions = self.partitions(topic) as i32;
+        if partitions == 0 {
+            return 0;
+        }
+        Watermarks::new(&self.client(), topic, partitions)
+            .high_of_each()
+            .map_or(0, |each| {
+                each.into_iter().map(|high| high.unwrap_or(0)).sum()
             })
-            .sum()
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod kafka;
 pub mod mirror;
+pub mod positions;
 pub mod worker;
 
 pub use http::{free_address, free_port, http_get};

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kafka_mirror_clients::positions::GroupPositions;
 use kafka_mirror_samples::{self as samples, SampleRecord};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::positions::{GroupOffsets, Watermarks, retried};
 
 /// Topic configs for the topics of these tests: no time-based retention. The sample records carry
 /// timestamps from 2019 (`samples::BASE_TIMESTAMP_MS`, so a copy that re-stamps records is caught), and with
@@ -57,55 +57,38 @@ pub fn group_id(name: &str) -> String {
 }
 
 /// The mirror's position per partition of one topic, read from the clusters with one client each (so a test
-/// can sample it every 50 ms without creating clients).
+/// can sample it every 50 ms without creating clients), each read retried while the clusters settle.
 pub struct Progress {
-    committed: GroupPositions,
-    target: BaseConsumer,
-    topic: String,
-    partitions: i32,
+    committed: GroupOffsets,
+    target: Watermarks,
 }
 
 impl Progress {
     pub fn new(source: &str, target: &str, group: &str, topic: &str, partitions: i32) -> Progress {
-        let mut source_config = ClientConfig::new();
-        source_config.set("bootstrap.servers", source);
+        let cluster = |bootstrap: &str| {
+            let mut config = ClientConfig::new();
+            config.set("bootstrap.servers", bootstrap);
+            config
+        };
         Progress {
-            committed: GroupPositions::new(&source_config, group)
-                .expect("a committed-offsets reader"),
-            target: ClientConfig::new()
-                .set("bootstrap.servers", target)
-                .create()
-                .expect("a target watermark reader"),
-            topic: topic.to_string(),
-            partitions,
+            committed: GroupOffsets::new(&cluster(source), group, topic, partitions),
+            target: Watermarks::new(&cluster(target), topic, partitions),
         }
     }
 
     /// The group's committed offset of each source partition (0 where nothing was committed yet).
     pub fn committed(&self) -> Vec<i64> {
-        let partitions: Vec<_> = (0..self.partitions)
-            .map(|p| (self.topic.clone(), p))
-            .collect();
-        let committed = retried("reading the group's committed offsets", || {
-            self.committed.committed(&partitions)
-        });
-        partitions
-            .iter()
-            .map(|tp| committed.get(tp).copied().flatten().unwrap_or(0))
-            .collect()
+        retried("reading the group's committed offsets", || {
+            self.committed.committed()
+        })
+        .iter()
+        .map(|c| c.unwrap_or(0))
+        .collect()
     }
 
     /// The high watermark of each target partition: how many records the target holds there.
     pub fn on_target(&self) -> Vec<i64> {
-        (0..self.partitions)
-            .map(|p| {
-                retried("reading the target's watermarks", || {
-                    self.target
-                        .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
-                })
-                .1
-            })
-            .collect()
+        retried("reading the target's watermarks", || self.target.high())
     }
 
     pub fn committed_total(&self) -> i64 {
@@ -114,20 +97,6 @@ impl Progress {
 
     pub fn on_target_total(&self) -> i64 {
         self.on_target().iter().sum()
-    }
-}
-
-/// `read`, tried again for up to 30 s while it fails: a topic created a moment ago has no leader in the
-/// metadata yet (NOT_LEADER_FOR_PARTITION), a coordinator that is just loading the group's offsets answers
-/// with an error. Panics with `what` and the last error after that.
-fn retried<T, E: std::fmt::Display>(what: &str, mut read: impl FnMut() -> Result<T, E>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match read() {
-            Ok(value) => return value,
-            Err(e) if std::time::Instant::now() >= deadline => panic!("{what}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
     }
 }
 

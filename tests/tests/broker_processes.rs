@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
+use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, worker_binary};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -156,34 +156,21 @@ fn migrate_creates_the_target_topic_as_the_document_says_and_copies_everything()
 
 /// High watermark of each partition of `topic`.
 fn high_watermarks(cluster: &KafkaCluster, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = cluster.client().create().unwrap();
-    (0..partitions)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .unwrap()
-                .1
-        })
-        .collect()
+    Watermarks::new(&cluster.client(), topic, partitions)
+        .high()
+        .unwrap()
 }
 
-/// The offsets group `group` committed on `topic`'s partitions.
+/// The offsets group `group` committed on `topic`'s partitions; fails the test where it committed nothing.
 fn committed(cluster: &KafkaCluster, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = cluster.client().set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
+    let committed = GroupOffsets::new(&cluster.client(), group, topic, partitions)
+        .committed()
         .unwrap();
     (0..partitions)
-        .map(
-            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o,
-                other => panic!("{group} committed nothing on {topic}[{p}]: {other:?}"),
-            },
-        )
+        .zip(committed)
+        .map(|(p, offset)| {
+            offset.unwrap_or_else(|| panic!("{group} committed nothing on {topic}[{p}]"))
+        })
         .collect()
 }
 

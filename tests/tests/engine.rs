@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kafka_mirror_clients::positions::GroupPositions;
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
+use kafka_mirror_tests::positions::GroupOffsets;
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, verify_copy};
 use rdkafka::ClientConfig;
 
@@ -104,13 +104,10 @@ fn include(pattern: &str) -> String {
 }
 
 /// The group's committed offsets on `source`, summed over `partitions` partitions of `topic` (0 where it never
-/// committed).
+/// committed, and 0 when the read fails).
 fn committed(source: &KafkaCluster, group: &str, topic: &str, partitions: i32) -> i64 {
-    let parts: Vec<_> = (0..partitions).map(|p| (topic.to_string(), p)).collect();
-    GroupPositions::new(&source.client(), group)
-        .expect("a position reader")
-        .committed(&parts)
-        .map(|offsets| offsets.values().map(|o| o.unwrap_or(0)).sum())
+    GroupOffsets::new(&source.client(), group, topic, partitions)
+        .committed_total()
         .unwrap_or(0)
 }
 

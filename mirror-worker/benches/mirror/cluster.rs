@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use kafka_mirror_tests::positions::Watermarks;
+use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The topic of the latency measurement, beside the throughput topic and empty until then. The mock broker
 /// finds a fetch position by walking a partition's record batches from the first, so on the preloaded
@@ -73,22 +73,11 @@ impl ClusterProcess {
         crate::measure::so_far(self.child.id()).cpu
     }
 
-    /// A client that asks the cluster for its end offsets.
-    pub fn watcher(&self) -> EndOffsets {
-        let consumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .expect("creating the end-offset watcher");
-        let mut partitions = TopicPartitionList::new();
-        for p in 0..self.partitions {
-            partitions
-                .add_partition_offset(&self.topic, p, Offset::End)
-                .unwrap();
-        }
-        EndOffsets {
-            consumer,
-            partitions,
-        }
+    /// A client that asks the cluster for the topic's watermarks, all partitions in one request.
+    pub fn watcher(&self) -> Watermarks {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        Watermarks::new(&config, &self.topic, self.partitions)
     }
 }
 
@@ -96,41 +85,5 @@ impl Drop for ClusterProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Sums the topic's end offsets with one ListOffsets request (a timestamp of -1 asks for the latest offset),
-/// cheap enough to poll every few milliseconds while a copy runs.
-pub struct EndOffsets {
-    consumer: BaseConsumer,
-    partitions: TopicPartitionList,
-}
-
-impl EndOffsets {
-    pub fn records(&self) -> i64 {
-        self.sum(self.partitions.clone())
-    }
-
-    /// The sum of the first offsets the cluster still holds: above 0 when it trimmed records (the mock keeps 5
-    /// MiB per partition), which would make every figure of the run wrong.
-    pub fn trimmed(&self) -> i64 {
-        let mut earliest = self.partitions.clone();
-        earliest.set_all_offsets(Offset::Beginning).unwrap();
-        self.sum(earliest)
-    }
-
-    fn sum(&self, partitions: TopicPartitionList) -> i64 {
-        let offsets = self
-            .consumer
-            .offsets_for_times(partitions, Duration::from_secs(10))
-            .expect("asking the cluster for its end offsets");
-        offsets
-            .elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            })
-            .sum()
     }
 }

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kafka_mirror_tests::positions::Watermarks;
 use kafka_mirror_tests::{Launch, Worker};
 
-use crate::cluster::{ClusterProcess, EndOffsets};
+use crate::cluster::ClusterProcess;
 use crate::measure::{self, Usage};
 
 /// How long a copy may take before the benchmark gives up on it.
@@ -23,14 +24,16 @@ pub struct Arrival {
 /// Polls `target` until it holds `expected` records; `alive` is asked between polls so that a copy process that
 /// died is reported instead of waited for.
 pub fn wait_for_arrival(
-    target: &EndOffsets,
+    target: &Watermarks,
     expected: i64,
     mut alive: impl FnMut() -> Result<(), String>,
 ) -> Arrival {
     let started = Instant::now();
     let mut first = None;
     loop {
-        let arrived = target.records();
+        let arrived = target
+            .high_total()
+            .expect("asking the target for its end offsets");
         if arrived > 0 && first.is_none() {
             first = Some(Instant::now());
         }

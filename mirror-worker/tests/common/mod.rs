@@ -2,15 +2,14 @@
 //! them, an engine running until told to stop, and waiting with a deadline.
 #![allow(dead_code)] // each suite uses a different part
 
-pub mod process;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::MirrorPlan;
-use kafka_mirror_clients::positions::GroupPositions;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_samples::{self as samples, SampleRecord, Verification};
+use kafka_mirror_tests::client_config;
+use kafka_mirror_tests::positions::GroupOffsets;
 use mirror_worker::health::Health;
 use mirror_worker::metrics::{Metrics, TopicLabels};
 use mirror_worker::{Engine, EngineOptions, Result, Summary};
@@ -116,16 +115,9 @@ pub async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut()
 
 /// Sum of the group's lag over `partitions` partitions of `topic`.
 pub fn lag(source: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", source);
-    let positions = GroupPositions::new(&config, group).unwrap();
-    let parts: Vec<_> = (0..partitions).map(|p| (topic.to_string(), p)).collect();
-    positions
-        .positions(&parts)
+    GroupOffsets::new(&client_config(source, &[]), group, topic, partitions)
+        .lag()
         .unwrap()
-        .values()
-        .map(|p| p.lag())
-        .sum()
 }
 
 /// Runs blocking client code (producing, reading back) off the async worker threads.
