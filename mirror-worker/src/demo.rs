@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use kafka_mirror_crds::KafkaMirror;
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use tokio::task::JoinHandle;
 
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, TopicLabels};
@@ -14,7 +16,7 @@ use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::positions::GroupPositions;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::worker_pod;
-use kafka_mirror_samples::{self as samples, Verification};
+use kafka_mirror_samples::{self as samples, SampleRecord, Verification};
 
 use crate::{Engine, EngineOptions, Error, Result};
 
@@ -44,6 +46,9 @@ impl Default for DemoOptions {
 
 const TOPIC: &str = "testtopic";
 
+/// One of the demo's two in-process clusters.
+type DemoCluster = MockCluster<'static, DefaultProducerContext>;
+
 /// The `KafkaMirror` the demo runs: what a user would write for the guide's MirrorMaker command.
 fn demo_document(source: &str, target: &str, num_streams: i32) -> String {
     format!(
@@ -69,37 +74,13 @@ spec:
 
 /// Runs the demo, printing as it goes. Returns the verification of the copy.
 pub async fn run(options: DemoOptions) -> Result<Verification> {
-    let mock = |what: &str| {
-        MockCluster::new(3).map_err(|source| Error::Kafka {
-            what: format!("starting the {what} mock cluster"),
-            source,
-        })
-    };
-    let source = mock("source")?;
-    let target = mock("target")?;
-    let create = |cluster: &MockCluster<'_, _>, which: &str| {
-        cluster
-            .create_topic(TOPIC, options.partitions, 3)
-            .map_err(|source| Error::Kafka {
-                what: format!("creating {TOPIC} on the {which} cluster"),
-                source,
-            })
-    };
-    create(&source, "source")?;
-    // The guide's first option: pre-create the topic on the secondary cluster. (librdkafka's mock cluster has
-    // no CreateTopics API; against a real cluster the mirror creates missing topics itself.)
-    create(&target, "target")?;
-    println!("source cluster (3 brokers): {}", source.bootstrap_servers());
-    println!("target cluster (3 brokers): {}", target.bootstrap_servers());
-    println!(
-        "topic {TOPIC}: {} partitions on both clusters",
-        options.partitions
-    );
+    let (source, target) = start_clusters(&options)?;
+    let source_servers = source.bootstrap_servers();
 
     let first_batch = options.records * 2 / 3;
     let started = Instant::now();
-    let mut seeded = samples::produce(
-        &source.bootstrap_servers(),
+    let seeded = samples::produce(
+        &source_servers,
         TOPIC,
         0,
         first_batch,
@@ -114,7 +95,7 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
     );
 
     let document = demo_document(
-        &source.bootstrap_servers(),
+        &source_servers,
         &target.bootstrap_servers(),
         options.num_streams,
     );
@@ -145,61 +126,19 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
     }));
 
     // Write the rest while the mirror runs, as producers on the primary would.
-    let source_servers = source.bootstrap_servers();
     let (keys, value_size, total) = (options.keys, options.value_size, options.records);
     let second_batch = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_millis(500));
         samples::produce(&source_servers, TOPIC, first_batch, total, keys, value_size)
     });
 
-    let partitions: Vec<_> = (0..options.partitions)
-        .map(|p| (TOPIC.to_string(), p))
-        .collect();
-    let deadline = Instant::now() + options.timeout;
-    let mut last = (Instant::now(), 0u64);
-    let mut second_batch = Some(second_batch);
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if second_batch.as_ref().is_some_and(|t| t.is_finished()) {
-            let more = second_batch
-                .take()
-                .expect("checked")
-                .await
-                .map_err(|e| Error::Fatal(e.to_string()))??;
-            seeded.extend(more);
-        }
-        let mirrored = metrics
-            .records_mirrored
-            .get_or_create(&TopicLabels {
-                topic: TOPIC.into(),
-            })
-            .get();
-        let lag: i64 = tokio::task::block_in_place(|| positions.positions(&partitions))?
-            .values()
-            .map(|p| p.lag())
-            .sum();
-        let now = Instant::now();
-        let rate = (mirrored - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-        last = (now, mirrored);
-        println!(
-            "mirrored {mirrored:>7} records  {rate:>9.0} records/s  lag {lag:>6}  partitions assigned {}/{}  ready: {}",
-            metrics.assigned_partitions.get(),
-            options.partitions,
-            health.ready().map_or_else(|e| e, |()| "yes".into())
-        );
-        if second_batch.is_none() && lag == 0 && mirrored >= seeded.len() as u64 {
-            break;
-        }
-        if let Some(reason) = health.fatal() {
-            return Err(Error::Fatal(reason));
-        }
-        if now > deadline {
-            return Err(Error::Fatal(format!(
-                "the demo did not catch up within {:?} (lag {lag})",
-                options.timeout
-            )));
-        }
-    }
+    let progress = Progress {
+        options: &options,
+        positions: &positions,
+        metrics: &metrics,
+        health: &health,
+    };
+    let seeded = progress.until_caught_up(seeded, second_batch).await?;
     let _ = stop_tx.send(());
     let summary = engine_task
         .await
@@ -222,4 +161,105 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
     let verification = samples::verify(&seeded, &copy);
     println!("verification: {verification}");
     Ok(verification)
+}
+
+/// The source and target clusters, three brokers each, with [`TOPIC`] on both.
+fn start_clusters(options: &DemoOptions) -> Result<(DemoCluster, DemoCluster)> {
+    let mock = |what: &str| {
+        MockCluster::new(3).map_err(|source| Error::Kafka {
+            what: format!("starting the {what} mock cluster"),
+            source,
+        })
+    };
+    let source = mock("source")?;
+    let target = mock("target")?;
+    let create = |cluster: &DemoCluster, which: &str| {
+        cluster
+            .create_topic(TOPIC, options.partitions, 3)
+            .map_err(|source| Error::Kafka {
+                what: format!("creating {TOPIC} on the {which} cluster"),
+                source,
+            })
+    };
+    create(&source, "source")?;
+    // The guide's first option: pre-create the topic on the secondary cluster. (librdkafka's mock cluster has
+    // no CreateTopics API; against a real cluster the mirror creates missing topics itself.)
+    create(&target, "target")?;
+    println!("source cluster (3 brokers): {}", source.bootstrap_servers());
+    println!("target cluster (3 brokers): {}", target.bootstrap_servers());
+    println!(
+        "topic {TOPIC}: {} partitions on both clusters",
+        options.partitions
+    );
+    Ok((source, target))
+}
+
+/// What the demo watches while the mirror runs.
+struct Progress<'a> {
+    options: &'a DemoOptions,
+    positions: &'a GroupPositions,
+    metrics: &'a Metrics,
+    health: &'a Health,
+}
+
+impl Progress<'_> {
+    /// Prints the mirror's progress every half second until the second batch is written and the mirror caught
+    /// up with every record seeded. Returns every record seeded; fails on the mirror's fatal error or at the
+    /// demo's timeout.
+    async fn until_caught_up(
+        &self,
+        mut seeded: Vec<SampleRecord>,
+        second_batch: JoinHandle<kafka_mirror_samples::Result<Vec<SampleRecord>>>,
+    ) -> Result<Vec<SampleRecord>> {
+        let options = self.options;
+        let partitions: Vec<_> = (0..options.partitions)
+            .map(|p| (TOPIC.to_string(), p))
+            .collect();
+        let deadline = Instant::now() + options.timeout;
+        let mut last = (Instant::now(), 0u64);
+        let mut second_batch = Some(second_batch);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if second_batch.as_ref().is_some_and(|t| t.is_finished()) {
+                let more = second_batch
+                    .take()
+                    .expect("checked")
+                    .await
+                    .map_err(|e| Error::Fatal(e.to_string()))??;
+                seeded.extend(more);
+            }
+            let mirrored = self
+                .metrics
+                .records_mirrored
+                .get_or_create(&TopicLabels {
+                    topic: TOPIC.into(),
+                })
+                .get();
+            let lag: i64 = tokio::task::block_in_place(|| self.positions.positions(&partitions))?
+                .values()
+                .map(|p| p.lag())
+                .sum();
+            let now = Instant::now();
+            let rate = (mirrored - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+            last = (now, mirrored);
+            println!(
+                "mirrored {mirrored:>7} records  {rate:>9.0} records/s  lag {lag:>6}  partitions assigned {}/{}  ready: {}",
+                self.metrics.assigned_partitions.get(),
+                options.partitions,
+                self.health.ready().map_or_else(|e| e, |()| "yes".into())
+            );
+            if second_batch.is_none() && lag == 0 && mirrored >= seeded.len() as u64 {
+                return Ok(seeded);
+            }
+            if let Some(reason) = self.health.fatal() {
+                return Err(Error::Fatal(reason));
+            }
+            if now > deadline {
+                return Err(Error::Fatal(format!(
+                    "the demo did not catch up within {:?} (lag {lag})",
+                    options.timeout
+                )));
+            }
+        }
+    }
 }

@@ -23,7 +23,7 @@ use crate::deliver::{
     DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, partitioner, settle_failure,
     stop_at_record,
 };
-use crate::discover::Routes;
+use crate::discover::{Route, Routes};
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
@@ -140,6 +140,14 @@ impl Stream {
 
     /// Mirrors until `stop` is raised or a fatal error occurs, then drains and commits.
     pub fn run(mut self) -> Result<()> {
+        let result = self.consume();
+        self.leave();
+        result
+    }
+
+    /// The consume loop: follows route changes, rewinds after failed deliveries, stores acknowledged offsets,
+    /// and mirrors each record polled, until `stop` is raised or a fatal error occurs.
+    fn consume(&mut self) -> Result<()> {
         let stream = self.consumer.context().stream;
         let mut routes = self.routes.borrow_and_update().clone();
         self.subscribe(&routes)?;
@@ -182,9 +190,14 @@ impl Stream {
             }
         };
         self.health.stream_stopped();
-        // Shutdown, fatal error or end of migration. Phase one, while the group is stable: stop fetching,
-        // drain, store and commit everything acknowledged. Phase two, once every stream of this process got
-        // there: leave the group (dropping the consumer closes it; its revoke finds nothing new to commit).
+        result
+    }
+
+    /// After a shutdown, fatal error or end of migration. Phase one, while the group is stable: stop fetching,
+    /// drain, store and commit everything acknowledged. Phase two, once every stream of this process got there:
+    /// leave the group (dropping the consumer closes it; its revoke finds nothing new to commit).
+    fn leave(&self) {
+        let stream = self.consumer.context().stream;
         let deadline = Instant::now() + self.drain_timeout;
         if let Ok(assigned) = self.consumer.assignment() {
             let _ = self.consumer.pause(&assigned);
@@ -207,7 +220,6 @@ impl Stream {
         }
         self.gate.arrive_and_wait(deadline);
         info!(stream, "stream stopped");
-        result
     }
 
     fn subscribe(&self, routes: &Routes) -> Result<()> {
@@ -228,85 +240,108 @@ impl Stream {
 
     /// Hands one source record to the producer, keeping key, value, headers and timestamp.
     fn mirror(&self, message: &BorrowedMessage<'_>, routes: &Routes) {
-        let topic = message.topic();
-        let partition = message.partition();
+        let Some((route, state)) = self.admit(message, routes) else {
+            return;
+        };
         let offset = message.offset();
+        let generation = state.sent(offset);
+        let record = target_record(
+            message,
+            route,
+            self.partitioning,
+            DeliveryToken {
+                state: state.clone(),
+                offset,
+                generation,
+                bytes: (message.key().map_or(0, <[u8]>::len)
+                    + message.payload().map_or(0, <[u8]>::len)) as u64,
+            },
+        );
+        if self.send(record, route, &state, offset, generation)
+            && state.end.is_some_and(|end| offset + 1 >= end)
+        {
+            self.reach_end(&state);
+        }
+    }
+
+    /// The route and partition state of a record to mirror now, or `None` for one left unsent: its topic is
+    /// no longer routed (its next owner mirrors it), its partition is not this stream's or lost records at the
+    /// source, it is past the migration's end (which pauses the partition), or it is larger than its target
+    /// topic accepts (which stops the mirror).
+    fn admit<'r>(
+        &self,
+        message: &BorrowedMessage<'_>,
+        routes: &'r Routes,
+    ) -> Option<(&'r Route, Arc<PartitionState>)> {
+        let topic = message.topic();
         let Some(route) = routes.get(topic) else {
             debug!(
                 topic,
                 "record of a topic no longer routed; left for its next owner"
             );
-            return;
+            return None;
         };
-        let Some(state) = self.state(topic, partition) else {
-            return;
-        };
+        let state = self.state(topic, message.partition())?;
         if state.truncated() {
-            return;
+            return None;
         }
         if let Some(end) = state.end
-            && offset >= end
+            && message.offset() >= end
         {
             self.reach_end(&state);
-            return;
+            return None;
         }
-        if let Some(limit) = route.max_message_bytes.filter(|_| !self.compresses) {
-            let bytes = record_bytes(message);
-            if bytes as i64 > limit {
-                // Not sent: the broker would refuse it, and later records of the partition stay off the
-                // target too, so the copy resumes at this record, in order, once the limit is raised.
-                let reason = oversized_record(
-                    &format!("{topic}[{partition}]@{offset}"),
-                    &route.target_topic,
-                    bytes,
-                    limit,
-                );
-                error!(topic, partition, offset, bytes, limit, "{reason}");
-                stop_at_record(&self.metrics, &self.health, reason);
-                return;
-            }
+        if self.exceeds_limit(message, route) {
+            return None;
         }
-        let key = message.key();
-        let payload = message.payload();
-        let target_partition = partitioner::target_partition(
-            self.partitioning,
-            key,
-            partition,
-            route.target_partitions,
-        );
-        let bytes = (key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len)) as u64;
-        let generation = state.sent(offset);
-        let token = Box::new(DeliveryToken {
-            state: state.clone(),
-            offset,
-            generation,
+        Some((route, state))
+    }
+
+    /// Whether a record is larger than its target topic's `max.message.bytes`; if so, stops the mirror at it.
+    /// It is not sent: the broker would refuse it, and later records of the partition stay off the target too,
+    /// so the copy resumes at this record, in order, once the limit is raised. A compressing producer may still
+    /// fit it, so the broker judges then.
+    fn exceeds_limit(&self, message: &BorrowedMessage<'_>, route: &Route) -> bool {
+        let Some(limit) = route.max_message_bytes.filter(|_| !self.compresses) else {
+            return false;
+        };
+        let bytes = record_bytes(message);
+        if bytes as i64 <= limit {
+            return false;
+        }
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let reason = oversized_record(
+            &format!("{topic}[{partition}]@{offset}"),
+            &route.target_topic,
             bytes,
-        });
-        let mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryToken>> =
-            BaseRecord::with_opaque_to(&route.target_topic, token).partition(target_partition);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        if let Some(payload) = payload {
-            record = record.payload(payload);
-        }
-        if let Some(timestamp) = message.timestamp().to_millis() {
-            record = record.timestamp(timestamp);
-        }
-        if let Some(headers) = message.headers() {
-            record = record.headers(headers.detach());
-        }
+            limit,
+        );
+        error!(topic, partition, offset, bytes, limit, "{reason}");
+        stop_at_record(&self.metrics, &self.health, reason);
+        true
+    }
+
+    /// Hands `record` to the producer, waiting while its queue is full. True once it is sent; false when it
+    /// was settled as failed instead (refused, or the queue stayed full until the stream stopped).
+    fn send(
+        &self,
+        mut record: TargetRecord<'_>,
+        route: &Route,
+        state: &PartitionState,
+        offset: i64,
+        generation: u64,
+    ) -> bool {
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
                     self.metrics.in_flight_records.inc();
-                    break;
+                    return true;
                 }
                 // Backpressure: the producer's bounded queue is full, so this thread waits instead of buffering.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     if self.stop.load(Ordering::Acquire) || self.health.fatal().is_some() {
                         state.failed(offset, generation);
-                        return;
+                        return false;
                     }
                     record = returned;
                     std::thread::sleep(QUEUE_FULL_BACKOFF);
@@ -317,7 +352,7 @@ impl Stream {
                         &self.metrics,
                         &self.health,
                         FailedDelivery {
-                            state: &state,
+                            state,
                             offset,
                             generation,
                             target_topic: &route.target_topic,
@@ -325,12 +360,9 @@ impl Stream {
                         },
                         false,
                     );
-                    return;
+                    return false;
                 }
             }
-        }
-        if state.end.is_some_and(|end| offset + 1 >= end) {
-            self.reach_end(&state);
         }
     }
 
@@ -414,6 +446,42 @@ impl Stream {
             }
         }
     }
+}
+
+/// A record on its way to the target, carrying its delivery token.
+type TargetRecord<'a> = BaseRecord<'a, [u8], [u8], Box<DeliveryToken>>;
+
+/// The target copy of a source record: same key, value, timestamp and headers, in the target topic's partition
+/// `partitioning` picks.
+fn target_record<'a>(
+    message: &'a BorrowedMessage<'_>,
+    route: &'a Route,
+    partitioning: Partitioning,
+    token: DeliveryToken,
+) -> TargetRecord<'a> {
+    let key = message.key();
+    let payload = message.payload();
+    let target_partition = partitioner::target_partition(
+        partitioning,
+        key,
+        message.partition(),
+        route.target_partitions,
+    );
+    let mut record = BaseRecord::with_opaque_to(&route.target_topic, Box::new(token))
+        .partition(target_partition);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
+    if let Some(timestamp) = message.timestamp().to_millis() {
+        record = record.timestamp(timestamp);
+    }
+    if let Some(headers) = message.headers() {
+        record = record.headers(headers.detach());
+    }
+    record
 }
 
 /// The bytes of a record's key, value and headers: fewer than the record batch that would carry it alone, so a

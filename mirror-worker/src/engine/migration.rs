@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::positions::{GroupPositions, SourcePartition};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::Result;
 use crate::discover::Route;
@@ -54,7 +54,23 @@ impl Migration {
         })
     }
 
-    pub(super) fn complete(&self) -> Result<bool> {
+    /// Whether the group's commits reached the end of every partition with records to copy. A failed check
+    /// counts as not yet: the engine asks again at its next tick.
+    pub(super) fn reached_end(&self) -> bool {
+        match self.complete() {
+            Ok(true) => {
+                info!("migration complete: every partition reached its start-time high watermark");
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                warn!(error = %e, "checking migration progress failed; retrying");
+                false
+            }
+        }
+    }
+
+    fn complete(&self) -> Result<bool> {
         let committed = tokio::task::block_in_place(|| self.positions.committed(&self.to_copy))?;
         Ok(self.to_copy.iter().all(|tp| {
             committed

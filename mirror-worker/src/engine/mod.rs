@@ -6,6 +6,7 @@ mod migration;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::consume::{ShutdownGate, Stream, StreamSettings};
-use crate::deliver;
+use crate::deliver::{self, MirrorProducer};
 use crate::discover::{Discovery, Route, Routes};
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, TopicLabels};
@@ -108,108 +109,24 @@ impl Engine {
             Mode::Migrate => Some(Migration::start(plan, &routes)?),
             Mode::Continuous => None,
         };
-        // Batches within the smallest target topic limit known now. A topic found later with a smaller one
-        // still has a record larger than its limit stopped before it is sent (`Stream::mirror`); a batch of
-        // smaller records beyond it is refused by the broker, and the stop names the batch's first record and
-        // says to lower batch.size (`deliver::refused_record`).
-        let smallest_limit = routes.values().filter_map(|r| r.max_message_bytes).min();
-        let producer = Arc::new(deliver::create(
-            deliver::fit_batches(plan.target_producer.clone(), smallest_limit),
-            self.metrics.clone(),
-            self.health.clone(),
-        )?);
+        let producer = Arc::new(self.create_producer(&routes)?);
         let (routes_tx, routes_rx) = watch::channel::<Routes>(Arc::new(routes));
         let stop = Arc::new(AtomicBool::new(false));
+        let streams = self.start_streams(&producer, &routes_rx, &stop, migration.as_ref())?;
 
-        let gate = Arc::new(ShutdownGate::new(spec.num_streams as usize));
-        let mut streams = Vec::new();
-        for stream in 0..spec.num_streams as usize {
-            let settings = StreamSettings {
-                stream,
-                consumer_config: plan.source_consumer.clone(),
-                group_id: plan.group_id.clone(),
-                partitioning: spec.partitioning,
-                commit_interval: self.options.commit_interval,
-                drain_timeout: self.options.drain_timeout,
-                migration_end: migration.as_ref().map(|m| m.end.clone()),
-                gate: gate.clone(),
-                compresses: deliver::compresses(&plan.target_producer),
-            };
-            let stream = Stream::new(
-                settings,
-                producer.clone(),
-                routes_rx.clone(),
-                stop.clone(),
-                self.health.clone(),
-                self.metrics.clone(),
-            )?;
-            streams.push(tokio::task::spawn_blocking(move || stream.run()));
-        }
-
-        let refresh = Duration::from_secs(spec.topics.refresh_interval_seconds.max(1) as u64);
-        let mut refresh_timer =
-            tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
-        let mut tick = tokio::time::interval(TICK);
-        let mut producer_watch = deliver::FatalWatch::default();
-        let mut migration_complete = false;
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => {
-                    info!("shutdown requested; draining in-flight records and committing");
-                    break;
-                }
-                _ = refresh_timer.tick(), if migration.is_none() => {
-                    match discovery.refresh().await {
-                        Ok((routes, _)) => {
-                            routes_tx.send_if_modified(|current| {
-                                let changed = **current != routes;
-                                if changed {
-                                    info!(topics = ?routes.keys().collect::<Vec<_>>(), "topic routes changed");
-                                    *current = Arc::new(routes);
-                                }
-                                changed
-                            });
-                        }
-                        Err(e) => {
-                            self.metrics.error("discovery");
-                            warn!(error = %e, "topic discovery failed; keeping the current topics");
-                        }
-                    }
-                }
-                _ = tick.tick() => {
-                    producer_watch.check(&producer, &self.health);
-                    if self.health.fatal().is_some() || streams.iter().any(|s| s.is_finished()) {
-                        break;
-                    }
-                    if let Some(migration) = &migration {
-                        match migration.complete() {
-                            Ok(true) => {
-                                info!("migration complete: every partition reached its start-time high watermark");
-                                migration_complete = true;
-                                break;
-                            }
-                            Ok(false) => {}
-                            Err(e) => warn!(error = %e, "checking migration progress failed; retrying"),
-                        }
-                    }
-                }
-            }
-        }
+        let migration_complete = self
+            .supervise(
+                shutdown.as_mut(),
+                &discovery,
+                migration.as_ref(),
+                &routes_tx,
+                &producer,
+                &streams,
+            )
+            .await;
 
         stop.store(true, Ordering::Release);
-        let mut first_error = None;
-        for stream in streams {
-            match stream.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(join) => {
-                    first_error
-                        .get_or_insert(Error::Fatal(format!("a stream thread panicked: {join}")));
-                }
-            }
-        }
+        let first_error = join_streams(streams).await;
         // Streams drained before returning; this only waits for anything left after a drain timeout.
         let _ = producer.flush(self.options.drain_timeout);
         if let Some(reason) = self.health.fatal() {
@@ -228,6 +145,117 @@ impl Engine {
         })
     }
 
+    /// The target producer every stream shares, its batches within the smallest target topic limit known now.
+    /// A topic found later with a smaller one still has a record larger than its limit stopped before it is
+    /// sent (`Stream::mirror`); a batch of smaller records beyond it is refused by the broker, and the stop
+    /// names the batch's first record and says to lower batch.size (`deliver::failure::refused_record`).
+    fn create_producer(&self, routes: &BTreeMap<String, Route>) -> Result<MirrorProducer> {
+        let smallest_limit = routes.values().filter_map(|r| r.max_message_bytes).min();
+        deliver::create(
+            deliver::fit_batches(self.plan.target_producer.clone(), smallest_limit),
+            self.metrics.clone(),
+            self.health.clone(),
+        )
+    }
+
+    /// Starts `numStreams` streams, each on a thread of its own.
+    fn start_streams(
+        &self,
+        producer: &Arc<MirrorProducer>,
+        routes: &watch::Receiver<Routes>,
+        stop: &Arc<AtomicBool>,
+        migration: Option<&Migration>,
+    ) -> Result<Vec<StreamTask>> {
+        let plan = &self.plan;
+        let streams = plan.spec.num_streams as usize;
+        let gate = Arc::new(ShutdownGate::new(streams));
+        let mut tasks = Vec::new();
+        for stream in 0..streams {
+            let settings = StreamSettings {
+                stream,
+                consumer_config: plan.source_consumer.clone(),
+                group_id: plan.group_id.clone(),
+                partitioning: plan.spec.partitioning,
+                commit_interval: self.options.commit_interval,
+                drain_timeout: self.options.drain_timeout,
+                migration_end: migration.map(|m| m.end.clone()),
+                gate: gate.clone(),
+                compresses: deliver::compresses(&plan.target_producer),
+            };
+            let stream = Stream::new(
+                settings,
+                producer.clone(),
+                routes.clone(),
+                stop.clone(),
+                self.health.clone(),
+                self.metrics.clone(),
+            )?;
+            tasks.push(tokio::task::spawn_blocking(move || stream.run()));
+        }
+        Ok(tasks)
+    }
+
+    /// Watches the running mirror until it must end: `shutdown`, a fatal error, a stream that ended, or (in
+    /// `mode: migrate`) the migration complete, which is what it returns. Meanwhile, in `mode: continuous`,
+    /// refreshes the topic routes every `refreshIntervalSeconds`.
+    async fn supervise<F: Future<Output = ()>>(
+        &self,
+        mut shutdown: Pin<&mut F>,
+        discovery: &Discovery,
+        migration: Option<&Migration>,
+        routes: &watch::Sender<Routes>,
+        producer: &MirrorProducer,
+        streams: &[StreamTask],
+    ) -> bool {
+        let refresh =
+            Duration::from_secs(self.plan.spec.topics.refresh_interval_seconds.max(1) as u64);
+        let mut refresh_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+        let mut tick = tokio::time::interval(TICK);
+        let mut producer_watch = deliver::FatalWatch::default();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    info!("shutdown requested; draining in-flight records and committing");
+                    return false;
+                }
+                _ = refresh_timer.tick(), if migration.is_none() => {
+                    self.refresh_routes(discovery, routes).await;
+                }
+                _ = tick.tick() => {
+                    producer_watch.check(producer, &self.health);
+                    if self.health.fatal().is_some() || streams.iter().any(|s| s.is_finished()) {
+                        return false;
+                    }
+                    if migration.is_some_and(Migration::reached_end) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Discovers the topics again and hands the streams the new routes if they changed; a failed discovery
+    /// keeps the current ones.
+    async fn refresh_routes(&self, discovery: &Discovery, routes_tx: &watch::Sender<Routes>) {
+        match discovery.refresh().await {
+            Ok((routes, _)) => {
+                routes_tx.send_if_modified(|current| {
+                    let changed = **current != routes;
+                    if changed {
+                        info!(topics = ?routes.keys().collect::<Vec<_>>(), "topic routes changed");
+                        *current = Arc::new(routes);
+                    }
+                    changed
+                });
+            }
+            Err(e) => {
+                self.metrics.error("discovery");
+                warn!(error = %e, "topic discovery failed; keeping the current topics");
+            }
+        }
+    }
+
     fn summary(&self, routes: &Routes) -> BTreeMap<String, TopicSummary> {
         routes
             .iter()
@@ -244,6 +272,27 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// A stream's thread, and how it ended.
+type StreamTask = tokio::task::JoinHandle<Result<()>>;
+
+/// Waits for every stream to drain, commit and stop; returns the first error one of them ended with.
+async fn join_streams(streams: Vec<StreamTask>) -> Option<Error> {
+    let mut first_error = None;
+    for stream in streams {
+        match stream.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(join) => {
+                first_error
+                    .get_or_insert(Error::Fatal(format!("a stream thread panicked: {join}")));
+            }
+        }
+    }
+    first_error
 }
 
 /// The first discovery: `continuous` keeps trying until the clusters answer; `migrate` needs every matching
