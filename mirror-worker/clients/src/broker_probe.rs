@@ -2,9 +2,10 @@
 //!
 //! A failed request alone only says `BrokerTransportFailure`: the reason (`SSL handshake failed: ...
 //! certificate verify failed`, `SASL authentication error: ...`, `Connection refused`) travels as an error
-//! event on the client's main queue, which admin clients and plain metadata lookups never serve. [`ReasonCollector`]
-//! is the context that keeps them; a client with it serves its queue after a failure (`BrokerProbe` is a
-//! producer, whose `poll` does; `GroupPositions` a consumer) and [`ProbeError::new`] explains the failure.
+//! event on the client's main queue, which admin clients and plain metadata lookups never serve.
+//! `ReasonCollector` is the client context that keeps them; a client with it serves its queue after a failure
+//! ([`BrokerProbe`] is a producer, whose `poll` does; `GroupPositions` a consumer) and `ProbeError::new`
+//! explains the failure.
 
 use std::sync::Mutex;
 use std::time::Duration;

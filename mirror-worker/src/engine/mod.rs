@@ -147,7 +147,7 @@ impl Engine {
 
     /// The target producer every stream shares, its batches within the smallest target topic limit known now.
     /// A topic found later with a smaller one still has a record larger than its limit stopped before it is
-    /// sent (`Stream::mirror`); a batch of smaller records beyond it is refused by the broker, and the stop
+    /// sent (`Stream::exceeds_limit`); a batch of smaller records beyond it is refused by the broker, and the stop
     /// names the batch's first record and says to lower batch.size (`deliver::failure::refused_record`).
     fn create_producer(&self, routes: &BTreeMap<String, Route>) -> Result<MirrorProducer> {
         let smallest_limit = routes.values().filter_map(|r| r.max_message_bytes).min();
