@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -17,6 +16,7 @@ use tracing::{debug, error, info, warn};
 
 use super::commit::{commit_and_confirm, store};
 use super::consumer_context::StreamContext;
+use super::settings::{StreamSettings, consumer_config};
 use super::shutdown_gate::ShutdownGate;
 use crate::acks::PartitionState;
 use crate::deliver::{
@@ -24,7 +24,6 @@ use crate::deliver::{
     stop_at_record,
 };
 use crate::discover::{Route, Routes};
-use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
 use crate::{Error, Result};
@@ -36,51 +35,6 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 const STORE_INTERVAL: Duration = Duration::from_millis(100);
 /// Wait before retrying a record the producer's full queue refused.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
-
-/// Everything a stream needs, cloned per stream.
-pub struct StreamSettings {
-    pub stream: usize,
-    pub consumer_config: ClientConfig,
-    pub group_id: String,
-    pub partitioning: Partitioning,
-    pub commit_interval: Duration,
-    pub drain_timeout: Duration,
-    pub migration_end: Option<Arc<MigrationEnd>>,
-    /// Shared by the streams of one process, so all commit before any leaves the group.
-    pub gate: Arc<ShutdownGate>,
-    /// The target producer compresses: a record larger than a topic's limit may still fit once compressed.
-    pub compresses: bool,
-}
-
-/// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus
-/// what the mirror's guarantees depend on. Public so the benchmark's consume-alone limit uses the same.
-pub fn consumer_config(
-    mut config: ClientConfig,
-    stream: usize,
-    group_id: &str,
-    commit_interval: Duration,
-) -> ClientConfig {
-    let client_id = config
-        .get("client.id")
-        .unwrap_or("kafka-mirror")
-        .to_string();
-    config
-        .set("client.id", format!("{client_id}-{stream}"))
-        .set("group.id", group_id)
-        // The stream stores offsets only up to what the target acknowledged; librdkafka commits what is
-        // stored every interval, on unassign and on close.
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.commit.interval.ms",
-            commit_interval.as_millis().max(1).to_string(),
-        )
-        // A rebalance moves only the partitions that change owner; the others keep flowing.
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        // Aborted transactions on the source are not mirrored.
-        .set("isolation.level", "read_committed");
-    config
-}
 
 pub struct Stream {
     consumer: BaseConsumer<StreamContext>,

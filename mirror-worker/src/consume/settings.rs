@@ -1,0 +1,56 @@
+//! What a stream is configured with: the settings the engine hands each stream, and the source consumer
+//! settings the mirror's guarantees depend on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_mirror_crds::Partitioning;
+use rdkafka::ClientConfig;
+
+use super::shutdown_gate::ShutdownGate;
+use crate::engine::MigrationEnd;
+
+/// Everything a stream needs, cloned per stream.
+pub struct StreamSettings {
+    pub stream: usize,
+    pub consumer_config: ClientConfig,
+    pub group_id: String,
+    pub partitioning: Partitioning,
+    pub commit_interval: Duration,
+    pub drain_timeout: Duration,
+    pub migration_end: Option<Arc<MigrationEnd>>,
+    /// Shared by the streams of one process, so all commit before any leaves the group.
+    pub gate: Arc<ShutdownGate>,
+    /// The target producer compresses: a record larger than a topic's limit may still fit once compressed.
+    pub compresses: bool,
+}
+
+/// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus
+/// what the mirror's guarantees depend on. Public so the benchmark's consume-alone limit uses the same.
+pub fn consumer_config(
+    mut config: ClientConfig,
+    stream: usize,
+    group_id: &str,
+    commit_interval: Duration,
+) -> ClientConfig {
+    let client_id = config
+        .get("client.id")
+        .unwrap_or("kafka-mirror")
+        .to_string();
+    config
+        .set("client.id", format!("{client_id}-{stream}"))
+        .set("group.id", group_id)
+        // The stream stores offsets only up to what the target acknowledged; librdkafka commits what is
+        // stored every interval, on unassign and on close.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            commit_interval.as_millis().max(1).to_string(),
+        )
+        // A rebalance moves only the partitions that change owner; the others keep flowing.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // Aborted transactions on the source are not mirrored.
+        .set("isolation.level", "read_committed");
+    config
+}
