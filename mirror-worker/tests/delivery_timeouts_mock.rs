@@ -24,10 +24,7 @@ async fn deliveries_that_time_out_are_re_read_from_the_last_acknowledged_offset(
     }
     let (s, t) = (source.bootstrap_servers(), target.bootstrap_servers());
     // Deliveries give up after 1.5 s, so an outage of the leader longer than that makes them fail for good.
-    let doc = document("rewind", &s, &t, "audit", "").replace(
-        &format!("bootstrapServers: \"{t}\""),
-        &format!("bootstrapServers: \"{t}\"\n    config: {{message.timeout.ms: 1500}}"),
-    );
+    let doc = document("rewind", &s, &t, "audit").target_config("message.timeout.ms", 1500);
     let running = start(&doc);
     wait_for("the partitions are assigned", MINUTE, || {
         running.assigned() == 3

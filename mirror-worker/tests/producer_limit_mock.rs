@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -14,13 +13,6 @@ use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
 use kafka_mirror_tests::{Launch, client_config};
 
 const TOPIC: &str = "orders";
-
-/// Writes [`document`] to `dir/<name>.yaml`.
-fn write_document(dir: &Path, name: &str, source: &str, target: &str, extra: &str) -> String {
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, document(name, source, target, TOPIC, extra)).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 #[test]
 fn a_record_larger_than_the_target_accepts_stops_the_worker_with_everything_before_it_committed() {
@@ -31,29 +23,16 @@ fn a_record_larger_than_the_target_accepts_stops_the_worker_with_everything_befo
     let dir = tempfile::tempdir().unwrap();
     // The producer knows the target's limit through its own message.max.bytes, as it should match the
     // target topic's max.message.bytes; a broker refusing it (MESSAGE_TOO_LARGE) takes the same path.
-    let document = write_document(
-        dir.path(),
-        "oversized",
-        &s,
-        &t,
-        "    config: {message.max.bytes: 20000}\n",
-    );
-    // `extra` lands under spec:, so move the target config under target: by rewriting the document.
-    let text = std::fs::read_to_string(&document)
-        .unwrap()
-        .replace("    config: {message.max.bytes: 20000}\n", "")
-        .replace(
-            &format!("bootstrapServers: \"{t}\"\n"),
-            &format!("bootstrapServers: \"{t}\"\n    config: {{message.max.bytes: 20000}}\n"),
-        );
-    std::fs::write(&document, text).unwrap();
+    let document = document("oversized", &s, &t, TOPIC)
+        .target_config("message.max.bytes", 20000)
+        .write_in(dir.path());
 
     samples::produce(&s, TOPIC, 0, 500, 10, 100).unwrap();
     samples::produce(&s, TOPIC, 500, 501, 10, 50_000).unwrap();
     samples::produce(&s, TOPIC, 501, 1000, 10, 100).unwrap();
 
     // The worker's own defaults but for commits every 200 ms, as the engine suites commit.
-    let run = Launch::worker_defaults(Path::new(&document))
+    let run = Launch::worker_defaults(&document)
         .binary(env!("CARGO_BIN_EXE_mirror-worker"))
         .commit_interval("0.2")
         .spawn()

@@ -2,6 +2,7 @@
 //! processes from `tests/kafka/`) and the `mirror-worker` binary ([`mirror`]: what the worker-process fault
 //! tests share).
 
+pub mod document;
 pub mod http;
 pub mod kafka;
 pub mod mirror;

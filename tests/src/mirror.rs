@@ -4,7 +4,7 @@
 //! the high watermarks on the target, the group's owners as Kafka's own tool describes them), and a worker's
 //! `/metrics` read by name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,38 +23,6 @@ use crate::positions::{GroupOffsets, Watermarks, retried};
 /// with "no longer holds offset") and the target would lose the copy. `tests/kafka/cluster.sh` now turns
 /// time retention off broker-wide too; the topics say it themselves so these tests do not rest on that.
 pub const KEEP_FOREVER: &[(&str, &str)] = &[("retention.ms", "-1")];
-
-/// A continuous mirror of `topic` named `name` (consumer group `kafka-mirror.<name>`, see [`group_id`]) from
-/// `source` to `target` with `num_streams` streams; `source_config` goes to the source consumer as
-/// `spec.source.config` (group session settings, librdkafka `debug`). Written to `dir/<name>.yaml`.
-pub fn write_document(
-    dir: &Path,
-    name: &str,
-    source: &str,
-    target: &str,
-    topic: &str,
-    source_config: &[(&str, &str)],
-    num_streams: i32,
-) -> PathBuf {
-    let config: Vec<String> = source_config
-        .iter()
-        .map(|(key, value)| format!("{key}: \"{value}\""))
-        .collect();
-    let document = format!(
-        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
-         bootstrapServers: \"{source}\"\n    config: {{{}}}\n  target:\n    bootstrapServers: \"{target}\"\n  \
-         topics:\n    include: [\"{topic}\"]\n  numStreams: {num_streams}\n",
-        config.join(", ")
-    );
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, document).expect("writing the mirror document");
-    path
-}
-
-/// The consumer group of the mirror `name` (no `groupId` in the document, no namespace).
-pub fn group_id(name: &str) -> String {
-    kafka_mirror_clients::plan::default_group_id(None, name)
-}
 
 /// The mirror's position per partition of one topic, read from the clusters with one client each (so a test
 /// can sample it every 50 ms without creating clients), each read retried while the clusters settle.

@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use kafka_mirror_crds::Mode;
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, worker_binary};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,23 +37,26 @@ fn target() -> &'static KafkaCluster {
     })
 }
 
-/// A `mode: migrate` document of mirror `name` from `source` to `target`, copying `topic` to `mirror.<topic>`;
-/// `create` is the YAML flow mapping of `spec.topics.create`.
-fn migrate_document(dir: &Path, name: &str, topic: &str, create: &str) -> PathBuf {
-    let document = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &document,
-        format!(
-            "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: {name}}}\nspec:\n  \
-             source: {{bootstrapServers: \"{}\"}}\n  target: {{bootstrapServers: \"{}\"}}\n  topics:\n    \
-             include: [{topic}]\n    rename: \"mirror.{{topic}}\"\n    create: {create}\n  mode: migrate\n  \
-             numStreams: 2\n",
-            source().plaintext,
-            target().plaintext,
-        ),
+/// A `mode: migrate` document of mirror `name` from `source` to `target`, copying `topic` to `mirror.<topic>`
+/// and creating that with `replication_factor` and the topic configs `create_config`; written to `dir`.
+fn migrate_document(
+    dir: &Path,
+    name: &str,
+    topic: &str,
+    replication_factor: i32,
+    create_config: &[(&str, &str)],
+) -> PathBuf {
+    MirrorDocument::new(
+        name,
+        Connection::new(&source().plaintext),
+        Connection::new(&target().plaintext),
     )
-    .unwrap();
-    document
+    .include(topic)
+    .rename("mirror.{topic}")
+    .create(replication_factor, create_config)
+    .mode(Mode::Migrate)
+    .num_streams(2)
+    .write_in(dir)
 }
 
 /// Asserts the worker completed the migration by itself with exit 0, and returns its summary row for `topic`:
@@ -101,8 +106,12 @@ fn migrate_creates_the_target_topic_as_the_document_says_and_copies_everything()
         dir.path(),
         "migration",
         "testtopic",
-        "{replicationFactor: 2, config: {retention.ms: \"86400000\", max.message.bytes: \"2097152\", \
-         min.insync.replicas: \"2\"}}",
+        2,
+        &[
+            ("retention.ms", "86400000"),
+            ("max.message.bytes", "2097152"),
+            ("min.insync.replicas", "2"),
+        ],
     );
     let started = Instant::now();
     let run = Worker::spawn(&document, dir.path(), &[]).finish(MIGRATION_TIMEOUT);
@@ -242,12 +251,7 @@ fn migrate_while_a_producer_keeps_writing_copies_exactly_the_records_below_the_s
     let group = kafka_mirror_clients::plan::default_group_id(None, "busy-migration");
     let stop = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
-    let document = migrate_document(
-        dir.path(),
-        "busy-migration",
-        "busy",
-        "{replicationFactor: 1}",
-    );
+    let document = migrate_document(dir.path(), "busy-migration", "busy", 1, &[]);
     let (before, after, run, elapsed) = std::thread::scope(|scope| {
         let producer = scope.spawn(|| keep_producing(source, "busy", 3000, &stop));
         // A failed assertion below must stop the producer too, or the scope would wait for it forever.
@@ -349,14 +353,13 @@ fn migrate_while_a_producer_keeps_writing_copies_exactly_the_records_below_the_s
 #[test]
 fn a_bad_document_exits_2_naming_the_field_before_touching_any_cluster() {
     let dir = tempfile::tempdir().unwrap();
-    let document = dir.path().join("bad.yaml");
-    std::fs::write(
-        &document,
-        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {name: bad}\nspec:\n  source: \
-         {bootstrapServers: \"127.0.0.1:1\"}\n  target: {bootstrapServers: \"127.0.0.1:2\"}\n  topics: {include: \
-         [\"orders[\"]}\n",
+    let document = MirrorDocument::new(
+        "bad",
+        Connection::new("127.0.0.1:1"),
+        Connection::new("127.0.0.1:2"),
     )
-    .unwrap();
+    .include("orders[")
+    .write_in(dir.path());
     let output = Command::new(worker_binary())
         .args(["--config", document.to_str().unwrap()])
         .output()

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::positions::GroupOffsets;
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, verify_copy};
 use rdkafka::ClientConfig;
@@ -52,6 +53,18 @@ fn single_broker_pair() -> &'static Clusters {
     })
 }
 
+/// A mirror named `name` from `source` to `target`, its topics still to be set. Group sessions expire after
+/// 6 s (Kafka's minimum), so the group notices a member gone within seconds.
+fn document(name: &str, source: &KafkaCluster, target: &KafkaCluster) -> MirrorDocument {
+    MirrorDocument::new(
+        name,
+        Connection::new(&source.plaintext)
+            .config("session.timeout.ms", 6000)
+            .config("heartbeat.interval.ms", 500),
+        Connection::new(&target.plaintext),
+    )
+}
+
 /// A `KafkaMirror` document in a directory of its own (which also serves as the empty Secrets directory).
 struct Mirror {
     dir: tempfile::TempDir,
@@ -61,46 +74,18 @@ struct Mirror {
 }
 
 impl Mirror {
-    /// A mirror named `name` from `source` to `target`; `topics` are the lines of `spec.topics` (four-space
-    /// indented, see [`include`]), `target_config` the entries of `spec.target.config` (a YAML flow map's
-    /// inside) and `extra` is appended under `spec:` (two-space indented lines). Group sessions expire after
-    /// 6 s (Kafka's minimum), so the group notices a member gone within seconds.
-    fn new(
-        name: &str,
-        source: &KafkaCluster,
-        target: &KafkaCluster,
-        topics: &str,
-        target_config: &str,
-        extra: &str,
-    ) -> Mirror {
+    fn write(document: MirrorDocument) -> Mirror {
         let dir = tempfile::tempdir().expect("a directory for the document");
-        let document = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(
-            &document,
-            format!(
-                "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  \
-                 source:\n    bootstrapServers: \"{}\"\n    config: {{session.timeout.ms: 6000, \
-                 heartbeat.interval.ms: 500}}\n  target:\n    bootstrapServers: \"{}\"\n    config: \
-                 {{{target_config}}}\n  topics:\n{topics}{extra}",
-                source.plaintext, target.plaintext
-            ),
-        )
-        .unwrap();
         Mirror {
+            document: document.write_in(dir.path()),
+            group: document.group_id(),
             dir,
-            document,
-            group: format!("kafka-mirror.{name}"),
         }
     }
 
     fn spawn(&self) -> Worker {
         Worker::spawn(&self.document, self.dir.path(), &[])
     }
-}
-
-/// `spec.topics` lines mirroring the topics `pattern` matches (a YAML double-quoted string).
-fn include(pattern: &str) -> String {
-    format!("    include: [\"{pattern}\"]\n")
 }
 
 /// The group's committed offsets on `source`, summed over `partitions` partitions of `topic` (0 where it never
@@ -242,8 +227,12 @@ fn six_source_partitions_into_four_keep_every_record_intact_in_java_placement() 
     source.create_topic(topic, 6, 1, &[]);
     target.create_topic(copy_topic, 4, 1, &[]);
     let seeded = samples::produce_with(&source.client(), topic, 0, 3000, keys, 64).unwrap();
-    let topics = include(topic) + "    rename: \"mirror.{topic}\"\n";
-    let mirror = Mirror::new("order", source, target, &topics, "", "  numStreams: 2\n");
+    let mirror = Mirror::write(
+        document("order", source, target)
+            .include(topic)
+            .rename("mirror.{topic}")
+            .num_streams(2),
+    );
 
     let mut worker = mirror.spawn();
     worker.wait_for("all 3000 records committed", MINUTE, || {
@@ -323,13 +312,10 @@ fn source_and_target_partition_leaders_killed_and_restarted_mid_stream_lose_noth
     for cluster in [source, target] {
         cluster.create_topic(topic, partitions, 3, &[("min.insync.replicas", "2")]);
     }
-    let mirror = Mirror::new(
-        "failover",
-        source,
-        target,
-        &include(topic),
-        "",
-        "  numStreams: 2\n",
+    let mirror = Mirror::write(
+        document("failover", source, target)
+            .include(topic)
+            .num_streams(2),
     );
     let mut worker = mirror.spawn();
     let mut producer = source.client();
@@ -393,7 +379,7 @@ fn records_deleted_past_the_committed_position_stop_the_worker_at_the_gap() {
     let topic = "engine.truncated";
     source.create_topic(topic, 1, 1, &[]);
     target.create_topic(topic, 1, 1, &[]);
-    let mirror = Mirror::new("truncated", source, target, &include(topic), "", "");
+    let mirror = Mirror::write(document("truncated", source, target).include(topic));
     samples::produce_with(&source.client(), topic, 0, 2000, 100, 100).unwrap();
     let mut first = mirror.spawn();
     first.wait_for("the first 2000 records committed", MINUTE, || {
@@ -454,7 +440,7 @@ fn a_record_larger_than_the_target_topic_accepts_stops_the_worker_with_everythin
     let mut seeded = samples::produce_with(&client, topic, 0, 500, 10, 100).unwrap();
     seeded.extend(samples::produce_with(&client, topic, 500, 501, 10, 50_000).unwrap());
     seeded.extend(samples::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
-    let mirror = Mirror::new("oversized", source, target, &include(topic), "", "");
+    let mirror = Mirror::write(document("oversized", source, target).include(topic));
 
     let run = mirror.spawn().finish(MINUTE);
     let output = run.output();
@@ -497,9 +483,12 @@ fn a_matching_topic_created_while_the_mirror_runs_is_created_on_the_target_and_m
     const REFRESH: u32 = 2;
     let bound = Duration::from_secs(REFRESH as u64 + 6);
     source.create_topic(first, 1, 1, &[]);
-    let topics =
-        include("engine\\\\.late\\\\..*") + &format!("    refreshIntervalSeconds: {REFRESH}\n");
-    let mirror = Mirror::new("late", source, target, &topics, "", "  numStreams: 2\n");
+    let mirror = Mirror::write(
+        document("late", source, target)
+            .include("engine\\.late\\..*")
+            .refresh_interval_seconds(REFRESH as i32)
+            .num_streams(2),
+    );
     let first_records = samples::produce_with(&source.client(), first, 0, 200, 10, 32).unwrap();
     let mut worker = mirror.spawn();
     worker.wait_for("the first topic mirrored", MINUTE, || {
@@ -635,13 +624,10 @@ fn with_compression_the_broker_judges_and_refuses_a_record_too_large_even_compre
     produce_record(source, topic, &noise);
     seeded.push(noise);
     seeded.extend(samples::produce_with(&client, topic, 501, 1000, 10, 100).unwrap());
-    let mirror = Mirror::new(
-        "refused",
-        source,
-        target,
-        &include(topic),
-        "compression.type: lz4",
-        "",
+    let mirror = Mirror::write(
+        document("refused", source, target)
+            .include(topic)
+            .target_config("compression.type", "lz4"),
     );
 
     let run = mirror.spawn().finish(MINUTE);

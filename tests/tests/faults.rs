@@ -13,10 +13,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord, Verification};
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::http::{assigned_partitions_at, metric};
 use kafka_mirror_tests::mirror::{
-    BackgroundProducer, KEEP_FOREVER, PartitionOwner, Progress, describe_group, group_id,
-    write_document,
+    BackgroundProducer, KEEP_FOREVER, PartitionOwner, Progress, describe_group,
 };
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker};
 
@@ -450,9 +450,16 @@ fn sigkill_ten_times_during_200_000_records_loses_nothing_and_each_kill_costs_at
         .copied()
         .chain([("debug", "cgrp")])
         .collect();
-    let document = write_document(dir.path(), NAME, s, t, TOPIC, &config, 2);
+    let mirror = MirrorDocument::new(
+        NAME,
+        Connection::new(s).configs(&config),
+        Connection::new(t),
+    )
+    .include(TOPIC)
+    .num_streams(2);
+    let document = mirror.write_in(dir.path());
     let env = [("RUST_LOG", "info,librdkafka=debug")];
-    let progress = Progress::new(s, t, &group_id(NAME), TOPIC, PARTITIONS);
+    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
     let seed = kill_seed();
     eprintln!("SIGKILL points from seed {seed} (KMIRROR_FAULTS_SEED={seed} repeats them)");
     let mut random = SplitMix64(seed);
@@ -663,8 +670,11 @@ fn the_target_unreachable_for_30_seconds_is_reported_moves_no_offset_and_the_wor
     target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
     let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
     let dir = tempfile::tempdir().unwrap();
-    let document = write_document(dir.path(), NAME, s, t, TOPIC, &[], 1);
-    let progress = Progress::new(s, t, &group_id(NAME), TOPIC, PARTITIONS);
+    let mirror = MirrorDocument::new(NAME, Connection::new(s), Connection::new(t))
+        .include(TOPIC)
+        .num_streams(1);
+    let document = mirror.write_in(dir.path());
+    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
     let get = |worker: &Worker, path: &str| {
         kafka_mirror_tests::http_get(worker.http, path).unwrap_or_default()
     };
@@ -808,9 +818,16 @@ fn scaling_one_worker_to_four_and_back_to_one_mid_stream_loses_nothing_and_a_ste
     // librdkafka's own account of every commit (`OffsetCommit ... returned: <error>`) in the worker logs: the
     // evidence for whether Apache Kafka refuses commits during a cooperative rebalance. Sessions stay at
     // librdkafka's defaults (45 s, heartbeat 3 s): workers leave the group on purpose here.
-    let document = write_document(dir.path(), NAME, s, t, TOPIC, &[("debug", "cgrp")], 1);
+    let mirror = MirrorDocument::new(
+        NAME,
+        Connection::new(s).config("debug", "cgrp"),
+        Connection::new(t),
+    )
+    .include(TOPIC)
+    .num_streams(1);
+    let document = mirror.write_in(dir.path());
     let env = [("RUST_LOG", "info,librdkafka=debug")];
-    let group = group_id(NAME);
+    let group = mirror.group_id();
     let progress = Progress::new(s, t, &group, TOPIC, PARTITIONS);
 
     let producer =

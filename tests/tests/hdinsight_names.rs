@@ -15,7 +15,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_crds::Mode;
 use kafka_mirror_samples as samples;
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, read_records};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -47,20 +49,16 @@ fn by_ip(cluster: &KafkaCluster) -> String {
     cluster.plaintext.replace(ADVERTISED, "127.0.0.1")
 }
 
-/// A `mode: migrate` document copying `<name>-orders` to `mirror.<name>-orders`; `source` and `target` are
-/// YAML flow mappings of the cluster sections.
-fn document(dir: &Path, name: &str, source: &str, target: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: {name}}}\nspec:\n  \
-             source: {source}\n  target: {target}\n  topics:\n    include: [{name}-orders]\n    rename: \
-             \"mirror.{{topic}}\"\n    create: {{replicationFactor: 1}}\n  mode: migrate\n  numStreams: 1\n"
-        ),
-    )
-    .unwrap();
-    path
+/// A `mode: migrate` document copying `<name>-orders` to `mirror.<name>-orders` from `source` to `target`,
+/// written to `dir`.
+fn document(dir: &Path, name: &str, source: Connection, target: Connection) -> PathBuf {
+    MirrorDocument::new(name, source, target)
+        .include(&format!("{name}-orders"))
+        .rename("mirror.{topic}")
+        .create(1, &[])
+        .mode(Mode::Migrate)
+        .num_streams(1)
+        .write_in(dir)
 }
 
 /// `<name>-orders` with 3 partitions and RECORDS sample records, through the internal listener.
@@ -100,8 +98,8 @@ fn without_host_aliases_the_worker_gives_up_naming_the_advertised_name_and_host_
     let document = document(
         dir.path(),
         name,
-        &format!("{{bootstrapServers: \"{}\"}}", by_ip(cluster)),
-        &format!("{{bootstrapServers: \"{}\"}}", cluster.internal),
+        Connection::new(&by_ip(cluster)),
+        Connection::new(&cluster.internal),
     );
     let run = timed(
         name,
@@ -200,44 +198,44 @@ impl Listener {
     }
 }
 
+/// A cluster section's `hostAliases` entries as (ip, host name).
+type Aliases = &'static [(&'static str, &'static str)];
+
 /// `hostAliases` this machine does not resolve as written are refused at start with exit 2 (a configuration
 /// error), naming the entry, before the worker connects anywhere: on the source a name that resolves nowhere,
 /// on the target (second entry, the first being one that holds) a name that resolves elsewhere.
 #[test]
 fn host_aliases_this_machine_does_not_resolve_are_refused_before_any_connection() {
-    let cases = [
+    let cases: [(&str, Aliases, Aliases, String); 2] = [
         (
             "spec.source.hostAliases[0]",
-            format!("hostAliases: [{{ip: 10.23.0.11, hostnames: [{ADVERTISED}]}}]"),
-            String::new(),
-            format!("{ADVERTISED} does not resolve to 10.23.0.11 on this machine (it resolves to nothing)"),
+            &[("10.23.0.11", ADVERTISED)],
+            &[],
+            format!(
+                "{ADVERTISED} does not resolve to 10.23.0.11 on this machine (it resolves to nothing)"
+            ),
         ),
         (
             "spec.target.hostAliases[1]",
-            String::new(),
-            "hostAliases: [{ip: 127.0.0.1, hostnames: [localhost]}, {ip: 10.23.0.7, hostnames: [localhost]}]"
-                .to_string(),
+            &[],
+            &[("127.0.0.1", "localhost"), ("10.23.0.7", "localhost")],
             "localhost does not resolve to 10.23.0.7 on this machine (it resolves to ".to_string(),
         ),
     ];
     for (field, source_aliases, target_aliases, says) in cases {
         let (source, target) = (Listener::new(), Listener::new());
-        let section = |listener: &Listener, aliases: &str| {
-            if aliases.is_empty() {
-                format!("{{bootstrapServers: \"{}\"}}", listener.address())
-            } else {
-                format!(
-                    "{{bootstrapServers: \"{}\", {aliases}}}",
-                    listener.address()
-                )
-            }
+        let section = |listener: &Listener, aliases: &[(&str, &str)]| {
+            aliases.iter().fold(
+                Connection::new(&listener.address()),
+                |section, (ip, host)| section.host_alias(ip, &[host]),
+            )
         };
         let dir = tempfile::tempdir().unwrap();
         let document = document(
             dir.path(),
             "refused-aliases",
-            &section(&source, &source_aliases),
-            &section(&target, &target_aliases),
+            section(&source, source_aliases),
+            section(&target, target_aliases),
         );
         let run = timed(
             field,
@@ -321,11 +319,8 @@ fn with_the_alias_resolvable_the_mirror_copies_every_record() {
     let document = document(
         dir.path(),
         name,
-        &format!(
-            "{{bootstrapServers: \"{}\", hostAliases: [{{ip: 127.0.0.1, hostnames: [{ADVERTISED}]}}]}}",
-            by_ip(cluster)
-        ),
-        &format!("{{bootstrapServers: \"{}\"}}", cluster.internal),
+        Connection::new(&by_ip(cluster)).host_alias("127.0.0.1", &[ADVERTISED]),
+        Connection::new(&cluster.internal),
     );
     let worker = Worker::spawn_through(&wrapper, &document, dir.path(), &[]);
     let run = timed(name, worker, Duration::from_secs(120));

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_crds::Mode;
+use kafka_mirror_crds::cluster::SaslMechanism;
 use kafka_mirror_samples::{self as samples, SampleRecord};
+use kafka_mirror_tests::document::{Connection, MirrorDocument, secret};
 use kafka_mirror_tests::{
     ClusterOptions, Finished, KafkaCluster, SaslUser, Scram, Worker, client_config,
     produce_samples, read_records,
@@ -194,21 +197,16 @@ impl Mirror {
         produce_samples(&cluster.client(), &self.topic(), RECORDS, 30, 64)
     }
 
-    /// The `KafkaMirror` document: `source` and `target` are YAML flow mappings of the cluster sections.
-    fn document(&self, source: &str, target: &str, mode: &str) -> PathBuf {
-        let path = self.files.path().join("mirror.yaml");
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata: {{name: {name}}}\nspec:\n  \
-                 source: {source}\n  target: {target}\n  topics:\n    include: [{topic}]\n    rename: \
-                 \"mirror.{{topic}}\"\n    create: {{replicationFactor: 1}}\n  mode: {mode}\n  numStreams: 1\n",
-                name = self.name,
-                topic = self.topic(),
-            ),
-        )
-        .unwrap();
-        path
+    /// The `KafkaMirror` document, copying [`Mirror::topic`] to [`Mirror::mirrored`] from `source` to
+    /// `target`.
+    fn document(&self, source: Connection, target: Connection, mode: Mode) -> PathBuf {
+        MirrorDocument::new(&self.name, source, target)
+            .include(&self.topic())
+            .rename("mirror.{topic}")
+            .create(1, &[])
+            .mode(mode)
+            .num_streams(1)
+            .write_in(self.files.path())
     }
 
     fn worker(&self, document: &Path, env: &[(&str, &str)]) -> Worker {
@@ -218,12 +216,12 @@ impl Mirror {
     /// Runs the worker on a `mode: migrate` document until it exits by itself (or `timeout`).
     fn migrate(
         &self,
-        source: &str,
-        target: &str,
+        source: Connection,
+        target: Connection,
         env: &[(&str, &str)],
         timeout: Duration,
     ) -> Finished {
-        let document = self.document(source, target, "migrate");
+        let document = self.document(source, target, Mode::Migrate);
         let started = Instant::now();
         let run = self.worker(&document, env).finish(timeout);
         eprintln!(
@@ -282,36 +280,34 @@ fn assert_gave_up(run: &Finished, what: &str, field: &str) -> String {
     last
 }
 
-/// A YAML flow mapping of a cluster section: `bootstrap` and the further `fields` (`tls: {...}`, ...).
-fn section(bootstrap: &str, fields: &[String]) -> String {
-    let mut parts = vec![format!("bootstrapServers: \"{bootstrap}\"")];
-    parts.extend(fields.iter().cloned());
-    format!("{{{}}}", parts.join(", "))
+/// A cluster section's TLS and SASL settings, from Secrets as a test lays them out.
+trait FromSecrets {
+    /// `tls:` with the CA from Secret `secret` key `ca.crt`, and the client certificate and key from keys
+    /// `tls.crt` and `key` when `key` is given.
+    fn tls_from(self, secret: &str, key: Option<&str>) -> Self;
+    /// `authentication:` with `mechanism`, `username` and the password from Secret `secret` key `password`.
+    fn authentication_from(self, mechanism: SaslMechanism, username: &str, secret: &str) -> Self;
 }
 
-/// `tls:` with the CA from Secret `secret` key `ca.crt`, and the client certificate and key from keys
-/// `tls.crt` and `key` when `key` is given.
-fn tls(secret: &str, key: Option<&str>) -> String {
-    match key {
-        None => format!("tls: {{ca: {{name: {secret}, key: ca.crt}}}}"),
-        Some(key) => format!(
-            "tls: {{ca: {{name: {secret}, key: ca.crt}}, clientCertificate: {{name: {secret}, key: tls.crt}}, \
-             clientKey: {{name: {secret}, key: {key}}}}}"
-        ),
+impl FromSecrets for Connection {
+    fn tls_from(self, name: &str, key: Option<&str>) -> Connection {
+        let client = key.map(|key| (secret(name, "tls.crt"), secret(name, key)));
+        self.tls(secret(name, "ca.crt"), client)
+    }
+
+    fn authentication_from(
+        self,
+        mechanism: SaslMechanism,
+        username: &str,
+        name: &str,
+    ) -> Connection {
+        self.authentication(mechanism, username, secret(name, "password"))
     }
 }
 
-/// `authentication:` with `mechanism`, `username` and the password from Secret `secret` key `password`.
-fn authentication(mechanism: &str, username: &str, secret: &str) -> String {
-    format!(
-        "authentication: {{mechanism: {mechanism}, username: {username}, password: {{name: {secret}, key: \
-         password}}}}"
-    )
-}
-
 /// The cluster's plaintext listener, for the side of a mirror a test does not secure.
-fn plaintext(cluster: &KafkaCluster) -> String {
-    section(&cluster.plaintext, &[])
+fn plaintext(cluster: &KafkaCluster) -> Connection {
+    Connection::new(&cluster.plaintext)
 }
 
 /// Runs `cases` side by side (each mostly waits for a worker), re-raising the first panic.
@@ -338,20 +334,17 @@ fn tls_with_the_ca_from_a_secret_and_sasl_plain_mirror_every_record() {
         .secret("source-tls", "ca.crt", &pki_file(cluster, "ca.crt"))
         .secret("source-creds", "password", PLAIN_USER.1);
 
-    let source = section(
-        &cluster.sasl_ssl,
-        &[
-            tls("source-tls", None),
-            authentication("PLAIN", PLAIN_USER.0, "source-creds"),
-        ],
-    );
-    let target = section(
-        &cluster.sasl_plaintext,
-        &[authentication("PLAIN", PLAIN_USER.0, "target-creds")],
+    let source = Connection::new(&cluster.sasl_ssl)
+        .tls_from("source-tls", None)
+        .authentication_from(SaslMechanism::Plain, PLAIN_USER.0, "source-creds");
+    let target = Connection::new(&cluster.sasl_plaintext).authentication_from(
+        SaslMechanism::Plain,
+        PLAIN_USER.0,
+        "target-creds",
     );
     let run = mirror.migrate(
-        &source,
-        &target,
+        source,
+        target,
         &[("KMIRROR_SECRET_TARGET_CREDS_PASSWORD", PLAIN_USER.1)],
         MIGRATION_TIMEOUT,
     );
@@ -374,7 +367,9 @@ fn mutual_tls_is_enforced_by_the_broker_and_the_certificate_from_secrets_is_admi
     let foreign = Ca::new("someone else's CA").client("kafka-mirror");
     let other = Ca::new("a third CA").client("someone-else");
 
-    let refused = |name: &'static str, tls_field: String, certificate: Option<(String, String)>| {
+    let refused = |name: &'static str,
+                   client_key: Option<&'static str>,
+                   certificate: Option<(String, String)>| {
         let ca = ca.clone();
         Box::new(move || {
             let mirror = Mirror::new(name);
@@ -385,8 +380,8 @@ fn mutual_tls_is_enforced_by_the_broker_and_the_certificate_from_secrets_is_admi
                     .secret("source-tls", "tls.crt", cert)
                     .secret("source-tls", "tls.key", key);
             }
-            let source = section(&cluster.ssl, &[tls_field]);
-            let run = mirror.migrate(&source, &plaintext(cluster), &[], GIVE_UP_TIMEOUT);
+            let source = Connection::new(&cluster.ssl).tls_from("source-tls", client_key);
+            let run = mirror.migrate(source, plaintext(cluster), &[], GIVE_UP_TIMEOUT);
             let last = assert_gave_up(
                 &run,
                 "reading the source cluster's topic list",
@@ -408,8 +403,8 @@ fn mutual_tls_is_enforced_by_the_broker_and_the_certificate_from_secrets_is_admi
                 .secret("source-tls", "ca.crt", &ca)
                 .secret("source-tls", "tls.crt", &cert)
                 .secret("source-tls", "other.key", &other_key);
-            let source = section(&cluster.ssl, &[tls("source-tls", Some("other.key"))]);
-            let run = mirror.migrate(&source, &plaintext(cluster), &[], GIVE_UP_TIMEOUT);
+            let source = Connection::new(&cluster.ssl).tls_from("source-tls", Some("other.key"));
+            let run = mirror.migrate(source, plaintext(cluster), &[], GIVE_UP_TIMEOUT);
             // Refused at once, naming librdkafka's setting and why, before any connection.
             assert_gave_up(
                 &run,
@@ -433,19 +428,19 @@ fn mutual_tls_is_enforced_by_the_broker_and_the_certificate_from_secrets_is_admi
             mirror
                 .secret("source-tls", "ca.crt", &ca)
                 .secret("source-tls", "tls.crt", &cert);
-            let source = section(&cluster.ssl, &[tls("source-tls", Some("tls.key"))]);
+            let source = Connection::new(&cluster.ssl).tls_from("source-tls", Some("tls.key"));
             // The key from an environment variable (what `mirror-worker --config` users may prefer to a file).
             let env = [("KMIRROR_SECRET_SOURCE_TLS_TLS_KEY", key.as_str())];
-            let run = mirror.migrate(&source, &plaintext(cluster), &env, MIGRATION_TIMEOUT);
+            let run = mirror.migrate(source, plaintext(cluster), &env, MIGRATION_TIMEOUT);
             mirror.assert_mirrored(&run, cluster, &seeded);
             assert_no_key_material(&run.output(), &key);
         }) as Box<dyn FnOnce() + Send>
     };
     side_by_side(vec![
-        refused("mtls-no-certificate", tls("source-tls", None), None),
+        refused("mtls-no-certificate", None, None),
         refused(
             "mtls-foreign-certificate",
-            tls("source-tls", Some("tls.key")),
+            Some("tls.key"),
             Some((foreign.cert.clone(), foreign.key.clone())),
         ),
         mismatched,
@@ -468,8 +463,8 @@ fn a_broker_certificate_from_another_ca_or_for_another_host_is_refused() {
             .secret("source-tls", "ca.crt", &Ca::new("someone else's CA").pem())
             .secret("source-tls", "tls.crt", &pki_file(cluster, "client.crt"))
             .secret("source-tls", "tls.key", &pki_file(cluster, "client.key"));
-        let source = section(&cluster.ssl, &[tls("source-tls", Some("tls.key"))]);
-        let run = mirror.migrate(&source, &plaintext(cluster), &[], GIVE_UP_TIMEOUT);
+        let source = Connection::new(&cluster.ssl).tls_from("source-tls", Some("tls.key"));
+        let run = mirror.migrate(source, plaintext(cluster), &[], GIVE_UP_TIMEOUT);
         assert_refused_certificate(&mirror, &run);
         mirror.assert_nothing_mirrored(cluster);
     }) as Box<dyn FnOnce() + Send>;
@@ -520,8 +515,8 @@ fn a_broker_certificate_from_another_ca_or_for_another_host_is_refused() {
                 .is_ok(),
             "wrong-host: the certificate chain is valid apart from the host name"
         );
-        let source = section(&wrong_host.ssl, &[tls("source-tls", Some("tls.key"))]);
-        let run = mirror.migrate(&source, &plaintext(&wrong_host), &[], GIVE_UP_TIMEOUT);
+        let source = Connection::new(&wrong_host.ssl).tls_from("source-tls", Some("tls.key"));
+        let run = mirror.migrate(source, plaintext(&wrong_host), &[], GIVE_UP_TIMEOUT);
         assert_refused_certificate(&mirror, &run);
         mirror.assert_nothing_mirrored(&wrong_host);
     }) as Box<dyn FnOnce() + Send>;
@@ -557,26 +552,19 @@ fn scram_sha_256_and_sha_512_from_secrets_mirror_every_record() {
         .secret("source-creds", "password", SCRAM_256_USER.1)
         .secret("target-tls", "ca.crt", &pki_file(cluster, "ca.crt"));
 
-    let source = section(
-        &cluster.sasl_plaintext,
-        &[authentication(
-            "SCRAM-SHA-256",
-            SCRAM_256_USER.0,
-            "source-creds",
-        )],
+    let source = Connection::new(&cluster.sasl_plaintext).authentication_from(
+        SaslMechanism::ScramSha256,
+        SCRAM_256_USER.0,
+        "source-creds",
     );
-    let target = section(
-        &cluster.sasl_ssl,
-        &[
-            tls("target-tls", None),
-            authentication("SCRAM-SHA-512", &carol.name, "target-creds"),
-        ],
-    );
+    let target = Connection::new(&cluster.sasl_ssl)
+        .tls_from("target-tls", None)
+        .authentication_from(SaslMechanism::ScramSha512, &carol.name, "target-creds");
     let env = [(
         "KMIRROR_SECRET_TARGET_CREDS_PASSWORD",
         carol.password.as_str(),
     )];
-    let run = mirror.migrate(&source, &target, &env, MIGRATION_TIMEOUT);
+    let run = mirror.migrate(source, target, &env, MIGRATION_TIMEOUT);
     mirror.assert_mirrored(&run, cluster, &seeded);
 }
 
@@ -593,7 +581,7 @@ fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up_naming_the_field() {
         (
             "wrong-scram-256-source",
             "source",
-            "SCRAM-SHA-256",
+            SaslMechanism::ScramSha256,
             SCRAM_256_USER.0,
             &cluster.sasl_plaintext,
             false,
@@ -601,7 +589,7 @@ fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up_naming_the_field() {
         (
             "wrong-scram-512-target",
             "target",
-            "SCRAM-SHA-512",
+            SaslMechanism::ScramSha512,
             SCRAM_512_USER.0,
             &cluster.sasl_ssl,
             true,
@@ -609,7 +597,7 @@ fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up_naming_the_field() {
         (
             "wrong-plain-source",
             "source",
-            "PLAIN",
+            SaslMechanism::Plain,
             PLAIN_USER.0,
             &cluster.sasl_ssl,
             true,
@@ -626,21 +614,18 @@ fn a_wrong_password_mirrors_nothing_and_the_worker_gives_up_naming_the_field() {
                 mirror
                     .secret("wrong", "password", &wrong)
                     .secret("tls", "ca.crt", &ca);
-                let mut fields = vec![
-                    authentication(mechanism, user, "wrong"),
-                    "config: {debug: all}".to_string(),
-                ];
+                let mut secured = Connection::new(bootstrap)
+                    .authentication_from(mechanism, user, "wrong")
+                    .config("debug", "all");
                 if with_tls {
-                    fields.push(tls("tls", None));
+                    secured = secured.tls_from("tls", None);
                 }
-                let secured = section(bootstrap, &fields);
                 let open = plaintext(cluster);
                 let (source, target) = match side {
                     "source" => (secured, open),
                     _ => (open, secured),
                 };
-                let run =
-                    mirror.migrate(&source, &target, &[("RUST_LOG", "debug")], GIVE_UP_TIMEOUT);
+                let run = mirror.migrate(source, target, &[("RUST_LOG", "debug")], GIVE_UP_TIMEOUT);
                 let last = assert_gave_up(
                     &run,
                     &format!("reading the {side} cluster's topic list"),
@@ -705,23 +690,22 @@ fn credentials_never_appear_in_the_output_or_metrics_even_at_debug_level() {
         .secret("source-creds", "password", &source_user.password)
         .secret("target-creds", "password", &target_user.password);
 
-    let debug_all = "config: {debug: all}".to_string();
-    let source = section(
-        &cluster.sasl_ssl,
-        &[
-            tls("source-tls", Some("tls.key")),
-            authentication("SCRAM-SHA-256", &source_user.name, "source-creds"),
-            debug_all.clone(),
-        ],
-    );
-    let target = section(
-        &cluster.sasl_plaintext,
-        &[
-            authentication("SCRAM-SHA-512", &target_user.name, "target-creds"),
-            debug_all,
-        ],
-    );
-    let document = mirror.document(&source, &target, "continuous");
+    let source = Connection::new(&cluster.sasl_ssl)
+        .tls_from("source-tls", Some("tls.key"))
+        .authentication_from(
+            SaslMechanism::ScramSha256,
+            &source_user.name,
+            "source-creds",
+        )
+        .config("debug", "all");
+    let target = Connection::new(&cluster.sasl_plaintext)
+        .authentication_from(
+            SaslMechanism::ScramSha512,
+            &target_user.name,
+            "target-creds",
+        )
+        .config("debug", "all");
+    let document = mirror.document(source, target, Mode::Continuous);
     let mut worker = mirror.worker(&document, &[("RUST_LOG", "debug")]);
     let copy = read_records(
         &cluster.client(),

@@ -10,10 +10,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_mirror_samples as samples;
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::http::assigned_partitions_at;
-use kafka_mirror_tests::mirror::{
-    BackgroundProducer, KEEP_FOREVER, Progress, group_id, write_document,
-};
+use kafka_mirror_tests::mirror::{BackgroundProducer, KEEP_FOREVER, Progress};
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker};
 
 /// The source and the target cluster every test of this file shares (each test its own topic and mirror).
@@ -40,16 +39,15 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
     let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
     let dir = tempfile::tempdir().unwrap();
     // Statistics every 500 ms, so the partition lag shows in /metrics within the test's wait (default 5 s).
-    let document = write_document(
-        dir.path(),
+    let mirror = MirrorDocument::new(
         NAME,
-        s,
-        t,
-        TOPIC,
-        &[("statistics.interval.ms", "500")],
-        2,
-    );
-    let progress = Progress::new(s, t, &group_id(NAME), TOPIC, PARTITIONS);
+        Connection::new(s).config("statistics.interval.ms", "500"),
+        Connection::new(t),
+    )
+    .include(TOPIC)
+    .num_streams(2);
+    let document = mirror.write_in(dir.path());
+    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
 
     // 20,000 records spread over about 7 s, so the signal lands while records still flow.
     let producer =

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_samples as samples;
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use mirror_worker::{consumer_config, producer_config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -47,39 +48,42 @@ impl Tuning {
     }
 }
 
-fn config_map(entries: &[String]) -> String {
-    let pairs: Vec<String> = entries
-        .iter()
-        .map(|e| {
-            let (k, v) = e
-                .split_once('=')
-                .unwrap_or_else(|| panic!("{e}: expected KEY=VALUE"));
-            format!("{k}: \"{v}\"")
-        })
-        .collect();
-    format!("{{{}}}", pairs.join(", "))
+/// `KEY=VALUE` entries of the command line as a cluster section's `config`.
+fn with_config(connection: Connection, entries: &[String]) -> Connection {
+    entries.iter().fold(connection, |connection, entry| {
+        let (key, value) = entry
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{entry}: expected KEY=VALUE"));
+        connection.config(key, value)
+    })
 }
 
 /// The `KafkaMirror` the benchmark mirrors `topic` with; the limits take their client settings from the same
 /// plan. `name` decides its consumer group, so every round mirrors from the start.
-pub fn document(name: &str, source: &str, target: &str, topic: &str, tuning: &Tuning) -> String {
-    format!(
-        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
-         bootstrapServers: \"{source}\"\n    config: {}\n  target:\n    bootstrapServers: \"{target}\"\n    \
-         config: {}\n  topics:\n    include: [\"{topic}\"]\n  numStreams: {}\n",
-        config_map(&tuning.source_config),
-        config_map(&tuning.target_config),
-        tuning.num_streams
+pub fn document(
+    name: &str,
+    source: &str,
+    target: &str,
+    topic: &str,
+    tuning: &Tuning,
+) -> MirrorDocument {
+    MirrorDocument::new(
+        name,
+        with_config(Connection::new(source), &tuning.source_config),
+        with_config(Connection::new(target), &tuning.target_config),
     )
+    .include(topic)
+    .num_streams(tuning.num_streams as i32)
 }
 
 /// Where a limit's plan points the side it does not use (a mirror onto its own cluster is refused).
 const UNUSED_SIDE: &str = "127.0.0.1:1";
 
 pub fn plan(source: &str, target: &str, topic: &str, tuning: &Tuning) -> MirrorPlan {
-    let mirror =
-        kafka_mirror_crds::parse_document(&document("bench", source, target, topic, tuning))
-            .expect("the benchmark document is valid");
+    let mirror = kafka_mirror_crds::parse_document(
+        &document("bench", source, target, topic, tuning).to_yaml(),
+    )
+    .expect("the benchmark document is valid");
     MirrorPlan::from_resource(mirror, &Secrets::new("/nonexistent")).expect("the benchmark plan")
 }
 

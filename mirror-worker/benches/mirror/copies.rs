@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kafka_mirror_tests::document::MirrorDocument;
 use kafka_mirror_tests::positions::Watermarks;
 use kafka_mirror_tests::{Launch, Worker};
 
@@ -114,11 +115,10 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts the worker on `document`, a `KafkaMirror` in YAML, its log written to `log`.
-    pub fn start(document: &str, log: PathBuf) -> WorkerProcess {
+    /// Starts the worker on `document`, its log written to `log`.
+    pub fn start(document: &MirrorDocument, log: PathBuf) -> WorkerProcess {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mirror.yaml");
-        std::fs::write(&path, document).unwrap();
+        let path = document.write_in(dir.path());
         let worker = Launch::worker_defaults(&path)
             .binary(env!("CARGO_BIN_EXE_mirror-worker"))
             .log_file(log)

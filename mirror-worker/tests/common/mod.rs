@@ -9,6 +9,7 @@ use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_samples::{self as samples, SampleRecord, Verification};
 use kafka_mirror_tests::client_config;
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::positions::GroupOffsets;
 use mirror_worker::health::Health;
 use mirror_worker::metrics::{Metrics, TopicLabels};
@@ -24,22 +25,27 @@ pub fn mock(brokers: i32) -> Mock {
     MockCluster::new(brokers).expect("starting a mock cluster")
 }
 
-/// A `KafkaMirror` between two clusters; `extra` is appended under `spec:` (two-space indented lines).
+/// A `KafkaMirror` between two clusters of the topics `include` matches, read again every second.
 /// The source consumer reports statistics (and so per-partition lag) every 500 ms. Its group sessions expire
 /// after 6 s instead of Kafka's 45 s: the group notices a killed worker sooner, and the mock cluster, once the
 /// last member has left a group, holds the next members' assignment for the session timeout less one second
 /// (Apache Kafka would empty the group and assign after `group.initial.rebalance.delay.ms`).
-pub fn document(name: &str, source: &str, target: &str, include: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: kafkamirror.io/v1alpha1\nkind: KafkaMirror\nmetadata:\n  name: {name}\nspec:\n  source:\n    \
-         bootstrapServers: \"{source}\"\n    config: {{session.timeout.ms: 6000, heartbeat.interval.ms: 500, \
-         statistics.interval.ms: 500}}\n  target:\n    bootstrapServers: \"{target}\"\n  topics:\n    \
-         include: [\"{include}\"]\n    refreshIntervalSeconds: 1\n{extra}"
+pub fn document(name: &str, source: &str, target: &str, include: &str) -> MirrorDocument {
+    MirrorDocument::new(
+        name,
+        Connection::new(source)
+            .config("session.timeout.ms", 6000)
+            .config("heartbeat.interval.ms", 500)
+            .config("statistics.interval.ms", 500),
+        Connection::new(target),
     )
+    .include(include)
+    .refresh_interval_seconds(1)
 }
 
-pub fn plan(document: &str) -> MirrorPlan {
-    let mirror = kafka_mirror_crds::parse_document(document).expect("test document is valid");
+pub fn plan(document: &MirrorDocument) -> MirrorPlan {
+    let mirror =
+        kafka_mirror_crds::parse_document(&document.to_yaml()).expect("test document is valid");
     MirrorPlan::from_resource(mirror, &Secrets::new("/nonexistent")).expect("plan")
 }
 
@@ -51,7 +57,7 @@ pub struct Running {
     task: JoinHandle<Result<Summary>>,
 }
 
-pub fn start(document: &str) -> Running {
+pub fn start(document: &MirrorDocument) -> Running {
     // Engine logs go to the test's captured output, shown when a test fails.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
