@@ -1,5 +1,5 @@
-//! Writes the desired objects with server-side apply under one field manager, then deletes what this mirror
-//! owns but no longer wants. Forced apply: the operator is the only writer of these fields, and a conflict
+//! The pipeline's apply step: writes the desired objects with server-side apply under one field manager, then
+//! deletes what this mirror owns but no longer wants. Forced apply: the operator is the only writer of these fields, and a conflict
 //! with a hand edit should end in the declared state, not in a reconcile that fails forever.
 
 use std::fmt::Debug;
@@ -14,11 +14,48 @@ use serde::de::DeserializeOwned;
 
 use crate::desired::DesiredObjects;
 use crate::labels::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER};
-use crate::{Error, Result};
+use crate::validate::MirrorIdentity;
 
-/// Applies every desired object in dependency order (identity and config before the pods that use them) and
-/// returns the Deployment as the API server stored it, status included.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("applying {kind} {name}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
+
+    #[error("listing {kind}s of {mirror}")]
+    ListOwned {
+        kind: &'static str,
+        mirror: String,
+        source: kube::Error,
+    },
+
+    #[error("deleting {kind} {name}")]
+    DeleteOrphan {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Applies every desired object of `mirror`, deletes the ones it no longer wants, and returns the worker
+/// Deployment as the API server stored it, status included.
 pub async fn apply(
+    client: &Client,
+    mirror: &MirrorIdentity,
+    objects: &DesiredObjects,
+) -> Result<Deployment> {
+    let deployment = apply_all(client, &mirror.namespace, objects).await?;
+    delete_orphans(client, mirror, objects).await?;
+    Ok(deployment)
+}
+
+/// Applies every desired object in dependency order (identity and config before the pods that use them).
+async fn apply_all(
     client: &Client,
     namespace: &str,
     objects: &DesiredObjects,
@@ -39,72 +76,77 @@ pub async fn apply(
 async fn apply_one<K>(client: &Client, namespace: &str, object: &K) -> Result<K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + k8s_openapi::Resource
         + Serialize
         + DeserializeOwned
         + Clone
         + Debug,
 {
-    let name = object
-        .meta()
-        .name
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
+    // Every desired object is built with its name.
+    let name = object.name_any();
     Api::<K>::namespaced(client.clone(), namespace)
         .patch(
-            name,
+            &name,
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(object),
         )
         .await
-        .map_err(Error::kube(format!("applying {} {name}", K::kind(&()))))
+        .map_err(|source| Error::Apply {
+            kind: K::KIND,
+            name,
+            source,
+        })
 }
 
-/// Deletes the PodDisruptionBudget and migration record of `mirror` (uid `owner_uid`) that `objects` no
-/// longer contains. Only objects carrying this mirror's labels and owner reference are candidates: an object
-/// someone else created under the same name is never touched.
-pub async fn delete_orphans(
+/// Deletes the PodDisruptionBudget and migration record of `mirror` that `objects` no longer contains. Only
+/// objects carrying this mirror's labels and owner reference are candidates: an object someone else created
+/// under the same name is never touched.
+async fn delete_orphans(
     client: &Client,
-    namespace: &str,
-    mirror: &str,
-    owner_uid: &str,
+    mirror: &MirrorIdentity,
     objects: &DesiredObjects,
 ) -> Result<()> {
     let wanted_budget = objects.disruption_budget.as_ref().map(|o| o.name_any());
-    delete_unwanted::<PodDisruptionBudget>(client, namespace, mirror, owner_uid, &[wanted_budget])
-        .await?;
+    delete_unwanted::<PodDisruptionBudget>(client, mirror, &[wanted_budget]).await?;
     let wanted_config_maps = [
         Some(objects.config_map.name_any()),
         objects.migration_record.as_ref().map(|o| o.name_any()),
     ];
-    delete_unwanted::<ConfigMap>(client, namespace, mirror, owner_uid, &wanted_config_maps).await?;
+    delete_unwanted::<ConfigMap>(client, mirror, &wanted_config_maps).await?;
     Ok(())
 }
 
 async fn delete_unwanted<K>(
     client: &Client,
-    namespace: &str,
-    mirror: &str,
-    owner_uid: &str,
+    mirror: &MirrorIdentity,
     wanted: &[Option<String>],
 ) -> Result<()>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + k8s_openapi::Resource
         + DeserializeOwned
         + Clone
         + Debug,
 {
-    let api = Api::<K>::namespaced(client.clone(), namespace);
-    let selector = format!("{INSTANCE_LABEL}={mirror},{MANAGED_BY_LABEL}={MANAGER}");
+    let api = Api::<K>::namespaced(client.clone(), &mirror.namespace);
+    let selector = format!(
+        "{INSTANCE_LABEL}={},{MANAGED_BY_LABEL}={MANAGER}",
+        mirror.name
+    );
     let existing = api
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(Error::kube(format!(
-            "listing {}s of {mirror}",
-            K::kind(&())
-        )))?;
+        .map_err(|source| Error::ListOwned {
+            kind: K::KIND,
+            mirror: mirror.name.clone(),
+            source,
+        })?;
     for object in existing {
         let name = object.name_any();
-        let owned = object.owner_references().iter().any(|o| o.uid == owner_uid);
+        let owned = object
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == mirror.uid);
         if !owned || wanted.iter().flatten().any(|w| *w == name) {
             continue;
         }
@@ -114,7 +156,13 @@ where
             }
             // Gone already: what we wanted.
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => return Err(Error::kube(format!("deleting {} {name}", K::kind(&())))(e)),
+            Err(source) => {
+                return Err(Error::DeleteOrphan {
+                    kind: K::KIND,
+                    name,
+                    source,
+                });
+            }
         }
     }
     Ok(())

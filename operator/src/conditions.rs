@@ -4,55 +4,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::migration::Progress;
+use crate::observed::Observed;
 use crate::reason::Reason;
-
-/// Why a spec the schema accepted cannot work: nothing is applied until it is fixed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    /// [`Reason::InvalidSpec`] or [`Reason::SecretMissing`].
-    pub reason: Reason,
-    /// Every field at fault, `field: what is wrong`, joined by `; `.
-    pub message: String,
-}
-
-/// What a reconcile found out about one mirror.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
-    pub generation: Option<i64>,
-    pub problem: Option<Problem>,
-    pub paused: bool,
-    /// `spec.replicas`.
-    pub desired_replicas: i32,
-    pub ready_replicas: i32,
-    /// The worker Deployment's message when it exceeded its progress deadline (pods that never get ready:
-    /// image pull errors, crash loops, unschedulable). New pods that are still starting are not a failure.
-    pub rollout_stalled: Option<String>,
-    /// `Ok(total lag)` when the source answered, `Err(why)` when lag could not be measured.
-    pub lag: Result<i64, String>,
-    /// `Err(why)` when the target cluster did not answer a metadata request.
-    pub target: Result<(), String>,
-    /// Partitions that lost records to retention before they were mirrored (see `LagReport::truncated`).
-    pub truncated: Vec<String>,
-    pub topic_count: usize,
-    /// Only with `mode: migrate` and the end offsets recorded.
-    pub migration: Option<Progress>,
-}
-
-impl Observed {
-    /// Workers that should run: none while paused or after a completed migration.
-    pub fn worker_replicas(&self) -> i32 {
-        if self.paused || self.migration_completed() {
-            0
-        } else {
-            self.desired_replicas
-        }
-    }
-
-    fn migration_completed(&self) -> bool {
-        self.migration.as_ref().is_some_and(|m| m.completed)
-    }
-}
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -217,6 +170,8 @@ pub fn truncation(o: &Observed) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migration::Progress;
+    use crate::observed::Problem;
 
     fn time(seconds: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())

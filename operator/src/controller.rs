@@ -22,7 +22,7 @@ use crate::labels::{MANAGED_BY_LABEL, MANAGER};
 use crate::leader::{self, LeaderLease};
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, Intervals, error_policy, reconcile};
-use crate::{Error, Result};
+use crate::{Chain, Result};
 
 /// How the operator was started.
 #[derive(Debug, Clone)]
@@ -45,6 +45,19 @@ pub struct LeaderElection {
     pub lease_duration: Duration,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("serving /metrics")]
+    Serve {
+        source: kafka_mirror_runtime::http::ServeError,
+    },
+
+    #[error(
+        "listing KafkaMirrors (is the CRD installed? `kafka-mirror-operator crd | kubectl apply -f -`)"
+    )]
+    ListMirrors { source: kube::Error },
+}
+
 /// Runs until `shutdown` resolves (then drains in-flight reconciles and releases the Lease) or leadership is
 /// lost (then returns the error: the process must exit so that it never writes as a second leader).
 pub async fn run(
@@ -55,10 +68,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let bound = kafka_mirror_runtime::http::serve(config.http_listen, metrics.clone())
         .await
-        .map_err(|e| Error::Io {
-            what: "serving /metrics".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        .map_err(|source| Error::Serve { source })?;
     tracing::info!(http = %bound, "serving /metrics, /healthz and /readyz");
 
     let mirrors: Api<KafkaMirror> = scoped(&client, config.namespace.as_deref());
@@ -66,33 +76,60 @@ pub async fn run(
     mirrors
         .list(&ListParams::default().limit(1))
         .await
-        .map_err(Error::kube(
-            "listing KafkaMirrors (is the CRD installed? `kafka-mirror-operator crd | kubectl apply -f -`)",
-        ))?;
+        .map_err(|source| Error::ListMirrors { source })?;
     metrics.set_running(true);
 
     // Awaited twice: while waiting for the Lease, and by the controller's graceful shutdown.
     let shutdown = shutdown.boxed().shared();
-
-    let lease = config.leader_election.as_ref().map(|election| {
-        LeaderLease::new(
-            Api::<Lease>::namespaced(client.clone(), &election.lease_namespace),
-            &election.lease_name,
-            &config.identity,
-            election.lease_duration,
-        )
-    });
+    let lease = config
+        .leader_election
+        .as_ref()
+        .map(|election| leader_lease(&client, election, &config.identity));
     if let Some(lease) = &lease {
-        tracing::info!(lease = lease.name(), identity = %config.identity, "waiting for the leader Lease");
         tokio::select! {
-            () = leader::acquire(lease) => {}
+            () = wait_for_leadership(lease) => {}
             () = shutdown.clone() => return Ok(()),
         }
-        tracing::info!(lease = lease.name(), "holding the leader Lease");
     }
     metrics.leader.set(1);
 
-    let context = Arc::new(Context {
+    let context = reconcile_context(&client, &config, &metrics);
+    let controller = reconcile_mirrors(&client, &config, mirrors, context, shutdown);
+    let outcome = run_while_leader(controller, lease.as_ref()).await;
+    metrics.leader.set(0);
+    outcome?;
+    if let Some(lease) = &lease
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(error = %Chain(&e), "could not release the leader Lease; a standby takes over when it expires");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn leader_lease(client: &Client, election: &LeaderElection, identity: &str) -> LeaderLease {
+    LeaderLease::new(
+        Api::<Lease>::namespaced(client.clone(), &election.lease_namespace),
+        &election.lease_name,
+        identity,
+        election.lease_duration,
+    )
+}
+
+async fn wait_for_leadership(lease: &LeaderLease) {
+    tracing::info!(lease = lease.name(), "waiting for the leader Lease");
+    leader::acquire(lease).await;
+    tracing::info!(lease = lease.name(), "holding the leader Lease");
+}
+
+/// What every reconcile shares: the client, the settings, the Event recorder (this replica is the reporting
+/// instance), the metrics and the intervals.
+fn reconcile_context(
+    client: &Client,
+    config: &OperatorConfig,
+    metrics: &Arc<Metrics>,
+) -> Arc<Context> {
+    Arc::new(Context {
         client: client.clone(),
         settings: config.settings.clone(),
         recorder: Recorder::new(
@@ -104,8 +141,19 @@ pub async fn run(
         ),
         metrics: metrics.clone(),
         intervals: config.intervals.clone(),
-    });
-    let deployments: Api<Deployment> = scoped(&client, config.namespace.as_deref());
+    })
+}
+
+/// The controller: reconciles every mirror on spec changes and on changes of the worker Deployments it owns,
+/// until `shutdown` resolves and the reconciles in flight end.
+fn reconcile_mirrors(
+    client: &Client,
+    config: &OperatorConfig,
+    mirrors: Api<KafkaMirror>,
+    context: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    let deployments: Api<Deployment> = scoped(client, config.namespace.as_deref());
     // Reconcile on spec changes only (the generation), not on our own status writes: the status carries the
     // time of each lag measurement, so reacting to it would reconcile in a loop. Lag is measured on the
     // requeue interval instead; changes of the worker Deployments still trigger a reconcile.
@@ -115,7 +163,7 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, PredicateConfig::default());
-    let controller = Controller::for_stream(spec_changes, store)
+    Controller::for_stream(spec_changes, store)
         // A rollout changes the Deployment's status several times a second: one reconcile for the burst.
         .with_config(ControllerConfig::default().debounce(Duration::from_secs(1)))
         .owns(
@@ -127,33 +175,26 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(mirror = %object.name, namespace = ?object.namespace, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile error (counted by the error policy)"),
+                Err(e) => tracing::debug!(error = %Chain(&e), "reconcile error (counted by the error policy)"),
             }
-        });
+        })
+}
 
+/// Runs `controller` to its end, or until the Lease (if any) is lost: then the error, and the controller is
+/// dropped so that this replica stops writing.
+async fn run_while_leader(
+    controller: impl Future<Output = ()>,
+    lease: Option<&LeaderLease>,
+) -> Result<()> {
     let lost = async {
-        match &lease {
+        match lease {
             Some(lease) => leader::keep(lease).await,
             None => std::future::pending().await,
         }
     };
-    tokio::pin!(controller);
-    let outcome = tokio::select! {
-        () = &mut controller => Ok(()),
-        error = lost => Err(error),
-    };
-    metrics.leader.set(0);
-    match outcome {
-        Ok(()) => {
-            if let Some(lease) = &lease
-                && let Err(e) = lease.release().await
-            {
-                tracing::warn!(error = %e, "could not release the leader Lease; a standby takes over when it expires");
-            }
-            tracing::info!("stopped");
-            Ok(())
-        }
-        Err(error) => Err(error),
+    tokio::select! {
+        () = controller => Ok(()),
+        error = lost => Err(error.into()),
     }
 }
 

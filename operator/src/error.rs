@@ -1,57 +1,92 @@
-//! The operator's one error type. Only what a retry can fix is an error: a spec that cannot work is a status
-//! condition (see [`crate::conditions::Problem`]), never a failed reconcile.
+//! The operator's error type: one variant per pipeline step (and the process around it), each carrying that
+//! step's own error as its source, in the manner of Stackable's operators. Only what a retry can fix is an
+//! error: a spec that cannot work is a status condition (see [`crate::observed::Problem`]), never a failed
+//! reconcile.
+
+use std::fmt;
+
+use crate::{apply, controller, desired, leader, observe, publish, validate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The object lacks what every stored object has (name, namespace, uid): it was not read from the API.
-    #[error("KafkaMirror has no {0}: only objects read from the API server can be built")]
-    MissingObjectKey(&'static str),
+    #[error("validating the KafkaMirror")]
+    Validate(#[from] validate::Error),
 
-    #[error("serializing {what}: {message}")]
-    Serialize { what: &'static str, message: String },
+    #[error("observing the mirror's Secrets and Kafka clusters")]
+    Observe(#[from] observe::Error),
 
-    /// A request to the Kubernetes API server failed.
-    #[error("{what}: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("building the desired objects")]
+    Desired(#[from] desired::Error),
 
-    /// The blocking task that talks to Kafka panicked or was cancelled.
-    #[error("measuring lag: {0}")]
-    KafkaTask(#[from] tokio::task::JoinError),
+    #[error("applying the desired objects")]
+    Apply(#[from] apply::Error),
 
-    /// The Lease holding the leadership was lost or could not be renewed in time.
-    #[error("lost the leader Lease {0}: another operator replica may be reconciling now")]
-    LostLeadership(String),
+    #[error("publishing the status")]
+    Publish(#[from] publish::Error),
 
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("leader election")]
+    Leader(#[from] leader::Error),
+
+    #[error("starting the controller")]
+    Controller(#[from] controller::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A short, stable label for the `reason` of the failure metric.
-    pub fn metric_reason(&self) -> &'static str {
+    /// A short, stable label for the `reason` of the failure metric (as kube-rs's controller-rs labels its
+    /// errors): what failed, not which step, so that a dashboard groups API server trouble together.
+    pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::MissingObjectKey(_) => "missing_object_key",
-            Error::Serialize { .. } => "serialize",
-            Error::Kube { .. } => "kube_api",
-            Error::KafkaTask(_) => "kafka_task",
-            Error::LostLeadership(_) => "lost_leadership",
-            Error::Io { .. } => "io",
+            Error::Validate(validate::Error::MissingObjectKey(_)) => "missing_object_key",
+            Error::Observe(observe::Error::KafkaTask { .. }) => "kafka_task",
+            Error::Observe(_) | Error::Apply(_) | Error::Publish(_) => "kube_api",
+            Error::Desired(_) => "serialize",
+            Error::Leader(leader::Error::Lost { .. }) => "lost_leadership",
+            Error::Leader(_) => "kube_api",
+            Error::Controller(controller::Error::Serve { .. }) => "io",
+            Error::Controller(controller::Error::ListMirrors { .. }) => "kube_api",
         }
     }
+}
 
-    /// Wraps a kube error with what was being done.
-    pub fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-        let what = what.into();
-        move |source| Error::Kube { what, source }
+/// An error with every source after it, `outer: inner: innermost`, for logs and the command line. A source
+/// whose text its outer error already shows (errors of other crates often print their source too) is not
+/// repeated.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            let text = error.to_string();
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            source = error.source();
+        }
+        f.write_str(&shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_shows_each_source_once() {
+        let inner = std::io::Error::other("connection refused");
+        let error = Error::Controller(controller::Error::Serve {
+            source: kafka_mirror_runtime::http::ServeError {
+                what: "binding the HTTP endpoint to 0.0.0.0:8080".into(),
+                source: inner,
+            },
+        });
+        assert_eq!(
+            Chain(&error).to_string(),
+            "starting the controller: serving /metrics: binding the HTTP endpoint to 0.0.0.0:8080: connection refused"
+        );
     }
 }

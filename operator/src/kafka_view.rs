@@ -1,12 +1,14 @@
 //! What the operator asks Kafka on every reconcile: the mirror group's positions on the source (for lag and
 //! migration progress) and whether the target answers at all. Blocking librdkafka calls, each bounded by a
-//! timeout: run [`observe`] on the blocking thread pool. Failures become messages naming the field to check.
+//! timeout: run [`observe`] on the blocking thread pool. A cluster that does not answer is an error naming the
+//! field to check; its text is what the status and the Events show.
 
 use std::time::Duration;
 
 use kafka_mirror_clients::MirrorPlan;
-use kafka_mirror_clients::broker_probe::BrokerProbe;
+use kafka_mirror_clients::broker_probe::{BrokerProbe, ProbeError};
 use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
 
 use crate::lag::{Positions, read_positions};
 
@@ -15,31 +17,57 @@ const TARGET_TIMEOUT: Duration = Duration::from_secs(10);
 /// The answers of both clusters.
 #[derive(Debug)]
 pub struct KafkaView {
-    pub positions: Result<Positions, String>,
-    pub target: Result<(), String>,
+    pub positions: Result<Positions, SourceUnreachable>,
+    pub target: Result<(), TargetUnreachable>,
+}
+
+/// The source's positions could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("spec.source.bootstrapServers {bootstrap_servers:?}: {source}")]
+pub struct SourceUnreachable {
+    pub bootstrap_servers: String,
+    #[source]
+    pub source: kafka_mirror_clients::Error,
+}
+
+/// The target did not answer a metadata request.
+#[derive(Debug, thiserror::Error)]
+#[error("spec.target.bootstrapServers {bootstrap_servers:?}: {source}")]
+pub struct TargetUnreachable {
+    pub bootstrap_servers: String,
+    #[source]
+    pub source: ProbeFailure,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFailure {
+    #[error("creating a client: {source}")]
+    CreateClient { source: KafkaError },
+    #[error("reading the cluster's metadata: {source}")]
+    ReadMetadata { source: ProbeError },
 }
 
 pub fn observe(plan: &MirrorPlan) -> KafkaView {
-    let positions = read_positions(&plan.source_admin, &plan.group_id, &plan.filter).map_err(|e| {
-        format!(
-            "spec.source.bootstrapServers {:?}: {e}",
-            plan.spec.source.connection.bootstrap_servers
-        )
-    });
-    let target = probe(&plan.target_admin, "spec.target").map_err(|e| {
-        format!(
-            "spec.target.bootstrapServers {:?}: {e}",
-            plan.spec.target.connection.bootstrap_servers
-        )
+    let positions =
+        read_positions(&plan.source_admin, &plan.group_id, &plan.filter).map_err(|source| {
+            SourceUnreachable {
+                bootstrap_servers: plan.spec.source.connection.bootstrap_servers.clone(),
+                source,
+            }
+        });
+    let target = probe(&plan.target_admin, "spec.target").map_err(|source| TargetUnreachable {
+        bootstrap_servers: plan.spec.target.connection.bootstrap_servers.clone(),
+        source,
     });
     KafkaView { positions, target }
 }
 
 /// One metadata request: proves the brokers are reachable and the credentials accepted, or says why not.
-fn probe(config: &ClientConfig, prefix: &str) -> Result<(), String> {
-    let client = BrokerProbe::new(config, prefix).map_err(|e| format!("creating a client: {e}"))?;
+fn probe(config: &ClientConfig, prefix: &str) -> Result<(), ProbeFailure> {
+    let client =
+        BrokerProbe::new(config, prefix).map_err(|source| ProbeFailure::CreateClient { source })?;
     client
         .metadata(None, TARGET_TIMEOUT)
         .map(|_| ())
-        .map_err(|e| format!("reading the cluster's metadata: {e}"))
+        .map_err(|source| ProbeFailure::ReadMetadata { source })
 }

@@ -12,7 +12,25 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::{Error, Result};
+use crate::Chain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading Lease {lease}")]
+    Read { lease: String, source: kube::Error },
+
+    #[error("writing Lease {lease}")]
+    Write { lease: String, source: kube::Error },
+
+    #[error("releasing Lease {lease}")]
+    Release { lease: String, source: kube::Error },
+
+    /// The Lease holding the leadership was lost or could not be renewed in time.
+    #[error("lost the leader Lease {lease}: another operator replica may be reconciling now")]
+    Lost { lease: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub struct LeaderLease {
     api: Api<Lease>,
@@ -57,7 +75,10 @@ impl LeaderLease {
             .api
             .get_opt(&self.name)
             .await
-            .map_err(Error::kube(format!("reading Lease {}", self.name)))?;
+            .map_err(|source| Error::Read {
+                lease: self.name.clone(),
+                source,
+            })?;
         let Some(current) = current else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -91,7 +112,10 @@ impl LeaderLease {
             .api
             .get_opt(&self.name)
             .await
-            .map_err(Error::kube(format!("reading Lease {}", self.name)))?
+            .map_err(|source| Error::Read {
+                lease: self.name.clone(),
+                source,
+            })?
         else {
             return Ok(());
         };
@@ -105,7 +129,10 @@ impl LeaderLease {
         self.api
             .replace(&self.name, &PostParams::default(), &lease)
             .await
-            .map_err(Error::kube(format!("releasing Lease {}", self.name)))?;
+            .map_err(|source| Error::Release {
+                lease: self.name.clone(),
+                source,
+            })?;
         Ok(())
     }
 
@@ -157,7 +184,10 @@ impl LeaderLease {
         match result {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(e) => Err(Error::kube(format!("writing Lease {}", self.name))(e)),
+            Err(source) => Err(Error::Write {
+                lease: self.name.clone(),
+                source,
+            }),
         }
     }
 }
@@ -170,7 +200,7 @@ pub async fn acquire(lease: &LeaderLease) {
             Ok(true) => return,
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "leader election: cannot reach the Lease, retrying")
+                tracing::warn!(error = %Chain(&e), "leader election: cannot reach the Lease, retrying")
             }
         }
         tokio::time::sleep(retry).await;
@@ -187,11 +217,17 @@ pub async fn keep(lease: &LeaderLease) -> Error {
         tokio::time::sleep(period).await;
         match lease.try_acquire_or_renew(Instant::now()).await {
             Ok(true) => renewed = Instant::now(),
-            Ok(false) => return Error::LostLeadership(lease.name.clone()),
+            Ok(false) => {
+                return Error::Lost {
+                    lease: lease.name.clone(),
+                };
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "leader election: renewing the Lease failed");
+                tracing::warn!(error = %Chain(&e), "leader election: renewing the Lease failed");
                 if renewed.elapsed() >= deadline {
-                    return Error::LostLeadership(lease.name.clone());
+                    return Error::Lost {
+                        lease: lease.name.clone(),
+                    };
                 }
             }
         }

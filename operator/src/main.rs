@@ -7,13 +7,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use kafka_mirror_operator::Chain;
 use kafka_mirror_operator::controller::{self, LeaderElection, OperatorConfig};
 use kafka_mirror_operator::desired::{BuildSettings, WorkerState, desired_objects};
 use kafka_mirror_operator::reconcile::Intervals;
+use kafka_mirror_operator::validate::MirrorIdentity;
 use kafka_mirror_runtime::process::{LogFormat, init_logging, shutdown_signal};
 
-// Linking the worker's library brings jemalloc's unprefixed malloc into this binary whether it is named here
-// or not; naming it gives the operator the same options (one arena) as the worker.
+// jemalloc with the same options as the worker (one arena): see `kafka_mirror_runtime::use_jemalloc`.
 kafka_mirror_runtime::use_jemalloc!();
 
 const DEFAULT_WORKER_IMAGE: &str = concat!(
@@ -148,12 +149,13 @@ fn run_operator(args: RunArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let client = kube::Client::try_default().await.map_err(|e| {
             format!(
-                "connecting to the Kubernetes API (in-cluster service account or kubeconfig): {e}"
+                "connecting to the Kubernetes API (in-cluster service account or kubeconfig): {}",
+                Chain(&e)
             )
         })?;
         controller::run(client, config, shutdown_signal())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| Chain(&e).to_string())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -181,8 +183,13 @@ fn render(file: &Path, namespace: String, worker_image: String) -> Result<String
         .metadata
         .uid
         .get_or_insert_with(|| "00000000-0000-0000-0000-000000000000".to_string());
-    let state = WorkerState::from_spec(&mirror.spec);
-    let objects = desired_objects(&mirror, &BuildSettings { worker_image }, &state)
-        .map_err(|e| (1, e.to_string()))?;
-    objects.to_yaml().map_err(|e| (1, e.to_string()))
+    let identity = MirrorIdentity::of(&mirror).map_err(|e| (1, e.to_string()))?;
+    let objects = desired_objects(
+        &identity,
+        &mirror.spec,
+        &BuildSettings { worker_image },
+        &WorkerState::from_spec(&mirror.spec),
+    )
+    .map_err(|e| (1, Chain(&e).to_string()))?;
+    objects.to_yaml().map_err(|e| (1, Chain(&e).to_string()))
 }

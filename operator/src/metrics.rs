@@ -16,7 +16,7 @@ use crate::Error;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
-    /// [`Error::metric_reason`]: `kube_api`, `kafka_task`, ...
+    /// [`Error::metric_label`]: `kube_api`, `kafka_task`, ...
     pub reason: String,
 }
 
@@ -87,7 +87,7 @@ impl Metrics {
     pub fn failed(&self, error: &Error) {
         self.failures
             .get_or_create(&FailureLabels {
-                reason: error.metric_reason().to_string(),
+                reason: error.metric_label().to_string(),
             })
             .inc();
     }
@@ -144,7 +144,9 @@ mod tests {
         {
             let _timer = metrics.reconcile_started();
         }
-        metrics.failed(&Error::MissingObjectKey("metadata.uid"));
+        metrics.failed(&Error::Validate(crate::validate::Error::MissingObjectKey(
+            "metadata.uid",
+        )));
         let text = metrics.encode();
         assert!(
             text.contains("kafka_mirror_operator_reconciliations_total 1"),

@@ -14,10 +14,11 @@ use crate::lag::Positions;
 /// Key of the record in the ConfigMap.
 pub const END_OFFSETS_KEY: &str = "end-offsets.json";
 
-/// The offsets a migration copies up to, by topic and partition index.
+/// What the operator records when a migration starts: the offsets it copies up to, by topic and partition
+/// index. (The worker keeps end offsets of its own; this record is the operator's.)
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct EndOffsets {
+pub struct MigrationRecord {
     pub started_at: Time,
     pub topics: BTreeMap<String, Vec<i64>>,
 }
@@ -31,9 +32,9 @@ pub struct Progress {
     pub completed: bool,
 }
 
-impl EndOffsets {
+impl MigrationRecord {
     /// The high watermark of every partition in `positions`, now.
-    pub fn record(positions: &Positions, now: Time) -> Self {
+    pub fn at_start(positions: &Positions, now: Time) -> Self {
         let mut topics: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for ((topic, partition), position) in positions {
             let offsets = topics.entry(topic.clone()).or_default();
@@ -75,19 +76,34 @@ impl EndOffsets {
     }
 
     /// The record in a ConfigMap read back from the API server.
-    pub fn from_config_map(config_map: &ConfigMap) -> Result<Self, String> {
-        let name = config_map.metadata.name.as_deref().unwrap_or("?");
+    pub fn from_config_map(config_map: &ConfigMap) -> Result<Self, UnreadableRecord> {
+        let name = config_map
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or("?")
+            .to_string();
         let json = config_map
             .data
             .as_ref()
             .and_then(|data| data.get(END_OFFSETS_KEY))
-            .ok_or_else(|| format!("ConfigMap {name} has no key {END_OFFSETS_KEY}"))?;
-        serde_json::from_str(json).map_err(|e| {
-            format!(
-                "ConfigMap {name} key {END_OFFSETS_KEY}: {e}; delete the ConfigMap to record the end offsets again"
-            )
-        })
+            .ok_or_else(|| UnreadableRecord::MissingKey { name: name.clone() })?;
+        serde_json::from_str(json).map_err(|source| UnreadableRecord::Damaged { name, source })
     }
+}
+
+/// A migration record ConfigMap that does not hold a record: it is recorded anew.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableRecord {
+    #[error("ConfigMap {name} has no key {END_OFFSETS_KEY}")]
+    MissingKey { name: String },
+    #[error(
+        "ConfigMap {name} key {END_OFFSETS_KEY}: {source}; delete the ConfigMap to record the end offsets again"
+    )]
+    Damaged {
+        name: String,
+        source: serde_json::Error,
+    },
 }
 
 #[cfg(test)]
@@ -122,7 +138,7 @@ mod tests {
             ("orders", 1, 0, 40, Some(10)),
             ("payments", 0, 5, 7, None),
         ]);
-        let record = EndOffsets::record(&start, time(1000));
+        let record = MigrationRecord::at_start(&start, time(1000));
         assert_eq!(record.topics["orders"], vec![100, 40]);
         assert_eq!(record.topics["payments"], vec![7]);
         let config_map = ConfigMap {
@@ -132,12 +148,15 @@ mod tests {
             )])),
             ..ConfigMap::default()
         };
-        assert_eq!(EndOffsets::from_config_map(&config_map).unwrap(), record);
+        assert_eq!(
+            MigrationRecord::from_config_map(&config_map).unwrap(),
+            record
+        );
     }
 
     #[test]
     fn progress_counts_to_the_recorded_offsets_not_to_new_records() {
-        let record = EndOffsets::record(
+        let record = MigrationRecord::at_start(
             &positions(&[("orders", 0, 0, 100, None), ("orders", 1, 0, 40, None)]),
             time(1000),
         );
@@ -157,7 +176,7 @@ mod tests {
 
     #[test]
     fn records_deleted_by_retention_are_not_remaining() {
-        let record = EndOffsets::record(&positions(&[("orders", 0, 0, 100, None)]), time(1));
+        let record = MigrationRecord::at_start(&positions(&[("orders", 0, 0, 100, None)]), time(1));
         let now = positions(&[("orders", 0, 100, 100, None)]);
         assert!(record.progress(&now).completed);
     }
@@ -175,7 +194,9 @@ mod tests {
             )])),
             ..ConfigMap::default()
         };
-        let error = EndOffsets::from_config_map(&config_map).unwrap_err();
+        let error = MigrationRecord::from_config_map(&config_map)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with("ConfigMap m-migration key end-offsets.json"),
             "{error}"

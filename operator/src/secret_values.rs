@@ -1,34 +1,13 @@
-//! The Secret values a mirror references, read through the API server so the operator can measure lag with the
-//! same client settings as the workers. A missing Secret or key is the user's to fix: it comes back as field
-//! errors (for the status), not as a reconcile failure. Values never leave this process.
+//! The Secret values a mirror references, resolved from the Secrets [`crate::observe`] read through the API
+//! server, so the operator can measure lag with the same client settings as the workers. A missing Secret or
+//! key is the user's to fix: it comes back as field errors (for the status), not as a reconcile failure.
+//! Values never leave this process.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::{FieldError, KafkaMirrorSpec};
-use kube::Api;
-
-use crate::{Error, Result};
-
-/// `Ok(Ok(secrets))` when every reference resolves, `Ok(Err(field errors))` when some Secret or key is
-/// missing, `Err` when the API server could not be asked.
-pub async fn read(
-    api: &Api<Secret>,
-    spec: &KafkaMirrorSpec,
-) -> Result<std::result::Result<Secrets, Vec<FieldError>>> {
-    let mut found: BTreeMap<String, Option<Secret>> = BTreeMap::new();
-    for (_, reference) in spec.secret_refs() {
-        if !found.contains_key(&reference.name) {
-            let secret = api
-                .get_opt(&reference.name)
-                .await
-                .map_err(Error::kube(format!("reading Secret {}", reference.name)))?;
-            found.insert(reference.name.clone(), secret);
-        }
-    }
-    Ok(resolve(spec, api.namespace().unwrap_or_default(), &found))
-}
 
 /// The values of every reference of `spec` from the Secrets `found` in `namespace` (by name; `None` or absent:
 /// no such Secret), or one field error per reference that does not resolve. Pure.

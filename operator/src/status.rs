@@ -6,8 +6,9 @@ use k8s_openapi::api::apps::v1::DeploymentStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kafka_mirror_crds::status::{KafkaMirrorStatus, LagSummary, MigrationStatus};
 
-use crate::conditions::{Observed, conditions};
+use crate::conditions::conditions;
 use crate::lag::LagReport;
+use crate::observed::Observed;
 
 /// Everything a reconcile learned, beyond the conditions' inputs.
 pub struct StatusInputs<'a> {
@@ -71,8 +72,9 @@ mod tests {
     use kafka_mirror_crds::status::TopicStatus;
 
     use super::*;
-    use crate::conditions::{Problem, READY};
+    use crate::conditions::READY;
     use crate::migration::Progress;
+    use crate::observed::Problem;
     use crate::reason::Reason;
 
     fn time(seconds: i64) -> Time {

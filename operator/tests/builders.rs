@@ -10,6 +10,7 @@ use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::KafkaMirror;
 use kafka_mirror_crds::worker_pod::{CONFIG_FILE, SECRETS_DIR};
 use kafka_mirror_operator::desired::{BuildSettings, DesiredObjects, WorkerState, desired_objects};
+use kafka_mirror_operator::validate::MirrorIdentity;
 
 const UID: &str = "6b1f1f5e-3f7c-4d3b-9c1e-000000000001";
 
@@ -34,7 +35,13 @@ fn settings() -> BuildSettings {
 }
 
 fn build(mirror: &KafkaMirror) -> DesiredObjects {
-    desired_objects(mirror, &settings(), &WorkerState::from_spec(&mirror.spec)).unwrap()
+    desired_objects(
+        &MirrorIdentity::of(mirror).unwrap(),
+        &mirror.spec,
+        &settings(),
+        &WorkerState::from_spec(&mirror.spec),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -311,8 +318,6 @@ fn every_object_is_owned_by_the_mirror_so_deleting_it_removes_them() {
 fn a_mirror_without_uid_is_refused_not_built_with_a_dangling_owner() {
     let mut mirror = example("hdinsight-testtopic.yaml");
     mirror.metadata.uid = None;
-    let error = desired_objects(&mirror, &settings(), &WorkerState::from_spec(&mirror.spec))
-        .unwrap_err()
-        .to_string();
+    let error = MirrorIdentity::of(&mirror).unwrap_err().to_string();
     assert!(error.contains("metadata.uid"), "{error}");
 }

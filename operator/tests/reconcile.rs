@@ -251,7 +251,8 @@ async fn a_spec_change_rolls_the_pods_and_scaling_down_deletes_only_the_budget_i
     let first = clusters.mirror(1, json!({}), None);
     let first_hash = {
         let objects = kafka_mirror_operator::desired::desired_objects(
-            &first,
+            &kafka_mirror_operator::validate::MirrorIdentity::of(&first).unwrap(),
+            &first.spec,
             &context(fixtures::client().0).settings,
             &kafka_mirror_operator::desired::WorkerState::from_spec(&first.spec),
         )

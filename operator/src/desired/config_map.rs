@@ -9,11 +9,11 @@ use kafka_mirror_crds::worker_pod::CONFIG_FILE;
 use kafka_mirror_crds::{KafkaMirror, KafkaMirrorSpec};
 use sha2::{Digest, Sha256};
 
-use super::Owner;
-use crate::{Error, Result};
+use super::{Error, Result};
+use crate::validate::MirrorIdentity;
 
-pub(super) fn build(owner: &Owner<'_>, mirror: &KafkaMirror) -> Result<ConfigMap> {
-    let yaml = worker_document(owner, &worker_spec(&mirror.spec))?;
+pub(super) fn build(owner: &MirrorIdentity, spec: &KafkaMirrorSpec) -> Result<ConfigMap> {
+    let yaml = worker_document(owner, &worker_spec(spec))?;
     Ok(ConfigMap {
         metadata: owner.metadata(&owner.names.config_map),
         data: Some(BTreeMap::from([(CONFIG_FILE.to_string(), yaml)])),
@@ -23,8 +23,8 @@ pub(super) fn build(owner: &Owner<'_>, mirror: &KafkaMirror) -> Result<ConfigMap
 
 /// A hash of what the worker reads, put on the pod template so that a change rolls the workers. Fields only
 /// the operator acts on (replicas, paused) are left out: scaling or pausing must not restart every pod.
-pub(super) fn config_hash(owner: &Owner<'_>, mirror: &KafkaMirror) -> Result<String> {
-    let mut spec = worker_spec(&mirror.spec);
+pub(super) fn config_hash(owner: &MirrorIdentity, spec: &KafkaMirrorSpec) -> Result<String> {
+    let mut spec = worker_spec(spec);
     spec.replicas = 1;
     spec.paused = false;
     let document = worker_document(owner, &spec)?;
@@ -45,15 +45,15 @@ fn worker_spec(spec: &KafkaMirrorSpec) -> KafkaMirrorSpec {
 
 /// Name and namespace only: the worker derives its default group id from them, as the operator does when it
 /// measures lag.
-fn worker_document(owner: &Owner<'_>, spec: &KafkaMirrorSpec) -> Result<String> {
-    let mut document = KafkaMirror::new(owner.name, spec.clone());
+fn worker_document(owner: &MirrorIdentity, spec: &KafkaMirrorSpec) -> Result<String> {
+    let mut document = KafkaMirror::new(&owner.name, spec.clone());
     document.metadata = ObjectMeta {
         name: Some(owner.name.to_string()),
         namespace: Some(owner.namespace.to_string()),
         ..ObjectMeta::default()
     };
-    yaml_serde::to_string(&document).map_err(|e| Error::Serialize {
+    yaml_serde::to_string(&document).map_err(|source| Error::Yaml {
         what: "the worker document",
-        message: e.to_string(),
+        source,
     })
 }

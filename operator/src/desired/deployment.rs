@@ -20,8 +20,9 @@ use kafka_mirror_crds::worker_pod::{
     CONFIG_DIR, CONFIG_FILE, ENV_HTTP_LISTEN, ENV_SECRETS_DIR, HTTP_PORT, SECRETS_DIR,
 };
 
-use super::{BuildSettings, Owner, secrets};
+use super::{BuildSettings, secrets};
 use crate::labels::{object_labels, selector};
+use crate::validate::MirrorIdentity;
 
 /// The annotation whose change rolls the pods when the worker document changes.
 pub const CONFIG_HASH_ANNOTATION: &str = "kafkamirror.io/config-hash";
@@ -31,7 +32,7 @@ const WORKER_UID: i64 = 65532;
 const TERMINATION_GRACE_SECONDS: i64 = 45;
 
 pub(super) fn build(
-    owner: &Owner<'_>,
+    owner: &MirrorIdentity,
     spec: &KafkaMirrorSpec,
     settings: &BuildSettings,
     config_hash: &str,
@@ -40,10 +41,10 @@ pub(super) fn build(
     let template = spec.template.clone().unwrap_or_default();
     let (secret_volumes, secret_mounts) = secrets::volumes(spec);
 
-    let mut labels = object_labels(owner.name);
+    let mut labels = object_labels(&owner.name);
     labels.extend(template.pod_labels.clone());
     // The selector labels win over user labels of the same name, or the Deployment would lose its pods.
-    labels.extend(selector(owner.name));
+    labels.extend(selector(&owner.name));
     let mut annotations = BTreeMap::from([
         (CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string()),
         ("prometheus.io/scrape".to_string(), "true".to_string()),
@@ -143,7 +144,7 @@ pub(super) fn build(
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             selector: LabelSelector {
-                match_labels: Some(selector(owner.name)),
+                match_labels: Some(selector(&owner.name)),
                 ..LabelSelector::default()
             },
             // One pod at a time: each replacement costs a rebalance, and the group keeps consuming meanwhile.

@@ -5,16 +5,16 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::Owner;
 use crate::labels::selector;
+use crate::validate::MirrorIdentity;
 
-pub(super) fn build(owner: &Owner<'_>, replicas: i32) -> Option<PodDisruptionBudget> {
+pub(super) fn build(owner: &MirrorIdentity, replicas: i32) -> Option<PodDisruptionBudget> {
     (replicas > 1).then(|| PodDisruptionBudget {
         metadata: owner.metadata(&owner.names.workload),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector {
-                match_labels: Some(selector(owner.name)),
+                match_labels: Some(selector(&owner.name)),
                 ..LabelSelector::default()
             }),
             ..PodDisruptionBudgetSpec::default()

@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::Owner;
-use crate::migration::{END_OFFSETS_KEY, EndOffsets};
+use crate::migration::{END_OFFSETS_KEY, MigrationRecord};
+use crate::validate::MirrorIdentity;
 
-pub(super) fn build(owner: &Owner<'_>, offsets: &EndOffsets) -> ConfigMap {
+pub(super) fn build(owner: &MirrorIdentity, record: &MigrationRecord) -> ConfigMap {
     ConfigMap {
         metadata: owner.metadata(&owner.names.migration_record),
         data: Some(BTreeMap::from([(
             END_OFFSETS_KEY.to_string(),
-            offsets.to_json(),
+            record.to_json(),
         )])),
         ..ConfigMap::default()
     }

@@ -1,5 +1,6 @@
-//! Every object a `KafkaMirror` wants, as pure functions of the validated resource: no I/O, so each one is
-//! tested from example documents to exact golden YAML.
+//! The pipeline's desired objects: every object a `KafkaMirror` wants, as pure functions of its identity, its
+//! spec and what the reconcile decided. No I/O, so each one is tested from example documents to exact golden
+//! YAML. One file per kind.
 
 mod config_map;
 mod deployment;
@@ -12,14 +13,30 @@ mod service_account;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kafka_mirror_crds::{KafkaMirror, KafkaMirrorSpec};
+use kafka_mirror_crds::KafkaMirrorSpec;
 use kube::Resource;
 use serde::Serialize;
 
-use crate::labels::{WorkerNames, object_labels};
-use crate::migration::EndOffsets;
-use crate::{Error, Result};
+use crate::decide;
+use crate::migration::MigrationRecord;
+use crate::validate::MirrorIdentity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("serializing {what}")]
+    Json {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+
+    #[error("serializing {what} as YAML")]
+    Yaml {
+        what: &'static str,
+        source: yaml_serde::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What the operator was installed with, that the resource does not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,18 +49,18 @@ pub struct BuildSettings {
 /// migration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerState {
-    /// `spec.replicas`, or 0 while paused or after a completed migration.
+    /// [`decide::worker_replicas`].
     pub replicas: i32,
     /// `mode: migrate`, once recorded.
-    pub end_offsets: Option<EndOffsets>,
+    pub migration_record: Option<MigrationRecord>,
 }
 
 impl WorkerState {
     /// What the spec alone says (no migration recorded): `kafka-mirror-operator render` and the golden files.
     pub fn from_spec(spec: &KafkaMirrorSpec) -> Self {
         Self {
-            replicas: if spec.paused { 0 } else { spec.replicas },
-            end_offsets: None,
+            replicas: decide::worker_replicas(spec.replicas, spec.paused, None),
+            migration_record: None,
         }
     }
 }
@@ -61,64 +78,24 @@ pub struct DesiredObjects {
     pub migration_record: Option<ConfigMap>,
 }
 
-/// The identity of the mirror every object is derived from.
-pub(crate) struct Owner<'a> {
-    pub name: &'a str,
-    pub namespace: &'a str,
-    pub names: WorkerNames,
-    owner_reference: OwnerReference,
-}
-
-impl Owner<'_> {
-    /// Metadata of a derived object: name, namespace, labels, and the owner reference that makes Kubernetes
-    /// delete it with the mirror.
-    pub fn metadata(&self, name: &str) -> ObjectMeta {
-        ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: Some(self.namespace.to_string()),
-            labels: Some(object_labels(self.name)),
-            owner_references: Some(vec![self.owner_reference.clone()]),
-            ..ObjectMeta::default()
-        }
-    }
-}
-
-/// Builds every desired object of a validated mirror.
+/// Builds every desired object of the mirror `owner` with `spec`.
 pub fn desired_objects(
-    mirror: &KafkaMirror,
+    owner: &MirrorIdentity,
+    spec: &KafkaMirrorSpec,
     settings: &BuildSettings,
     state: &WorkerState,
 ) -> Result<DesiredObjects> {
-    let name = mirror
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.name"))?;
-    let namespace = mirror
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
-    let owner_reference = mirror
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
-    let owner = Owner {
-        name,
-        namespace,
-        names: WorkerNames::new(name),
-        owner_reference,
-    };
-    let config_map = config_map::build(&owner, mirror)?;
-    let config_hash = config_map::config_hash(&owner, mirror)?;
+    let config_map = config_map::build(owner, spec)?;
+    let config_hash = config_map::config_hash(owner, spec)?;
     Ok(DesiredObjects {
-        deployment: deployment::build(&owner, &mirror.spec, settings, &config_hash, state.replicas),
-        service_account: service_account::build(&owner),
-        disruption_budget: disruption_budget::build(&owner, state.replicas),
-        metrics_service: metrics_service::build(&owner),
+        deployment: deployment::build(owner, spec, settings, &config_hash, state.replicas),
+        service_account: service_account::build(owner),
+        disruption_budget: disruption_budget::build(owner, state.replicas),
+        metrics_service: metrics_service::build(owner),
         migration_record: state
-            .end_offsets
+            .migration_record
             .as_ref()
-            .map(|offsets| migration_record::build(&owner, offsets)),
+            .map(|record| migration_record::build(owner, record)),
         config_map,
     })
 }
@@ -148,18 +125,12 @@ fn push_yaml<K: Resource<DynamicType = ()> + Serialize>(
     what: &'static str,
 ) -> Result<()> {
     // k8s-openapi types omit apiVersion and kind unless serialized through their own wrapper: add them.
-    let mut value = serde_json::to_value(object).map_err(|e| Error::Serialize {
-        what,
-        message: e.to_string(),
-    })?;
+    let mut value = serde_json::to_value(object).map_err(|source| Error::Json { what, source })?;
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), K::api_version(&()).into());
         map.insert("kind".into(), K::kind(&()).into());
     }
-    let yaml = yaml_serde::to_string(&value).map_err(|e| Error::Serialize {
-        what,
-        message: e.to_string(),
-    })?;
+    let yaml = yaml_serde::to_string(&value).map_err(|source| Error::Yaml { what, source })?;
     out.push_str("---\n");
     out.push_str(&yaml);
     Ok(())

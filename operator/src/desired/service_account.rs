@@ -2,9 +2,9 @@
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 
-use super::Owner;
+use crate::validate::MirrorIdentity;
 
-pub(super) fn build(owner: &Owner<'_>) -> ServiceAccount {
+pub(super) fn build(owner: &MirrorIdentity) -> ServiceAccount {
     ServiceAccount {
         metadata: owner.metadata(&owner.names.workload),
         automount_service_account_token: Some(false),
