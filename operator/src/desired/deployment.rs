@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kafka_mirror_crds::KafkaMirrorSpec;
+use kafka_mirror_crds::template::WorkerTemplate;
 use kafka_mirror_crds::worker_pod::{
     CONFIG_DIR, CONFIG_FILE, ENV_HTTP_LISTEN, ENV_SECRETS_DIR, HTTP_PORT, SECRETS_DIR,
 };
@@ -39,8 +40,39 @@ pub(super) fn build(
     replicas: i32,
 ) -> Deployment {
     let template = spec.template.clone().unwrap_or_default();
-    let (secret_volumes, secret_mounts) = secrets::volumes(spec);
+    Deployment {
+        metadata: owner.metadata(&owner.names.workload),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector(&owner.name)),
+                ..LabelSelector::default()
+            },
+            // One pod at a time: each replacement costs a rebalance, and the group keeps consuming meanwhile.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(pod_metadata(owner, &template, config_hash)),
+                spec: Some(pod_spec(owner, spec, &template, settings)),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
 
+/// The pod template's labels and annotations: the selector, the user's own, the config hash and the Prometheus
+/// scrape hints.
+fn pod_metadata(
+    owner: &MirrorIdentity,
+    template: &WorkerTemplate,
+    config_hash: &str,
+) -> ObjectMeta {
     let mut labels = object_labels(&owner.name);
     labels.extend(template.pod_labels.clone());
     // The selector labels win over user labels of the same name, or the Deployment would lose its pods.
@@ -52,7 +84,22 @@ pub(super) fn build(
         ("prometheus.io/path".to_string(), "/metrics".to_string()),
     ]);
     annotations.extend(template.pod_annotations.clone());
+    ObjectMeta {
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    }
+}
 
+/// The pod: the worker container, its service account without an API token, the restricted Pod Security
+/// Standard, the user's scheduling constraints, and the config and Secret volumes.
+fn pod_spec(
+    owner: &MirrorIdentity,
+    spec: &KafkaMirrorSpec,
+    template: &WorkerTemplate,
+    settings: &BuildSettings,
+) -> PodSpec {
+    let (secret_volumes, secret_mounts) = secrets::volumes(spec);
     let mut mounts = vec![VolumeMount {
         name: "config".to_string(),
         mount_path: CONFIG_DIR.to_string(),
@@ -69,8 +116,39 @@ pub(super) fn build(
         ..Volume::default()
     }];
     volumes.extend(secret_volumes);
+    let host_aliases = host_aliases(spec);
+    PodSpec {
+        containers: vec![worker_container(template, settings, mounts)],
+        service_account_name: Some(owner.names.workload.clone()),
+        automount_service_account_token: Some(false),
+        host_aliases: (!host_aliases.is_empty()).then_some(host_aliases),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(WORKER_UID),
+            run_as_group: Some(WORKER_UID),
+            fs_group: Some(WORKER_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        node_selector: (!template.node_selector.is_empty()).then(|| template.node_selector.clone()),
+        tolerations: (!template.tolerations.is_empty()).then(|| template.tolerations.clone()),
+        affinity: template.affinity.clone(),
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    }
+}
 
-    let container = Container {
+/// `mirror-worker --config` with probes on its HTTP endpoint, read-only and without capabilities.
+fn worker_container(
+    template: &WorkerTemplate,
+    settings: &BuildSettings,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    Container {
         name: "worker".to_string(),
         image: Some(
             template
@@ -112,60 +190,6 @@ pub(super) fn build(
         }),
         volume_mounts: Some(mounts),
         ..Container::default()
-    };
-
-    let host_aliases = host_aliases(spec);
-    let pod = PodSpec {
-        containers: vec![container],
-        service_account_name: Some(owner.names.workload.clone()),
-        automount_service_account_token: Some(false),
-        host_aliases: (!host_aliases.is_empty()).then_some(host_aliases),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(WORKER_UID),
-            run_as_group: Some(WORKER_UID),
-            fs_group: Some(WORKER_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_string(),
-                ..SeccompProfile::default()
-            }),
-            ..PodSecurityContext::default()
-        }),
-        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
-        node_selector: (!template.node_selector.is_empty()).then(|| template.node_selector.clone()),
-        tolerations: (!template.tolerations.is_empty()).then(|| template.tolerations.clone()),
-        affinity: template.affinity.clone(),
-        volumes: Some(volumes),
-        ..PodSpec::default()
-    };
-
-    Deployment {
-        metadata: owner.metadata(&owner.names.workload),
-        spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
-            selector: LabelSelector {
-                match_labels: Some(selector(&owner.name)),
-                ..LabelSelector::default()
-            },
-            // One pod at a time: each replacement costs a rebalance, and the group keeps consuming meanwhile.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".to_string()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(annotations),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
     }
 }
 
