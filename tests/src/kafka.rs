@@ -20,6 +20,14 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::positions::Watermarks;
 
+/// Topic configs for topics the tests mirror: no time-based retention. The sample records carry
+/// timestamps from 2019 (`samples::BASE_TIMESTAMP_MS`, so a copy that re-stamps records is caught), and with
+/// the default `retention.ms` of 7 days the broker's first retention check, 30 s after it starts, deletes every
+/// segment of them, the active one included: the source would lose records under the mirror (which then stops
+/// with "no longer holds offset") and the target would lose the copy. `tests/kafka/cluster.sh` now turns
+/// time retention off broker-wide too; the topics say it themselves so these tests do not rest on that.
+pub const KEEP_FOREVER: &[(&str, &str)] = &[("retention.ms", "-1")];
+
 /// A SASL/SCRAM mechanism Kafka offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scram {

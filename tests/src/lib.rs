@@ -1,119 +1,26 @@
-//! Harness for tests that need real, separate processes: Apache Kafka clusters ([`kafka`], brokers as JVM
-//! processes from `tests/kafka/`) and the `mirror-worker` binary ([`mirror`]: what the worker-process fault
-//! tests share).
+//! The one test kit of kafka-mirror, for the suites on Apache Kafka (`tests/tests/`), the worker's own suites
+//! (`mirror-worker/tests/`) and the benchmark (`mirror-worker/benches/`). It does not depend on the worker's
+//! crate: it drives the `mirror-worker` binary as a process, and reads the clusters as a user's tools would.
+//!
+//! - [`kafka`]: Apache Kafka clusters as JVM processes (`tests/kafka/cluster.sh`), the fixture.
+//! - [`document`]: `KafkaMirror` documents, built with typed setters and written as YAML.
+//! - [`worker`]: the `mirror-worker` process: start, signal, wait, and how it ended.
+//! - [`http`]: the worker's HTTP endpoint: a free loopback address, `GET`, a metric by name.
+//! - [`positions`]: a group's committed offsets and a topic's watermarks, and a mirror's progress from both.
+//! - [`records`]: the test's own client: reading a topic back and verifying the copy.
+//! - [`producer`]: sample records produced to the source in the background.
+//! - [`group`]: a consumer group's partition owners as Kafka's own tool reports them.
 
 pub mod document;
+pub mod group;
 pub mod http;
 pub mod kafka;
-pub mod mirror;
 pub mod positions;
+pub mod producer;
+pub mod records;
 pub mod worker;
 
 pub use http::{free_address, free_port, http_get};
 pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
+pub use records::{client_config, read_records, verify_copy};
 pub use worker::{Finished, Launch, Worker, worker_binary};
-
-use std::time::{Duration, Instant};
-
-use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
-
-/// A librdkafka client configuration for `bootstrap` with `security` added (e.g. `security.protocol`,
-/// `ssl.ca.pem`, `sasl.*`): what the test itself uses to seed and read a broker that needs TLS or SASL.
-pub fn client_config(bootstrap: &str, security: &[(&str, &str)]) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    for (key, value) in security {
-        config.set(*key, *value);
-    }
-    config
-}
-
-/// Creates `topic` with `partitions` partitions.
-pub fn create_topic(config: &ClientConfig, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = config.create().expect("an admin client");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = runtime
-        .block_on(admin.create_topics(&[new_topic], &options))
-        .expect("creating the topic");
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
-}
-
-/// Produces sample records `0..n` (see `kafka_mirror_samples::sample`) to `topic` through `config`.
-pub fn produce_samples(
-    config: &ClientConfig,
-    topic: &str,
-    n: u64,
-    keys: u64,
-    value_size: usize,
-) -> Vec<SampleRecord> {
-    samples::produce_with(config, topic, 0, n, keys, value_size).expect("seeding the topic")
-}
-
-/// Reads `topic` from the beginning through `config` until `expected` records arrived or `timeout`.
-pub fn read_records(
-    config: &ClientConfig,
-    topic: &str,
-    expected: usize,
-    timeout: Duration,
-) -> Vec<ReadRecord> {
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", "kafka-mirror-tests-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("a consumer");
-    let deadline = Instant::now() + timeout;
-    // The topic may not exist yet: the mirror creates it.
-    let partitions: Vec<i32> = loop {
-        let found: Vec<i32> = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map(|m| {
-                m.topics()
-                    .iter()
-                    .filter(|t| t.error().is_none())
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !found.is_empty() || Instant::now() >= deadline {
-            break found;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).expect("assigning the topic");
-    let mut records = Vec::new();
-    while records.len() < expected && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            records.push(ReadRecord::from_message(&m));
-        }
-    }
-    records
-}
-
-/// Compares a copy with what was seeded and prints the counts (lost, duplicated, out of per-key order,
-/// altered); fails the test on anything but duplicates.
-pub fn verify_copy(
-    what: &str,
-    seeded: &[SampleRecord],
-    copy: &[ReadRecord],
-) -> samples::Verification {
-    let v = samples::verify(seeded, copy);
-    eprintln!("{what}: {v}");
-    assert!(v.is_intact(), "{what}: {v}");
-    v
-}

@@ -2,7 +2,7 @@
 //! ([`GroupOffsets`]) and a topic's watermarks ([`Watermarks`]). The readers return the cluster's answer or
 //! its error and leave the meaning of a failed read, or of a partition the group never committed, to the
 //! caller's assertion; [`retried`] is the patient way of reading for callers that sample while clusters
-//! settle.
+//! settle, and [`Progress`] samples both sides of one mirror that way.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,8 @@ use kafka_mirror_clients::positions::GroupPositions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::records::client_config;
 
 /// How long one request to a cluster may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,5 +131,44 @@ pub fn retried<T, E: std::fmt::Display>(what: &str, mut read: impl FnMut() -> Re
             Err(e) if Instant::now() >= deadline => panic!("{what}: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
+    }
+}
+
+/// The mirror's position per partition of one topic, read from the clusters with one client each (so a test
+/// can sample it every 50 ms without creating clients), each read retried while the clusters settle.
+pub struct Progress {
+    committed: GroupOffsets,
+    target: Watermarks,
+}
+
+impl Progress {
+    pub fn new(source: &str, target: &str, group: &str, topic: &str, partitions: i32) -> Progress {
+        Progress {
+            committed: GroupOffsets::new(&client_config(source, &[]), group, topic, partitions),
+            target: Watermarks::new(&client_config(target, &[]), topic, partitions),
+        }
+    }
+
+    /// The group's committed offset of each source partition (0 where nothing was committed yet).
+    pub fn committed(&self) -> Vec<i64> {
+        retried("reading the group's committed offsets", || {
+            self.committed.committed()
+        })
+        .iter()
+        .map(|c| c.unwrap_or(0))
+        .collect()
+    }
+
+    /// The high watermark of each target partition: how many records the target holds there.
+    pub fn on_target(&self) -> Vec<i64> {
+        retried("reading the target's watermarks", || self.target.high())
+    }
+
+    pub fn committed_total(&self) -> i64 {
+        self.committed().iter().sum()
+    }
+
+    pub fn on_target_total(&self) -> i64 {
+        self.on_target().iter().sum()
     }
 }

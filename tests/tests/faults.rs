@@ -14,10 +14,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord, Verification};
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
+use kafka_mirror_tests::group::{PartitionOwner, describe_group};
 use kafka_mirror_tests::http::{assigned_partitions_at, metric};
-use kafka_mirror_tests::mirror::{
-    BackgroundProducer, KEEP_FOREVER, PartitionOwner, Progress, describe_group,
-};
+use kafka_mirror_tests::kafka::KEEP_FOREVER;
+use kafka_mirror_tests::positions::Progress;
+use kafka_mirror_tests::producer::BackgroundProducer;
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker};
 
 /// How often the workers of this file commit: the `--commit-interval 0.5` that [`Worker::spawn`] passes. The

@@ -23,8 +23,7 @@ use kafka_mirror_crds::cluster::SaslMechanism;
 use kafka_mirror_samples::{self as samples, SampleRecord};
 use kafka_mirror_tests::document::{Connection, MirrorDocument, secret};
 use kafka_mirror_tests::{
-    ClusterOptions, Finished, KafkaCluster, SaslUser, Scram, Worker, client_config,
-    produce_samples, read_records,
+    ClusterOptions, Finished, KafkaCluster, SaslUser, Scram, Worker, client_config, read_records,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -194,7 +193,8 @@ impl Mirror {
     /// `self.topic()` with 3 partitions and RECORDS sample records on `cluster`, through its internal listener.
     fn seed(&self, cluster: &KafkaCluster) -> Vec<SampleRecord> {
         cluster.create_topic(&self.topic(), 3, 1, &[]);
-        produce_samples(&cluster.client(), &self.topic(), RECORDS, 30, 64)
+        samples::produce_with(&cluster.client(), &self.topic(), 0, RECORDS, 30, 64)
+            .expect("seeding the topic")
     }
 
     /// The `KafkaMirror` document, copying [`Mirror::topic`] to [`Mirror::mirrored`] from `source` to

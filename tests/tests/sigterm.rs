@@ -12,7 +12,9 @@ use std::time::Duration;
 use kafka_mirror_samples as samples;
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::http::assigned_partitions_at;
-use kafka_mirror_tests::mirror::{BackgroundProducer, KEEP_FOREVER, Progress};
+use kafka_mirror_tests::kafka::KEEP_FOREVER;
+use kafka_mirror_tests::positions::Progress;
+use kafka_mirror_tests::producer::BackgroundProducer;
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker};
 
 /// The source and the target cluster every test of this file shares (each test its own topic and mirror).
