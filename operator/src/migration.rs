@@ -58,9 +58,7 @@ impl MigrationRecord {
         for (topic, offsets) in &self.topics {
             for (partition, end) in offsets.iter().enumerate() {
                 if let Some(position) = positions.get(&(topic.clone(), partition as i32)) {
-                    // Records retention deleted before they were copied cannot be copied: count from low.
-                    let from = position.committed.unwrap_or(position.low).max(position.low);
-                    remaining += (end - from).max(0);
+                    remaining += (end - position.next_to_mirror()).max(0);
                 }
             }
         }

@@ -47,11 +47,16 @@ pub struct PartitionPosition {
 }
 
 impl PartitionPosition {
-    /// Records on the source not yet mirrored. A partition never committed counts from its low watermark
-    /// (what `auto.offset.reset=earliest` will read).
+    /// The first offset the mirror has yet to copy: the committed offset, or the low watermark when nothing was
+    /// committed (what `auto.offset.reset=earliest` will read) or retention deleted records below it (they
+    /// cannot be copied any more).
+    pub fn next_to_mirror(&self) -> i64 {
+        self.committed.unwrap_or(self.low).max(self.low)
+    }
+
+    /// Records on the source not yet mirrored.
     pub fn lag(&self) -> i64 {
-        let from = self.committed.unwrap_or(self.low).max(self.low);
-        (self.high - from).max(0)
+        (self.high - self.next_to_mirror()).max(0)
     }
 }
 
