@@ -1,6 +1,6 @@
 //! What the operator asks Kafka on every reconcile: the mirror group's positions on the source (for lag and
 //! migration progress) and whether the target answers at all. Blocking librdkafka calls, each bounded by a
-//! timeout: run [`observe`] on the blocking thread pool. A cluster that does not answer is an error naming the
+//! timeout: run [`ask`] on the blocking thread pool. A cluster that does not answer is an error naming the
 //! field to check; its text is what the status and the Events show.
 
 use std::time::Duration;
@@ -47,7 +47,8 @@ pub enum ProbeFailure {
     ReadMetadata { source: ProbeError },
 }
 
-pub fn observe(plan: &MirrorPlan) -> KafkaView {
+/// Asks the source for the group's positions and the target for its metadata.
+pub fn ask(plan: &MirrorPlan) -> KafkaView {
     let positions =
         read_positions(&plan.source_admin, &plan.group_id, &plan.filter).map_err(|source| {
             SourceUnreachable {

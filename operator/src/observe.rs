@@ -4,7 +4,6 @@
 //! A missing Secret or key is the user's to fix: a [`Refusal`], not an error.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kafka_mirror_clients::MirrorPlan;
@@ -59,8 +58,7 @@ pub async fn observe(
     } else {
         None
     };
-    let plan = Arc::new(plan);
-    let kafka = tokio::task::spawn_blocking(move || kafka_view::observe(&plan))
+    let kafka = tokio::task::spawn_blocking(move || kafka_view::ask(&plan))
         .await
         .map_err(|source| Error::KafkaTask { source })?;
     Ok(Ok(Observation {
