@@ -10,13 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_mirror_crds::Mode;
-use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
+use kafka_mirror_samples::{self as samples, ReadRecord};
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
+use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, worker_binary};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -211,33 +211,6 @@ fn same_content(copy: &ReadRecord, original: &ReadRecord) -> bool {
         && copy.headers == original.headers
 }
 
-/// Sets its flag when dropped, on a panic too.
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// Keeps producing sample records to `topic` from record `from` on until `stop`, in batches; returns them.
-fn keep_producing(
-    cluster: &KafkaCluster,
-    topic: &str,
-    from: u64,
-    stop: &AtomicBool,
-) -> Vec<SampleRecord> {
-    let mut produced = Vec::new();
-    let mut next = from;
-    while !stop.load(Ordering::Acquire) {
-        produced.extend(
-            samples::produce_with(&cluster.client(), topic, next, next + 200, 30, 100).unwrap(),
-        );
-        next += 200;
-    }
-    produced
-}
-
 /// `mode: migrate` while a producer keeps writing to the source: the worker fixes the high watermarks when it
 /// starts, copies exactly the records below them (per partition: the source's first records, in order,
 /// intact, none after), and exits 0 by itself although the source keeps growing.
@@ -249,40 +222,41 @@ fn migrate_while_a_producer_keeps_writing_copies_exactly_the_records_below_the_s
     samples::produce_with(&source.client(), "busy", 0, 3000, 30, 100).unwrap();
 
     let group = kafka_mirror_clients::plan::default_group_id(None, "busy-migration");
-    let stop = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
     let document = migrate_document(dir.path(), "busy-migration", "busy", 1, &[]);
-    let (before, after, run, elapsed) = std::thread::scope(|scope| {
-        let producer = scope.spawn(|| keep_producing(source, "busy", 3000, &stop));
-        // A failed assertion below must stop the producer too, or the scope would wait for it forever.
-        let _stop_on_exit = StopOnDrop(&stop);
-        // The producer runs before the worker starts, and keeps running until after the worker exited.
-        while source.records("busy") < 3400 {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let before = high_watermarks(source, "busy", PARTITIONS);
-        let started = Instant::now();
-        let mut worker = Worker::spawn(&document, dir.path(), &[]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while logged_migration_records(&worker.stderr()).is_none() {
-            assert!(
-                worker.is_running() && Instant::now() < deadline,
-                "the worker did not log its migration's end offsets within 60 s (or exited):\n{}",
-                worker.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let after = high_watermarks(source, "busy", PARTITIONS);
-        let run = worker.finish(MIGRATION_TIMEOUT);
-        let elapsed = started.elapsed();
-        let grown = source.records("busy");
-        while source.records("busy") < grown + 200 {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        stop.store(true, Ordering::Release);
-        producer.join().unwrap();
-        (before, after, run, elapsed)
-    });
+    // The producer runs before the worker starts, and keeps running until after the worker exited; dropped by
+    // a failed assertion, it stops too.
+    let producer = BackgroundProducer::start(
+        source.client(),
+        "busy",
+        Feed {
+            from: 3000,
+            ..Feed::until_stopped(200, Duration::ZERO, 30, 100)
+        },
+    );
+    while source.records("busy") < 3400 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = high_watermarks(source, "busy", PARTITIONS);
+    let started = Instant::now();
+    let mut worker = Worker::spawn(&document, dir.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while logged_migration_records(&worker.stderr()).is_none() {
+        assert!(
+            worker.is_running() && Instant::now() < deadline,
+            "the worker did not log its migration's end offsets within 60 s (or exited):\n{}",
+            worker.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = high_watermarks(source, "busy", PARTITIONS);
+    let run = worker.finish(MIGRATION_TIMEOUT);
+    let elapsed = started.elapsed();
+    let grown = source.records("busy");
+    while source.records("busy") < grown + 200 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    producer.stop();
     eprintln!(
         "busy: exited with {} after {:.1} s",
         run.status,

@@ -4,16 +4,14 @@
 //! them (distinct topics and mirror names per test); the broker-failover test starts its own 3-broker pair.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::positions::GroupOffsets;
+use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, verify_copy};
-use rdkafka::ClientConfig;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -101,54 +99,6 @@ fn committed(source: &KafkaCluster, group: &str, topic: &str, partitions: i32) -
 fn read_back(cluster: &KafkaCluster, topic: &str, expected: usize) -> Vec<ReadRecord> {
     samples::read_all(&cluster.internal, topic, expected, Duration::from_secs(120))
         .expect("reading the target back")
-}
-
-/// Keyed sample records produced on a background thread, one batch every `pause`, until stopped: the source's
-/// own producers while the mirror runs.
-struct Feed {
-    stop: Arc<AtomicBool>,
-    produced: Arc<AtomicU64>,
-    thread: JoinHandle<Vec<SampleRecord>>,
-}
-
-impl Feed {
-    fn start(config: ClientConfig, topic: &str, batch: u64, keys: u64, pause: Duration) -> Feed {
-        let stop = Arc::new(AtomicBool::new(false));
-        let produced = Arc::new(AtomicU64::new(0));
-        let topic = topic.to_string();
-        let thread = std::thread::spawn({
-            let (stop, produced) = (stop.clone(), produced.clone());
-            move || {
-                let mut records = Vec::new();
-                while !stop.load(Ordering::Acquire) {
-                    let from = records.len() as u64;
-                    records.extend(
-                        samples::produce_with(&config, &topic, from, from + batch, keys, 64)
-                            .expect("producing to the source"),
-                    );
-                    produced.store(records.len() as u64, Ordering::Release);
-                    std::thread::sleep(pause);
-                }
-                records
-            }
-        });
-        Feed {
-            stop,
-            produced,
-            thread,
-        }
-    }
-
-    /// Records acknowledged by the source so far.
-    fn produced(&self) -> u64 {
-        self.produced.load(Ordering::Acquire)
-    }
-
-    /// Stops after the batch in progress; returns every record produced.
-    fn stop(self) -> Vec<SampleRecord> {
-        self.stop.store(true, Ordering::Release);
-        self.thread.join().expect("the feed thread")
-    }
 }
 
 /// Times a test and prints its wall-clock time when it ends (passing or failing).
@@ -322,7 +272,11 @@ fn source_and_target_partition_leaders_killed_and_restarted_mid_stream_lose_noth
     producer
         .set("acks", "all")
         .set("enable.idempotence", "true");
-    let feed = Feed::start(producer, topic, 500, 200, Duration::from_millis(100));
+    let feed = BackgroundProducer::start(
+        producer,
+        topic,
+        Feed::until_stopped(500, Duration::from_millis(100), 200, 64),
+    );
 
     let on_target = |worker: &mut Worker, what: &str, more: i64| {
         let from = target.records(topic);
@@ -499,7 +453,11 @@ fn a_matching_topic_created_while_the_mirror_runs_is_created_on_the_target_and_m
     let created_at = seconds_of_day(std::time::SystemTime::now());
     source.create_topic(late, 3, 1, &[]);
     source.create_topic(unmatched, 1, 1, &[]);
-    let feed = Feed::start(source.client(), late, 50, 10, Duration::from_millis(100));
+    let feed = BackgroundProducer::start(
+        source.client(),
+        late,
+        Feed::until_stopped(50, Duration::from_millis(100), 10, 64),
+    );
     worker.wait_for(
         "the first record of the new topic on the target",
         MINUTE,

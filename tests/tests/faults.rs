@@ -18,8 +18,8 @@ use kafka_mirror_tests::group::{PartitionOwner, describe_group};
 use kafka_mirror_tests::http::{assigned_partitions_at, metric};
 use kafka_mirror_tests::kafka::KEEP_FOREVER;
 use kafka_mirror_tests::positions::Progress;
-use kafka_mirror_tests::producer::BackgroundProducer;
-use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker};
+use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
+use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, client_config};
 
 /// How often the workers of this file commit: the `--commit-interval 0.5` that [`Worker::spawn`] passes. The
 /// unit of the duplicate bounds.
@@ -474,13 +474,9 @@ fn sigkill_ten_times_during_200_000_records_loses_nothing_and_each_kill_costs_at
     // about as long as ten runs take (each first waits up to the 6 s session for the group to drop the killed
     // members), so most runs start while records still arrive.
     let producer = BackgroundProducer::start(
-        s,
+        client_config(s, &[]),
         TOPIC,
-        RECORDS / 1000,
-        1000,
-        Duration::from_millis(200),
-        1000,
-        64,
+        Feed::batches(RECORDS / 1000, 1000, Duration::from_millis(200), 1000, 64),
     );
     let mut kills: Vec<Kill> = Vec::new();
     for round in 0..KILLS {
@@ -681,8 +677,11 @@ fn the_target_unreachable_for_30_seconds_is_reported_moves_no_offset_and_the_wor
     };
 
     // About 40 s of production: records keep arriving on the source through the whole outage.
-    let producer =
-        BackgroundProducer::start(s, TOPIC, 60, 1000, Duration::from_millis(600), 1000, 64);
+    let producer = BackgroundProducer::start(
+        client_config(s, &[]),
+        TOPIC,
+        Feed::batches(60, 1000, Duration::from_millis(600), 1000, 64),
+    );
     let mut worker = Worker::spawn(&document, dir.path(), &[]);
     worker.wait_for("records to flow", Duration::from_secs(60), || {
         progress.on_target_total() >= 3000
@@ -831,8 +830,11 @@ fn scaling_one_worker_to_four_and_back_to_one_mid_stream_loses_nothing_and_a_ste
     let group = mirror.group_id();
     let progress = Progress::new(s, t, &group, TOPIC, PARTITIONS);
 
-    let producer =
-        BackgroundProducer::start(s, TOPIC, 80, 1000, Duration::from_millis(400), 1000, 64);
+    let producer = BackgroundProducer::start(
+        client_config(s, &[]),
+        TOPIC,
+        Feed::batches(80, 1000, Duration::from_millis(400), 1000, 64),
+    );
     let mut first = Worker::spawn(&document, dir.path(), &env);
     let http = first.http;
     first.wait_for(

@@ -14,8 +14,8 @@ use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::http::assigned_partitions_at;
 use kafka_mirror_tests::kafka::KEEP_FOREVER;
 use kafka_mirror_tests::positions::Progress;
-use kafka_mirror_tests::producer::BackgroundProducer;
-use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker};
+use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, client_config};
 
 /// The source and the target cluster every test of this file shares (each test its own topic and mirror).
 fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
@@ -52,8 +52,11 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
     let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
 
     // 20,000 records spread over about 7 s, so the signal lands while records still flow.
-    let producer =
-        BackgroundProducer::start(s, TOPIC, 20, 1000, Duration::from_millis(300), 300, 64);
+    let producer = BackgroundProducer::start(
+        client_config(s, &[]),
+        TOPIC,
+        Feed::batches(20, 1000, Duration::from_millis(300), 300, 64),
+    );
     let mut worker = Worker::spawn(&document, dir.path(), &[]);
     worker.wait_for(
         "3000 records on the target",

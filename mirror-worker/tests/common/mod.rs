@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_samples::{self as samples, SampleRecord, Verification};
-use kafka_mirror_tests::client_config;
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::positions::GroupOffsets;
+use kafka_mirror_tests::{client_config, verify_copy};
 use mirror_worker::health::Health;
-use mirror_worker::metrics::{Metrics, TopicLabels};
+use mirror_worker::metrics::Metrics;
 use mirror_worker::{Engine, EngineOptions, Result, Summary};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -84,15 +84,6 @@ pub fn start(document: &MirrorDocument) -> Running {
 }
 
 impl Running {
-    pub fn mirrored(&self, topic: &str) -> u64 {
-        self.metrics
-            .records_mirrored
-            .get_or_create(&TopicLabels {
-                topic: topic.into(),
-            })
-            .get()
-    }
-
     pub fn assigned(&self) -> i64 {
         self.metrics.assigned_partitions.get()
     }
@@ -131,24 +122,6 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
-/// Produces `batches` × 1000 sample records with `keys` keys to `topic` on a background thread, as the
-/// source's producers would while the mirror runs; the handle yields what was written.
-pub fn produce_in_background(
-    bootstrap: &str,
-    topic: &str,
-    batches: u64,
-    keys: u64,
-) -> JoinHandle<Vec<SampleRecord>> {
-    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        (0..batches)
-            .flat_map(|i| {
-                samples::produce(&bootstrap, &topic, i * 1000, (i + 1) * 1000, keys, 32).unwrap()
-            })
-            .collect()
-    })
-}
-
 /// Reads `topic` back from the `target` cluster and asserts that every seeded record arrived intact (with key,
 /// value, headers, timestamp, per-key order). Returns the verification for further assertions.
 pub async fn assert_intact_copy(
@@ -156,12 +129,10 @@ pub async fn assert_intact_copy(
     topic: &str,
     seeded: &[SampleRecord],
 ) -> Verification {
-    let (target, topic, expected) = (target.to_string(), topic.to_string(), seeded.len());
+    let (target, read, expected) = (target.to_string(), topic.to_string(), seeded.len());
     let copy = blocking(move || {
-        samples::read_all(&target, &topic, expected, Duration::from_secs(60)).unwrap()
+        samples::read_all(&target, &read, expected, Duration::from_secs(60)).unwrap()
     })
     .await;
-    let v = samples::verify(seeded, &copy);
-    assert!(v.is_intact(), "{v}");
-    v
+    verify_copy(&format!("the copy of {topic}"), seeded, &copy)
 }
