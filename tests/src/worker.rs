@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka_mirror_crds::worker_pod;
-
 use crate::http::{assigned_partitions_at, free_address};
 
 /// The `mirror-worker` binary of this build (next to the test executable's `deps/` folder).
@@ -41,6 +39,9 @@ pub struct Launch {
 
 /// The worker's own `--drain-timeout` default, which a launch without [`Launch::drain_timeout`] runs with.
 const WORKER_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The prefix of every environment variable the worker reads (`kafka_mirror_crds::worker_pod::ENV_*`).
+const WORKER_ENV_PREFIX: &str = "KMIRROR_";
 
 /// What a graceful stop may take beyond the drain: the last commit and the exit.
 const STOP_MARGIN: Duration = Duration::from_secs(15);
@@ -160,9 +161,14 @@ impl Launch {
                 &self.drain_timeout.as_secs_f64().to_string(),
             ]);
         }
+        // The worker reads only what the launch says: none of the `KMIRROR_*` settings (secrets directory,
+        // HTTP address, log format, Secret values) of the environment the tests run in.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with(WORKER_ENV_PREFIX) {
+                command.env_remove(key);
+            }
+        }
         command
-            .env_remove(worker_pod::ENV_SECRETS_DIR)
-            .env_remove(worker_pod::ENV_HTTP_LISTEN)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(create(&logs.path().join("stdout")))

@@ -17,17 +17,15 @@
 //! checks would hang retrying, which the 30 s limit per run turns into a failure naming the document.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kafka_mirror_crds::KafkaMirror;
 use kafka_mirror_crds::status::KafkaMirrorStatus;
 use kafka_mirror_operator::reconcile::{build_plan, check_spec, refused_status};
 use kafka_mirror_operator::secret_values;
-use kafka_mirror_tests::worker_binary;
+use kafka_mirror_tests::Launch;
 use serde_json::Value;
 
 /// The issue asks for a catalogue of at least 25 documents.
@@ -152,51 +150,22 @@ fn the_worker_exits_2_with_the_expected_lines_for_every_document() {
 }
 
 /// `mirror-worker --config FILE` with an empty secrets directory and no `KMIRROR_*` environment: its exit code
-/// (`None` for a signal) and stderr. Killed after `WORKER_LIMIT`.
+/// (`None` when it had to be stopped) and stderr. Stopped after `WORKER_LIMIT`.
 fn run_worker(document: &Path, secrets_dir: &Path) -> (Option<i32>, String) {
-    let mut command = Command::new(worker_binary());
-    command
-        .arg("--config")
-        .arg(document)
-        .arg("--secrets-dir")
-        .arg(secrets_dir)
-        .args(["--http-listen", "127.0.0.1:0", "--log-format", "text"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KMIRROR_") {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command.spawn().expect("starting mirror-worker");
-    let mut stderr_pipe = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + WORKER_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap();
-    match status {
-        Some(status) => (status.code(), stderr),
-        None => (
+    let run = Launch::worker_defaults(document)
+        .secrets_dir(secrets_dir)
+        .spawn()
+        .finish(WORKER_LIMIT);
+    if run.exited_by_itself {
+        (run.status.code(), run.stderr)
+    } else {
+        (
             None,
             format!(
-                "still running after {WORKER_LIMIT:?}: it went past its checks (trying to reach a broker?)\n{stderr}"
+                "still running after {WORKER_LIMIT:?}: it went past its checks (trying to reach a broker?)\n{}",
+                run.stderr
             ),
-        ),
+        )
     }
 }
 

@@ -8,7 +8,6 @@
 //! replication factor other than the default can be seen on the created topic.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use kafka_mirror_samples::{self as samples, ReadRecord};
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
 use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
-use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, worker_binary};
+use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Launch, Worker};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(180);
@@ -334,12 +333,11 @@ fn a_bad_document_exits_2_naming_the_field_before_touching_any_cluster() {
     )
     .include("orders[")
     .write_in(dir.path());
-    let output = Command::new(worker_binary())
-        .args(["--config", document.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = Launch::worker_defaults(&document)
+        .spawn()
+        .finish(Duration::from_secs(60));
+    assert_eq!(run.exit_code(), Some(2));
+    let stderr = run.stderr;
     let last = stderr
         .lines()
         .rfind(|l| !l.trim().is_empty())
