@@ -1,8 +1,9 @@
 //! A consumer group as the group coordinator reports it, asked with Kafka's own `kafka-consumer-groups.sh`:
 //! which member owns which partition.
 
-use std::path::Path;
 use std::process::Command;
+
+use crate::kafka::kafka_libs;
 
 /// One row of `kafka-consumer-groups.sh --describe`: who owns a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,21 +18,7 @@ pub struct PartitionOwner {
 /// `kafka-consumer-groups.sh --describe` (the tool `tests/kafka/install.sh` fetched). `None` while the group
 /// is rebalancing (the tool then lists no owners).
 pub fn describe_group(bootstrap: &str, group: &str) -> Option<Vec<PartitionOwner>> {
-    let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/install.sh");
-    let libs = Command::new("bash")
-        .arg(&install)
-        .output()
-        .expect("running tests/kafka/install.sh");
-    assert!(
-        libs.status.success(),
-        "{}",
-        String::from_utf8_lossy(&libs.stderr)
-    );
-    let libs = String::from_utf8_lossy(&libs.stdout);
-    let libs = libs
-        .lines()
-        .last()
-        .expect("install.sh prints the jar directory");
+    let libs = kafka_libs();
     let output = Command::new("java")
         .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx128m"])
         .arg("-cp")

@@ -131,6 +131,26 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/cluster.sh")
 }
 
+/// The directory of the Kafka jars `tests/kafka/install.sh` fetched (installing them on first use), for the
+/// tests that run Kafka's own tools and classes with `java -cp <dir>/*`.
+pub fn kafka_libs() -> String {
+    let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/install.sh");
+    let output = Command::new("bash")
+        .arg(&install)
+        .output()
+        .expect("running tests/kafka/install.sh");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .expect("install.sh prints the jar directory")
+        .to_string()
+}
+
 /// Runs `cluster.sh start` with `args` in `dir`. A port the script found free can be taken before its broker
 /// binds it (by an outgoing connection's ephemeral port, or a cluster starting beside it); then what started
 /// is stopped and the start tried again, with ports chosen anew, up to three times.

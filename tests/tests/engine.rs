@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
+use kafka_mirror_tests::kafka::kafka_libs;
 use kafka_mirror_tests::positions::GroupOffsets;
 use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, verify_copy};
@@ -136,15 +137,7 @@ fn java_placement(keys: &[String], partitions: i32) -> std::collections::HashMap
          System.out.println(args[i] + \" \" + Utils.toPositive(Utils.murmur2(key)) % partitions);\n    }\n  }\n}\n",
     )
     .unwrap();
-    let install = std::process::Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/kafka/install.sh"))
-        .output()
-        .expect("running tests/kafka/install.sh");
-    let libs = String::from_utf8_lossy(&install.stdout)
-        .lines()
-        .last()
-        .expect("install.sh prints the jar directory")
-        .to_string();
+    let libs = kafka_libs();
     let output = std::process::Command::new("java")
         .args(["-cp", &format!("{libs}/*")])
         .arg(&program)
