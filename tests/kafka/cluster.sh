@@ -158,7 +158,7 @@ write_properties() {
     echo "share.coordinator.state.topic.replication.factor=$replicas"
     echo "share.coordinator.state.topic.min.isr=$min_isr"
     echo "group.initial.rebalance.delay.ms=0"
-    # The test records carry timestamps from 2019 (mirror_worker::testkit, so a copy that re-stamps them is
+    # The test records carry timestamps from 2019 (kafka_mirror_samples, so a copy that re-stamps them is
     # caught): Kafka's default time retention (7 days, first applied 30 s after start) would delete them while
     # a test runs. Tests that want records gone say so (DeleteRecords, a topic's retention.ms).
     echo "log.retention.ms=-1"

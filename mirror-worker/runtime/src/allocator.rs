@@ -4,8 +4,9 @@
 //! doubled the worker's throughput at 100-byte records (BENCHMARKS.md).
 //!
 //! [`use_jemalloc!`](crate::use_jemalloc) installs it in a binary: the worker; the benchmark, whose limits must
-//! run on the same allocator as the worker they are compared with; and the operator, into which linking this
-//! library brings jemalloc's `malloc` anyway.
+//! run on the same allocator as the worker they are compared with; and the operator, whose Kafka clients
+//! (lag, migration progress) are the same librdkafka. With unprefixed symbols, linking this crate replaces
+//! `malloc` for C code even without the macro: the macro makes Rust's allocations use it too.
 
 use std::ffi::c_char;
 
