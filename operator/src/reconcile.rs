@@ -30,12 +30,6 @@ use crate::observe::observe;
 use crate::validate::{Refusal, validate};
 use crate::{Error, Result, publish};
 
-// The pure steps a caller without an API server runs (the catalogue of bad documents), where they were before
-// the steps had modules of their own.
-pub use crate::observe::build_plan;
-pub use crate::publish::refused_status;
-pub use crate::validate::check_spec;
-
 /// How often what cannot be seen through watches is looked at again.
 #[derive(Debug, Clone)]
 pub struct Intervals {
