@@ -233,3 +233,6 @@ pub async fn keep(lease: &LeaderLease) -> Error {
         }
     }
 }
+
+#[cfg(test)]
+mod scenarios;

@@ -12,6 +12,8 @@ pub mod decide;
 pub mod desired;
 mod error;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 pub mod kafka_view;
 pub mod labels;
 pub mod lag;

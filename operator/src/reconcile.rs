@@ -96,3 +96,8 @@ pub fn error_policy(mirror: Arc<KafkaMirror>, error: &Error, ctx: Arc<Context>) 
     tracing::warn!(mirror = %mirror.name_any(), namespace = ?mirror.namespace(), error = %Chain(error), "reconcile failed, retrying");
     Action::requeue(ctx.intervals.error)
 }
+
+#[cfg(test)]
+mod scenarios;
+#[cfg(test)]
+mod secrets_never_leak;

@@ -2,14 +2,10 @@
 //! real Kafka-protocol clusters (librdkafka's mock cluster) behind the mirror: the lag in the status is
 //! measured, not invented.
 
-mod fixtures;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use fixtures::{ApiServer, Call, context, merge, not_found};
 use kafka_mirror_crds::KafkaMirror;
-use kafka_mirror_operator::reconcile::{Intervals, reconcile};
 use kafka_mirror_samples as samples;
 use kube::runtime::controller::Action;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -17,6 +13,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
+
+use crate::fixtures::{self, ApiServer, Call, context, merge, not_found};
+use crate::reconcile::{Intervals, reconcile};
 
 const NS: &str = "mirrors";
 const UID: &str = "3f9d2a64-1b7e-4c55-9f0e-00000000beef";
@@ -250,11 +249,11 @@ async fn a_spec_change_rolls_the_pods_and_scaling_down_deletes_only_the_budget_i
     let clusters = Clusters::new();
     let first = clusters.mirror(1, json!({}), None);
     let first_hash = {
-        let objects = kafka_mirror_operator::desired::desired_objects(
-            &kafka_mirror_operator::validate::MirrorIdentity::of(&first).unwrap(),
+        let objects = crate::desired::desired_objects(
+            &crate::validate::MirrorIdentity::of(&first).unwrap(),
             &first.spec,
             &context(fixtures::client().0).settings,
-            &kafka_mirror_operator::desired::WorkerState::from_spec(&first.spec),
+            &crate::desired::WorkerState::from_spec(&first.spec),
         )
         .unwrap();
         objects

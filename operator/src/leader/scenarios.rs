@@ -2,15 +2,14 @@
 //! holder renews it, taken over only after it stayed unchanged for a whole duration on our clock, written
 //! only with the resourceVersion that was read, and released on shutdown.
 
-mod fixtures;
-
 use std::time::{Duration, Instant};
 
-use fixtures::{conflict, not_found};
 use k8s_openapi::api::coordination::v1::Lease;
-use kafka_mirror_operator::leader::LeaderLease;
 use kube::Api;
 use serde_json::{Value, json};
+
+use crate::fixtures::{self, conflict, not_found};
+use crate::leader::LeaderLease;
 
 const LEASE: &str =
     "/apis/coordination.k8s.io/v1/namespaces/kafka-mirror/leases/kafka-mirror-operator";

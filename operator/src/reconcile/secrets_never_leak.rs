@@ -5,17 +5,16 @@
 //! looked for line by line. The clusters are librdkafka mock clusters that speak neither TLS nor SASL, so the
 //! operator's Kafka clients fail, and their error messages are checked too.
 
-mod fixtures;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fixtures::{ApiServer, Call, context};
 use kafka_mirror_crds::KafkaMirror;
-use kafka_mirror_operator::reconcile::reconcile;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use serde_json::{Value, json};
+
+use crate::fixtures::{self, ApiServer, Call, context};
+use crate::reconcile::reconcile;
 
 const NS: &str = "mirrors";
 const UID: &str = "3f9d2a64-1b7e-4c55-9f0e-00000000cafe";
