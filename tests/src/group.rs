@@ -1,9 +1,7 @@
 //! A consumer group as the group coordinator reports it, asked with Kafka's own `kafka-consumer-groups.sh`:
 //! which member owns which partition.
 
-use std::process::Command;
-
-use crate::kafka::kafka_libs;
+use crate::kafka::kafka_java;
 
 /// One row of `kafka-consumer-groups.sh --describe`: who owns a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,11 +16,8 @@ pub struct PartitionOwner {
 /// `kafka-consumer-groups.sh --describe` (the tool `tests/kafka/install.sh` fetched). `None` while the group
 /// is rebalancing (the tool then lists no owners).
 pub fn describe_group(bootstrap: &str, group: &str) -> Option<Vec<PartitionOwner>> {
-    let libs = kafka_libs();
-    let output = Command::new("java")
+    let output = kafka_java()
         .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx128m"])
-        .arg("-cp")
-        .arg(format!("{libs}/*"))
         .arg("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand")
         .args([
             "--bootstrap-server",

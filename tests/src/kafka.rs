@@ -135,20 +135,34 @@ fn script() -> PathBuf {
 /// tests that run Kafka's own tools and classes with `java -cp <dir>/*`.
 pub fn kafka_libs() -> String {
     let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/install.sh");
-    let output = Command::new("bash")
-        .arg(&install)
-        .output()
-        .expect("running tests/kafka/install.sh");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    stdout_of(Command::new("bash").arg(&install), "tests/kafka/install.sh")
         .lines()
         .last()
         .expect("install.sh prints the jar directory")
         .to_string()
+}
+
+/// `java` with the jars of the Kafka the tests run on its class path: Kafka's own tools and classes, run as
+/// a person would run them. Add JVM options, then the main class or a one-file program, then its arguments.
+pub fn kafka_java() -> Command {
+    let mut java = Command::new("java");
+    java.arg("-cp").arg(format!("{}/*", kafka_libs()));
+    java
+}
+
+/// Runs `command` to its end and returns its standard output; fails the test with its standard error when it
+/// did not succeed. `what` names the command in the failure.
+pub fn stdout_of(command: &mut Command, what: &str) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs `cluster.sh start` with `args` in `dir`. A port the script found free can be taken before its broker

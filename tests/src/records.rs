@@ -4,8 +4,10 @@
 use std::time::{Duration, Instant};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::positions::Watermarks;
 
 /// A librdkafka client configuration for `bootstrap` with `security` added (e.g. `security.protocol`,
 /// `ssl.ca.pem`, `sasl.*`): what the test itself uses to seed and read a broker that needs TLS or SASL.
@@ -18,50 +20,59 @@ pub fn client_config(bootstrap: &str, security: &[(&str, &str)]) -> ClientConfig
     config
 }
 
-/// Reads `topic` from the beginning through `config` until `expected` records arrived or `timeout`.
+/// Reads `topic` back through `config` while a mirror may still be creating and writing it: waits until the
+/// topic holds `expected` records (or `timeout`), then reads every record it holds with the samples' reader.
 pub fn read_records(
     config: &ClientConfig,
     topic: &str,
     expected: usize,
     timeout: Duration,
 ) -> Vec<ReadRecord> {
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", "kafka-mirror-tests-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("a consumer");
     let deadline = Instant::now() + timeout;
-    // The topic may not exist yet: the mirror creates it.
-    let partitions: Vec<i32> = loop {
-        let found: Vec<i32> = consumer
+    wait_for_records(config, topic, expected, deadline);
+    samples::read_all_with(
+        config,
+        topic,
+        expected,
+        deadline.saturating_duration_since(Instant::now()),
+    )
+    .unwrap_or_else(|e| panic!("reading {topic} back: {e}"))
+}
+
+/// Returns once `topic` exists and its high watermarks add up to `expected` records, or at `deadline`.
+fn wait_for_records(config: &ClientConfig, topic: &str, expected: usize, deadline: Instant) {
+    let probe: BaseConsumer = config.create().expect("a metadata reader");
+    let pause = || std::thread::sleep(Duration::from_millis(200));
+    // The mirror creates the topic: its partition count is known once it exists.
+    let partitions = loop {
+        let found = probe
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .map(|m| {
                 m.topics()
                     .iter()
                     .filter(|t| t.error().is_none())
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect()
+                    .map(|t| t.partitions().len())
+                    .sum::<usize>()
             })
-            .unwrap_or_default();
-        if !found.is_empty() || Instant::now() >= deadline {
+            .unwrap_or(0);
+        if found > 0 {
             break found;
         }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).expect("assigning the topic");
-    let mut records = Vec::new();
-    while records.len() < expected && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            records.push(ReadRecord::from_message(&m));
+        if Instant::now() >= deadline {
+            return;
         }
+        pause();
+    };
+    let watermarks = Watermarks::new(config, topic, partitions as i32);
+    while Instant::now() < deadline {
+        if watermarks
+            .high_total()
+            .is_ok_and(|held| held >= expected as i64)
+        {
+            return;
+        }
+        pause();
     }
-    records
 }
 
 /// Compares a copy with what was seeded and prints the counts (lost, duplicated, out of per-key order,

@@ -25,8 +25,8 @@ use kafka_mirror_crds::KafkaMirror;
 use kafka_mirror_crds::status::KafkaMirrorStatus;
 use kafka_mirror_operator::observe::build_plan;
 use kafka_mirror_operator::publish::refused_status;
-use kafka_mirror_operator::validate::check_spec;
 use kafka_mirror_operator::secret_values;
+use kafka_mirror_operator::validate::check_spec;
 use kafka_mirror_tests::Launch;
 use serde_json::Value;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kafka_mirror_samples::{self as samples, ReadRecord, SampleRecord};
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
-use kafka_mirror_tests::kafka::kafka_libs;
+use kafka_mirror_tests::kafka::{kafka_java, stdout_of};
 use kafka_mirror_tests::positions::GroupOffsets;
 use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, verify_copy};
@@ -137,29 +137,22 @@ fn java_placement(keys: &[String], partitions: i32) -> std::collections::HashMap
          System.out.println(args[i] + \" \" + Utils.toPositive(Utils.murmur2(key)) % partitions);\n    }\n  }\n}\n",
     )
     .unwrap();
-    let libs = kafka_libs();
-    let output = std::process::Command::new("java")
-        .args(["-cp", &format!("{libs}/*")])
-        .arg(&program)
-        .arg(partitions.to_string())
-        .args(keys)
-        .output()
-        .expect("running java");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let (key, partition) = line.split_once(' ').expect("key and partition");
-            (
-                key.as_bytes().to_vec(),
-                partition.parse().expect("a partition"),
-            )
-        })
-        .collect()
+    stdout_of(
+        kafka_java()
+            .arg(&program)
+            .arg(partitions.to_string())
+            .args(keys),
+        "the Java placement program",
+    )
+    .lines()
+    .map(|line| {
+        let (key, partition) = line.split_once(' ').expect("key and partition");
+        (
+            key.as_bytes().to_vec(),
+            partition.parse().expect("a partition"),
+        )
+    })
+    .collect()
 }
 
 #[test]

@@ -166,8 +166,20 @@ pub fn read_all(
     expected: usize,
     timeout: Duration,
 ) -> Result<Vec<ReadRecord>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    read_all_with(&config, topic, expected, timeout)
+}
+
+/// [`read_all`] through a client configured by `config` (e.g. with TLS or SASL settings).
+pub fn read_all_with(
+    config: &ClientConfig,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Result<Vec<ReadRecord>> {
+    let consumer: BaseConsumer = config
+        .clone()
         .set("group.id", "kafka-mirror-testkit-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
