@@ -64,10 +64,6 @@ impl LeaderLease {
         &self.name
     }
 
-    pub fn duration(&self) -> Duration {
-        self.duration
-    }
-
     /// One round: creates the Lease, renews it if it is ours, or takes it over if its holder stopped
     /// renewing. `true` when this replica holds the Lease afterwards. `now` is this process's clock.
     pub async fn try_acquire_or_renew(&self, now: Instant) -> Result<bool> {

@@ -68,7 +68,7 @@ pub async fn observe(
 }
 
 /// The worker plan of a checked spec with the Secrets [`secret_values::resolve`] resolved (pure): a Secret or
-/// key that is missing is [`Reason::SecretMissing`].
+/// key that is missing is `Reason::SecretMissing`.
 pub fn build_plan(
     mirror: &KafkaMirror,
     secrets: Result<Secrets, Vec<FieldError>>,

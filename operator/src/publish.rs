@@ -25,7 +25,7 @@ pub enum Error {
 }
 
 /// The status after the desired objects were applied, and Events for what changed since the last one.
-pub async fn applied(
+pub(crate) async fn applied(
     ctx: &Context,
     mirror: &ValidatedMirror,
     decision: &Decision,
@@ -61,7 +61,7 @@ pub async fn applied(
 
 /// A spec that cannot work: nothing was applied (the workers keep running what they ran), the status and a
 /// Warning Event say what is wrong.
-pub async fn refused(ctx: &Context, refusal: &Refusal) -> Result<(), Error> {
+pub(crate) async fn refused(ctx: &Context, refusal: &Refusal) -> Result<(), Error> {
     let Refusal {
         resource,
         identity,

@@ -1,15 +1,13 @@
 //! One reconcile of one `KafkaMirror`, as a pipeline of steps, each its own module with its own error:
 //! [`validate`] (pure: the mirror's identity, the spec check) → [`observe`] (the Secrets it names, its
-//! migration record, both Kafka clusters) → [`decide`] (pure: workers, migration, lag) → [`desired`] (pure:
-//! every object) → [`apply`] (server-side apply, orphans deleted) → [`publish`] (status and Events). A spec that
+//! migration record, both Kafka clusters) → `decide` (pure: workers, migration, lag) → [`desired`] (pure:
+//! every object) → `apply` (server-side apply, orphans deleted) → [`publish`] (status and Events). A spec that
 //! cannot work stops before anything is applied and says why in the status and an Event; only what a retry can
 //! fix is an error.
 //!
 //! [`validate`]: crate::validate
 //! [`observe`]: crate::observe
-//! [`decide`]: crate::decide
 //! [`desired`]: crate::desired
-//! [`apply`]: crate::apply
 //! [`publish`]: crate::publish
 
 use std::sync::Arc;
@@ -53,7 +51,7 @@ impl Default for Intervals {
 }
 
 /// What every reconcile shares.
-pub struct Context {
+pub(crate) struct Context {
     pub client: Client,
     pub settings: BuildSettings,
     pub recorder: Recorder,
@@ -61,7 +59,7 @@ pub struct Context {
     pub intervals: Intervals,
 }
 
-pub async fn reconcile(resource: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Action> {
+pub(crate) async fn reconcile(resource: Arc<KafkaMirror>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
     let mirror = match validate(resource)? {
         Ok(mirror) => mirror,
@@ -91,7 +89,7 @@ async fn refuse(refusal: &Refusal, ctx: &Context) -> Result<Action> {
 }
 
 /// Retry failed reconciles at a steady pace; count them by reason.
-pub fn error_policy(mirror: Arc<KafkaMirror>, error: &Error, ctx: Arc<Context>) -> Action {
+pub(crate) fn error_policy(mirror: Arc<KafkaMirror>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error);
     tracing::warn!(mirror = %mirror.name_any(), namespace = ?mirror.namespace(), error = %Chain(error), "reconcile failed, retrying");
     Action::requeue(ctx.intervals.error)

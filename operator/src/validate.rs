@@ -1,6 +1,6 @@
 //! The pipeline's first step, pure: the mirror's identity (name, namespace, uid, the names of its objects) is
 //! derived here once, and the spec is checked before any Secret is read. A spec
-//! [`kafka_mirror_crds::validate`] refuses is [`Reason::InvalidSpec`], naming every field at fault.
+//! [`kafka_mirror_crds::validate`] refuses is `Reason::InvalidSpec`, naming every field at fault.
 
 use std::sync::Arc;
 

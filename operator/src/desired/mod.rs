@@ -49,7 +49,7 @@ pub struct BuildSettings {
 /// migration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerState {
-    /// [`decide::worker_replicas`].
+    /// `decide::worker_replicas`.
     pub replicas: i32,
     /// `mode: migrate`, once recorded.
     pub migration_record: Option<MigrationRecord>,
