@@ -97,9 +97,7 @@ pub fn produce(
     keys: u64,
     value_size: usize,
 ) -> Result<Vec<SampleRecord>> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    produce_with(&config, topic, from, to, keys, value_size)
+    produce_with(&plaintext(bootstrap), topic, from, to, keys, value_size)
 }
 
 /// [`produce`] through a client configured by `config` (e.g. with TLS or SASL settings).
@@ -166,9 +164,7 @@ pub fn read_all(
     expected: usize,
     timeout: Duration,
 ) -> Result<Vec<ReadRecord>> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    read_all_with(&config, topic, expected, timeout)
+    read_all_with(&plaintext(bootstrap), topic, expected, timeout)
 }
 
 /// [`read_all`] through a client configured by `config` (e.g. with TLS or SASL settings).
@@ -247,6 +243,13 @@ pub fn read_all_with(
         }
     }
     Ok(records)
+}
+
+/// A client of the cluster at `bootstrap` without TLS or SASL.
+fn plaintext(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
 }
 
 /// The outcome of comparing what was seeded with what arrived.
