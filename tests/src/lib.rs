@@ -3,6 +3,8 @@
 //! crate: it drives the `mirror-worker` binary as a process, and reads the clusters as a user's tools would.
 //!
 //! - [`kafka`]: Apache Kafka clusters as JVM processes (`tests/kafka/cluster.sh`), the fixture.
+//! - [`control_plane`]: a real Kubernetes API server and controller manager on loopback
+//!   (`tests/control-plane/up.sh`), the fixture, and `kubectl` for it.
 //! - [`document`]: `KafkaMirror` documents, built with typed setters and written as YAML.
 //! - [`worker`]: the `mirror-worker` process: start, signal, wait, and how it ended.
 //! - [`http`]: the worker's HTTP endpoint: a free loopback address, `GET`, a metric by name.
@@ -11,6 +13,7 @@
 //! - [`producer`]: sample records produced to the source in the background.
 //! - [`group`]: a consumer group's partition owners as Kafka's own tool reports them.
 
+pub mod control_plane;
 pub mod document;
 pub mod group;
 pub mod http;
@@ -20,6 +23,7 @@ pub mod producer;
 pub mod records;
 pub mod worker;
 
+pub use control_plane::ControlPlane;
 pub use http::{free_address, free_port, http_get};
 pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
 pub use records::{client_config, read_records, verify_copy};

@@ -13,6 +13,9 @@
 //!   after `# operator:`, e.g. `SecretMissing`) and the `# expect:` lines as the message, joined by `; `
 //!   (`# operator-expect:` lines instead where the operator words it differently; `{namespace}` is the mirror's).
 //!
+//! The API server's side of these lines is checked on a real one (`tests/control-plane`): it refuses every
+//! `schema` document naming the field, and accepts every document the operator is meant to see.
+//!
 //! The documents name brokers on 127.0.0.1 ports 1 and 2, where nothing listens: a worker that went past its
 //! checks would hang retrying, which the 30 s limit per run turns into a failure naming the document.
 
@@ -27,7 +30,7 @@ use kafka_mirror_operator::observe::build_plan;
 use kafka_mirror_operator::publish::refused_status;
 use kafka_mirror_operator::secret_values;
 use kafka_mirror_operator::validate::check_spec;
-use kafka_mirror_tests::Launch;
+use kafka_mirror_tests::{ControlPlane, Launch};
 use serde_json::Value;
 
 /// The issue asks for a catalogue of at least 25 documents.
@@ -116,6 +119,67 @@ fn read_case(path: PathBuf) -> Case {
         expect,
         operator,
         schema,
+    }
+}
+
+/// `kubectl apply --dry-run=server` of every document on a real API server with the CRD installed: a `schema`
+/// document is refused and the refusal names its `# schema:` field; a document the operator is meant to see is
+/// accepted (the schema must not refuse what the operator explains better); one kubectl cannot send fails in
+/// kubectl.
+#[test]
+fn the_api_server_refuses_every_schema_document_naming_the_field_and_accepts_what_the_operator_sees()
+ {
+    let control_plane = ControlPlane::shared();
+    control_plane.install_crd();
+    let mut failures = Vec::new();
+    let cases = catalogue();
+    for case in &cases {
+        let path = case.path.to_str().expect("a UTF-8 path");
+        let run = control_plane.try_kubectl(&["apply", "--dry-run=server", "-f", path]);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let refused = !run.status.success();
+        let wrong = match &case.operator {
+            Operator::Reason(_) if refused => {
+                Some("refused, but the operator should see it".to_string())
+            }
+            Operator::Reason(_) => None,
+            Operator::Kubectl if !refused => {
+                Some("sent, but kubectl should not be able to".to_string())
+            }
+            Operator::Kubectl => None,
+            Operator::Schema if !refused => {
+                Some("accepted, but the schema should refuse it".to_string())
+            }
+            Operator::Schema => case
+                .schema
+                .iter()
+                .map(|(field, _)| refusal_names(field))
+                .find(|named| !said.contains(named.as_str()))
+                .map(|named| format!("refused without naming {named:?}")),
+        };
+        if let Some(wrong) = wrong {
+            failures.push(format!("{}: {wrong}:\n{said}", case.name));
+        }
+    }
+    eprintln!(
+        "{} documents sent to the API server, {} wrong",
+        cases.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What the API server's refusal says for a `# schema:` path: the field itself, `spec` for the document's
+/// root, and for an apiVersion or kind it does not serve, that it knows no such kind.
+fn refusal_names(field: &str) -> String {
+    match field {
+        "." => "spec: Required value".into(),
+        "apiVersion" | "kind" => "no matches for kind".into(),
+        field => field.to_string(),
     }
 }
 
