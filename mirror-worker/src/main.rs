@@ -138,6 +138,16 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
         drain_timeout: seconds("--drain-timeout", cli.drain_timeout)?,
     };
     let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
+    // A paused mirror copies nothing. The operator honours `paused` by running no worker at all; a worker
+    // given a paused document cannot honour it by running, so it refuses, rather than mirror what the
+    // document says must not be mirrored.
+    if plan.spec.paused {
+        return Err(field_error(
+            "spec.paused",
+            "true: a paused mirror copies nothing, so there is nothing to run (set it to false to mirror; \
+             the operator runs no workers while a mirror is paused)",
+        ));
+    }
     // Before any connection: an alias this machine does not honour would only show as brokers never reached.
     host_aliases::check(&plan.spec)?;
     let metrics = Arc::new(Metrics::new());

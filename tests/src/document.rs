@@ -34,6 +34,8 @@ struct Spec {
     mode: Option<Mode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     num_streams: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused: Option<bool>,
 }
 
 #[derive(Serialize, Clone, Debug, Default)]
@@ -179,6 +181,7 @@ impl MirrorDocument {
                 topics: Topics::default(),
                 mode: None,
                 num_streams: None,
+                paused: None,
             },
         }
     }
@@ -244,6 +247,12 @@ impl MirrorDocument {
     /// `spec.numStreams`.
     pub fn num_streams(mut self, streams: i32) -> MirrorDocument {
         self.spec.num_streams = Some(streams);
+        self
+    }
+
+    /// `spec.paused`.
+    pub fn paused(mut self, paused: bool) -> MirrorDocument {
+        self.spec.paused = Some(paused);
         self
     }
 

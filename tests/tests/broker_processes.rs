@@ -324,6 +324,41 @@ fn migrate_while_a_producer_keeps_writing_copies_exactly_the_records_below_the_s
 }
 
 #[test]
+fn a_paused_document_is_refused_naming_spec_paused_and_copies_nothing() {
+    let (source, target) = (source(), target());
+    source.create_topic("paused-orders", 2, 1, &[]);
+    samples::produce_with(&source.client(), "paused-orders", 0, 100, 10, 32).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let document = MirrorDocument::new(
+        "paused",
+        Connection::new(&source.plaintext),
+        Connection::new(&target.plaintext),
+    )
+    .include("paused-orders")
+    .paused(true)
+    .write_in(dir.path());
+    let run = Launch::worker_defaults(&document)
+        .spawn()
+        .finish(Duration::from_secs(60));
+    assert_eq!(run.exit_code(), Some(2), "{}", run.stderr);
+    let last = run
+        .stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.contains("spec.paused: true: a paused mirror copies nothing"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        target.partitions("paused-orders"),
+        0,
+        "the paused mirror created the target topic"
+    );
+}
+
+#[test]
 fn a_bad_document_exits_2_naming_the_field_before_touching_any_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let document = MirrorDocument::new(
