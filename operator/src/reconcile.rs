@@ -65,11 +65,13 @@ pub(crate) async fn reconcile(resource: Arc<KafkaMirror>, ctx: Arc<Context>) -> 
         Ok(mirror) => mirror,
         Err(refusal) => return refuse(&refusal, &ctx).await,
     };
+    // Taken before Kafka is asked: `status.lag.measuredAt` must not be later than the offsets it dates, or a
+    // reader waiting for "lag 0 measured after my last record" could be answered by offsets read before it.
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let observation = match observe(&ctx.client, &mirror).await? {
         Ok(observation) => observation,
         Err(refusal) => return refuse(&refusal, &ctx).await,
     };
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let decision = decide(&mirror, observation, &now);
     let objects = desired_objects(
         &mirror.identity,
