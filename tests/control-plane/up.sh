@@ -61,18 +61,9 @@ done
 rm -rf "$dir/etcd-data" "$dir/pki" "$dir/kcm-certs" "$dir"/*.pid "$dir"/*.log "$dir"/*.kubeconfig "$dir/ports" \
   "$dir/running"
 
-# Free loopback ports, all held open until every one is chosen, so none is handed out twice.
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-held = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    held.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in held))
-PY
-}
+# Free loopback ports (free_ports N), shared with the other script that starts servers for the tests.
+# shellcheck source=tests/free-ports.sh
+source "$here/../free-ports.sh"
 read -r etcd_port peer_port api_port kcm_port <<<"$(free_ports 4)"
 printf 'etcd=%s\netcd-peer=%s\nkube-apiserver=%s\nkube-controller-manager=%s\n' \
   "$etcd_port" "$peer_port" "$api_port" "$kcm_port" >"$dir/ports"

@@ -75,18 +75,9 @@ java_command() {
     "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$libs/*")
 }
 
-# Free loopback ports, all held open until every one is chosen, so none is handed out twice.
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-held = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    held.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in held))
-PY
-}
+# Free loopback ports (free_ports N), shared with the other script that starts servers for the tests.
+# shellcheck source=tests/free-ports.sh
+source "$here/../free-ports.sh"
 
 # A test PKI: a CA, a broker certificate for localhost/127.0.0.1 (and the advertised host), a client
 # certificate for mutual TLS. Keys are PKCS#8, the form Kafka's PEM key stores read.
