@@ -14,6 +14,12 @@ pub const CONFIG_FILE: &str = "mirror.yaml";
 /// Where Secrets are mounted, one directory per Secret: `<dir>/<secret name>/<key>`.
 pub const SECRETS_DIR: &str = "/var/run/kafka-mirror/secrets";
 
+/// The worker's `--drain-timeout` default: how long a SIGTERM'd worker waits for in-flight records before it
+/// commits and exits. The operator's termination grace period is this and a margin.
+pub const DRAIN_TIMEOUT_SECONDS: u64 = 30;
+
+/// What every environment variable the worker reads starts with.
+pub const ENV_PREFIX: &str = "KMIRROR_";
 /// Environment variable: the document to run (`--config`).
 pub const ENV_CONFIG: &str = "KMIRROR_CONFIG";
 /// Environment variable: the Secrets directory (`--secrets-dir`).
@@ -33,5 +39,18 @@ mod tests {
     #[test]
     fn the_default_listen_address_uses_the_port() {
         assert_eq!(HTTP_LISTEN, format!("0.0.0.0:{HTTP_PORT}"));
+    }
+
+    #[test]
+    fn every_variable_starts_with_the_prefix() {
+        for name in [
+            ENV_CONFIG,
+            ENV_SECRETS_DIR,
+            ENV_HTTP_LISTEN,
+            ENV_LOG_FORMAT,
+            ENV_SECRET_PREFIX,
+        ] {
+            assert!(name.starts_with(ENV_PREFIX), "{name}");
+        }
     }
 }

@@ -44,7 +44,7 @@ struct Cli {
     commit_interval: f64,
 
     /// Seconds a shutdown or rebalance waits for in-flight records before committing what is acknowledged.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = worker_pod::DRAIN_TIMEOUT_SECONDS as f64)]
     drain_timeout: f64,
 
     /// Log format: `text` for a terminal, `json` for a log pipeline.

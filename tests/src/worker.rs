@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use kafka_mirror_crds::worker_pod;
+
 use crate::http::{assigned_partitions_at, free_address};
 
 /// The `mirror-worker` binary of this build (next to the test executable's `deps/` folder).
@@ -38,10 +40,7 @@ pub struct Launch {
 }
 
 /// The worker's own `--drain-timeout` default, which a launch without [`Launch::drain_timeout`] runs with.
-const WORKER_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The prefix of every environment variable the worker reads (`kafka_mirror_crds::worker_pod::ENV_*`).
-const WORKER_ENV_PREFIX: &str = "KMIRROR_";
+const WORKER_DRAIN_TIMEOUT: Duration = Duration::from_secs(worker_pod::DRAIN_TIMEOUT_SECONDS);
 
 /// What a graceful stop may take beyond the drain: the last commit and the exit.
 const STOP_MARGIN: Duration = Duration::from_secs(15);
@@ -164,7 +163,7 @@ impl Launch {
         // The worker reads only what the launch says: none of the `KMIRROR_*` settings (secrets directory,
         // HTTP address, log format, Secret values) of the environment the tests run in.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with(WORKER_ENV_PREFIX) {
+            if key.to_string_lossy().starts_with(worker_pod::ENV_PREFIX) {
                 command.env_remove(key);
             }
         }

@@ -18,7 +18,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kafka_mirror_crds::KafkaMirrorSpec;
 use kafka_mirror_crds::template::WorkerTemplate;
 use kafka_mirror_crds::worker_pod::{
-    CONFIG_DIR, CONFIG_FILE, ENV_HTTP_LISTEN, ENV_SECRETS_DIR, HTTP_PORT, SECRETS_DIR,
+    CONFIG_DIR, CONFIG_FILE, DRAIN_TIMEOUT_SECONDS, ENV_HTTP_LISTEN, ENV_SECRETS_DIR, HTTP_PORT,
+    SECRETS_DIR,
 };
 
 use super::{BuildSettings, secrets};
@@ -29,8 +30,9 @@ use crate::validate::MirrorIdentity;
 pub const CONFIG_HASH_ANNOTATION: &str = "kafkamirror.io/config-hash";
 /// The non-root user of the worker image.
 const WORKER_UID: i64 = 65532;
-/// Seconds the worker may take to drain and commit on SIGTERM (its drain timeout is 30 s).
-const TERMINATION_GRACE_SECONDS: i64 = 45;
+/// Seconds the worker may take to drain and commit on SIGTERM: its drain timeout, and 15 s for the last commit
+/// and the exit.
+const TERMINATION_GRACE_SECONDS: i64 = DRAIN_TIMEOUT_SECONDS as i64 + 15;
 
 pub(super) fn build(
     owner: &MirrorIdentity,
