@@ -13,6 +13,15 @@ pub const CONFIG_DIR: &str = "/etc/kafka-mirror";
 pub const CONFIG_FILE: &str = "mirror.yaml";
 /// Where Secrets are mounted, one directory per Secret: `<dir>/<secret name>/<key>`.
 pub const SECRETS_DIR: &str = "/var/run/kafka-mirror/secrets";
+/// `mode: migrate`: where the operator mounts the ConfigMap `<name>-migration` holding the end offsets it
+/// recorded (read-only; not under [`CONFIG_DIR`], itself a read-only ConfigMap volume).
+pub const MIGRATION_DIR: &str = "/var/run/kafka-mirror/migration";
+/// `mode: migrate`: the end offsets' file name in [`MIGRATION_DIR`], which is their key in the ConfigMap
+/// `<name>-migration`. Its format is `kafka_mirror_clients::migration::MigrationRecord`.
+pub const MIGRATION_FILE: &str = "end-offsets.json";
+/// The worker's flag naming the recorded end offsets of a migration (the operator passes
+/// `MIGRATION_DIR/MIGRATION_FILE`).
+pub const MIGRATION_END_FLAG: &str = "--migration-end";
 
 /// The worker's `--drain-timeout` default: how long a SIGTERM'd worker waits for in-flight records before it
 /// commits and exits. The operator's termination grace period is this and a margin.

@@ -121,7 +121,7 @@ async fn read_migration_record(
             source,
         })?;
     Ok(
-        config_map.and_then(|cm| match MigrationRecord::from_config_map(&cm) {
+        config_map.and_then(|cm| match crate::migration::from_config_map(&cm) {
             Ok(record) => Some(record),
             Err(why) => {
                 tracing::warn!(%why, "migration record unreadable, recording the end offsets again");

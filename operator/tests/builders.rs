@@ -321,3 +321,80 @@ fn a_mirror_without_uid_is_refused_not_built_with_a_dangling_owner() {
     let error = MirrorIdentity::of(&mirror).unwrap_err().to_string();
     assert!(error.contains("metadata.uid"), "{error}");
 }
+
+#[test]
+fn a_migration_mounts_its_record_where_the_worker_reads_it_and_recording_it_rolls_no_pod() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kafka_mirror_clients::migration::MigrationRecord;
+    use kafka_mirror_crds::worker_pod::{MIGRATION_DIR, MIGRATION_FILE};
+
+    let mirror = example("migrate-testtopic.yaml");
+    let identity = MirrorIdentity::of(&mirror).unwrap();
+    let before = build(&mirror);
+    assert!(before.migration_record.is_none(), "nothing recorded yet");
+    let record = MigrationRecord {
+        started_at: Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap()),
+        topics: [("testtopic".to_string(), vec![120, 0, 7])].into(),
+    };
+    let state = WorkerState {
+        migration_record: Some(record.clone()),
+        ..WorkerState::from_spec(&mirror.spec)
+    };
+    let after = desired_objects(&identity, &mirror.spec, &settings(), &state).unwrap();
+    assert_eq!(
+        before.deployment, after.deployment,
+        "writing the record changes nothing in the Deployment, so no pod rolls"
+    );
+
+    let pod = after.deployment.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    let args = container.args.as_ref().unwrap();
+    let flag = args
+        .iter()
+        .position(|a| a == "--migration-end")
+        .expect("--migration-end");
+    let file = &args[flag + 1];
+    assert_eq!(*file, format!("{MIGRATION_DIR}/{MIGRATION_FILE}"));
+    let mount = container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.mount_path == MIGRATION_DIR)
+        .expect("the record is mounted");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let source = volume.config_map.as_ref().unwrap();
+    let config_map = after.migration_record.unwrap();
+    assert_eq!(Some(&source.name), config_map.metadata.name.as_ref());
+    assert_eq!(source.optional, Some(false), "no worker starts without it");
+    assert!(
+        source.items.is_none(),
+        "every key becomes a file named after it"
+    );
+
+    // The worker's view: the ConfigMap's key as the file at the mount path, read as the worker reads it.
+    let root = tempfile::tempdir().unwrap();
+    let (key, json) = config_map.data.unwrap().into_iter().next().unwrap();
+    assert_eq!(key, MIGRATION_FILE);
+    let path = root.path().join(&key);
+    std::fs::write(&path, json).unwrap();
+    assert_eq!(MigrationRecord::read(&path).unwrap(), record);
+
+    let continuous = build(&example("hdinsight-testtopic.yaml"));
+    let pod = continuous.deployment.spec.unwrap().template.spec.unwrap();
+    assert!(
+        !pod.containers[0]
+            .args
+            .as_ref()
+            .unwrap()
+            .contains(&"--migration-end".to_string())
+    );
+    assert!(pod.volumes.unwrap().iter().all(|v| v.name != "migration"));
+}

@@ -1,13 +1,15 @@
 //! How a `KafkaMirror` reaches its two clusters, for the worker that mirrors and the operator that measures:
 //! the document validated into a [`MirrorPlan`] with every client's settings ([`client_config`]), Secret values
 //! ([`secrets`]), broker names resolved through `hostAliases` ([`host_aliases`]), the mirror group's positions
-//! on the source ([`positions`]), the topics it copies ([`topics`]) and a cluster asked whether it answers, with librdkafka's reasons
-//! when it does not ([`broker_probe`]). Knows Kafka, not Kubernetes, and holds no replication engine.
+//! on the source ([`positions`]), the topics it copies ([`topics`]), the end offsets a migration copies up to
+//! ([`migration`]) and a cluster asked whether it answers, with librdkafka's reasons when it does not
+//! ([`broker_probe`]). Knows Kafka, not Kubernetes, and holds no replication engine.
 
 pub mod broker_probe;
 pub mod client_config;
 mod error;
 pub mod host_aliases;
+pub mod migration;
 pub mod plan;
 pub mod positions;
 pub mod secrets;

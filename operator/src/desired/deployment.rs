@@ -1,6 +1,9 @@
-//! The workers' Deployment: `spec.replicas` pods (none while paused or after a completed migration) running `mirror-worker --config`, with
-//! probes, the restricted Pod Security Standard, Secrets as files, `hostAliases` for broker names no DNS
-//! server resolves, and a config hash that rolls the pods when the spec changes.
+//! The workers' Deployment: `spec.replicas` pods (none while paused or after a completed migration) running
+//! `mirror-worker --config`, with probes, the restricted Pod Security Standard, Secrets as files, `hostAliases`
+//! for broker names no DNS server resolves, and a config hash that rolls the pods when the spec changes. With
+//! `mode: migrate` the pods also mount the migration record (`<name>-migration`) and are told to copy up to it
+//! (`--migration-end`); the volume and flag follow the mode alone, so recording the end offsets never changes the
+//! pod template, and the volume is not optional, so the kubelet starts no worker before the record exists.
 
 use std::collections::BTreeMap;
 
@@ -15,12 +18,12 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kafka_mirror_crds::KafkaMirrorSpec;
 use kafka_mirror_crds::template::WorkerTemplate;
 use kafka_mirror_crds::worker_pod::{
     CONFIG_DIR, CONFIG_FILE, DRAIN_TIMEOUT_SECONDS, ENV_HTTP_LISTEN, ENV_SECRETS_DIR, HTTP_PORT,
-    SECRETS_DIR,
+    MIGRATION_DIR, MIGRATION_END_FLAG, MIGRATION_FILE, SECRETS_DIR,
 };
+use kafka_mirror_crds::{KafkaMirrorSpec, Mode};
 
 use super::{BuildSettings, secrets};
 use crate::labels::{object_labels, selector};
@@ -118,9 +121,28 @@ fn pod_spec(
         ..Volume::default()
     }];
     volumes.extend(secret_volumes);
+    let migrate = spec.mode == Mode::Migrate;
+    if migrate {
+        mounts.push(VolumeMount {
+            name: "migration".to_string(),
+            mount_path: MIGRATION_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: "migration".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: owner.names.migration_record.clone(),
+                // Not optional: a pod waits for the record instead of starting without an end.
+                optional: Some(false),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     let host_aliases = host_aliases(spec);
     PodSpec {
-        containers: vec![worker_container(template, settings, mounts)],
+        containers: vec![worker_container(template, settings, mounts, migrate)],
         service_account_name: Some(owner.names.workload.clone()),
         automount_service_account_token: Some(false),
         host_aliases: (!host_aliases.is_empty()).then_some(host_aliases),
@@ -144,12 +166,26 @@ fn pod_spec(
     }
 }
 
-/// `mirror-worker --config` with probes on its HTTP endpoint, read-only and without capabilities.
+/// `mirror-worker --config` (and `--migration-end` when `migrate`) with probes on its HTTP endpoint, read-only
+/// and without capabilities.
 fn worker_container(
     template: &WorkerTemplate,
     settings: &BuildSettings,
     mounts: Vec<VolumeMount>,
+    migrate: bool,
 ) -> Container {
+    let mut args = vec![
+        "--config".to_string(),
+        format!("{CONFIG_DIR}/{CONFIG_FILE}"),
+        "--log-format".to_string(),
+        "json".to_string(),
+    ];
+    if migrate {
+        args.extend([
+            MIGRATION_END_FLAG.to_string(),
+            format!("{MIGRATION_DIR}/{MIGRATION_FILE}"),
+        ]);
+    }
     Container {
         name: "worker".to_string(),
         image: Some(
@@ -159,12 +195,7 @@ fn worker_container(
                 .unwrap_or_else(|| settings.worker_image.clone()),
         ),
         image_pull_policy: template.image_pull_policy.clone(),
-        args: Some(vec![
-            "--config".to_string(),
-            format!("{CONFIG_DIR}/{CONFIG_FILE}"),
-            "--log-format".to_string(),
-            "json".to_string(),
-        ]),
+        args: Some(args),
         env: Some(vec![
             env(ENV_SECRETS_DIR, SECRETS_DIR),
             env(ENV_HTTP_LISTEN, &format!("0.0.0.0:{HTTP_PORT}")),

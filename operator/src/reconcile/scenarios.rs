@@ -477,7 +477,7 @@ async fn a_migration_records_its_end_offsets_then_completes_and_scales_to_zero()
     // Start: no record yet. The operator records the high watermarks and runs the workers.
     let (client, server) = fixtures::client();
     let mirror = clusters.mirror(1, json!({"mode": "migrate"}), None);
-    let (action, (record, status)) = server
+    let (action, ((record, deployment), status)) = server
         .run(
             reconcile(Arc::new(mirror), context(client)),
             |mut server| async move {
@@ -486,16 +486,52 @@ async fn a_migration_records_its_end_offsets_then_completes_and_scales_to_zero()
                         not_found("configmaps", "orders-migration")
                     })
                     .await;
+                // The record is applied before the Deployment (expect_apply checks the order), so no pod can
+                // start before it exists.
                 let applied = expect_apply(&mut server, false, true, 1, vec![], vec![]).await;
                 assert_eq!(applied.deployment.body["spec"]["replicas"], 1);
                 let record = applied.record.unwrap().body;
                 server.expect_event(NS).await;
                 let status = expect_status(&mut server).await.body;
-                (server, (record, status))
+                (server, ((record, applied.deployment.body), status))
             },
         )
         .await;
     action.unwrap();
+    // The workers copy up to this record: it is mounted, not optional, and named with --migration-end.
+    let template = deployment["spec"]["template"].clone();
+    let pod = &template["spec"];
+    assert_eq!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "migration")
+            .expect("a migration volume"),
+        &json!({"name": "migration", "configMap": {"name": "orders-migration", "optional": false}})
+    );
+    let container = &pod["containers"][0];
+    assert!(
+        container["volumeMounts"].as_array().unwrap().contains(
+            &json!({"name": "migration", "mountPath": "/var/run/kafka-mirror/migration",
+                "readOnly": true})
+        ),
+        "{container}"
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w
+            == [
+                "--migration-end",
+                "/var/run/kafka-mirror/migration/end-offsets.json"
+            ]),
+        "{args:?}"
+    );
     let recorded: Value =
         serde_json::from_str(record["data"]["end-offsets.json"].as_str().unwrap()).unwrap();
     assert_eq!(recorded["topics"]["orders"], json!(highs));
@@ -537,6 +573,10 @@ async fn a_migration_records_its_end_offsets_then_completes_and_scales_to_zero()
                     .await;
                 let applied = expect_apply(&mut server, false, true, 0, vec![], vec![]).await;
                 assert_eq!(applied.deployment.body["spec"]["replicas"], 0);
+                assert_eq!(
+                    applied.deployment.body["spec"]["template"], template,
+                    "a recorded (or completed) migration does not roll the pods"
+                );
                 assert_eq!(
                     applied.record.unwrap().body["data"],
                     record["data"],
