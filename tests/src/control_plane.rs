@@ -107,6 +107,37 @@ impl ControlPlane {
         ]);
     }
 
+    /// Creates namespace `name` (applied, so it may exist already).
+    pub fn create_namespace(&self, name: &str) {
+        let namespace = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+        });
+        self.run_kubectl_with(&["apply", "-f", "-"], &namespace.to_string());
+    }
+
+    /// `kubectl get args -o json`, parsed; fails the test unless kubectl succeeds.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.run_kubectl(&all);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("kubectl {}: {e}: {out}", all.join(" ")))
+    }
+
+    /// `kubectl get args -o json`, parsed, or `None` when kubectl fails (the object does not exist).
+    pub fn try_get_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let run = self.try_kubectl(&all);
+        run.status
+            .success()
+            .then(|| serde_json::from_slice(&run.stdout).expect("kubectl prints JSON"))
+    }
+
     /// Runs `kubectl args` with `input` on its standard input (`-f -`), fails the test unless it succeeds, and
     /// returns its standard output.
     pub fn run_kubectl_with(&self, args: &[&str], input: &str) -> String {

@@ -36,6 +36,8 @@ struct Spec {
     num_streams: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     paused: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replicas: Option<i32>,
 }
 
 #[derive(Serialize, Clone, Debug, Default)]
@@ -182,6 +184,7 @@ impl MirrorDocument {
                 mode: None,
                 num_streams: None,
                 paused: None,
+                replicas: None,
             },
         }
     }
@@ -194,6 +197,11 @@ impl MirrorDocument {
     /// The mirror's consumer group on the source (the default: no `groupId` in the document, no namespace).
     pub fn group_id(&self) -> String {
         kafka_mirror_clients::plan::default_group_id(None, self.name())
+    }
+
+    /// The mirror's consumer group when the operator runs it in `namespace` (no `groupId` in the document).
+    pub fn group_id_in(&self, namespace: &str) -> String {
+        kafka_mirror_clients::plan::default_group_id(Some(namespace), self.name())
     }
 
     /// A `spec.source.config` entry.
@@ -247,6 +255,12 @@ impl MirrorDocument {
     /// `spec.numStreams`.
     pub fn num_streams(mut self, streams: i32) -> MirrorDocument {
         self.spec.num_streams = Some(streams);
+        self
+    }
+
+    /// `spec.replicas`: how many worker pods the operator runs.
+    pub fn replicas(mut self, replicas: i32) -> MirrorDocument {
+        self.spec.replicas = Some(replicas);
         self
     }
 

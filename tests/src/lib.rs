@@ -5,6 +5,9 @@
 //! - [`kafka`]: Apache Kafka clusters as JVM processes (`tests/kafka/cluster.sh`), the fixture.
 //! - [`control_plane`]: a real Kubernetes API server and controller manager on loopback
 //!   (`tests/control-plane/up.sh`), the fixture, and `kubectl` for it.
+//! - [`kubelet`]: a stand-in kubelet that runs the `mirror-worker` binary for the pods of a namespace on that
+//!   control plane, from the ConfigMaps and Secrets they mount, and writes their status.
+//! - [`operator`]: the `kafka-mirror-operator` process against that control plane.
 //! - [`document`]: `KafkaMirror` documents, built with typed setters and written as YAML.
 //! - [`worker`]: the `mirror-worker` process: start, signal, wait, and how it ended.
 //! - [`http`]: the worker's HTTP endpoint: a free loopback address, `GET`, a metric by name.
@@ -18,6 +21,8 @@ pub mod document;
 pub mod group;
 pub mod http;
 pub mod kafka;
+pub mod kubelet;
+pub mod operator;
 pub mod positions;
 pub mod producer;
 pub mod records;
@@ -26,5 +31,7 @@ pub mod worker;
 pub use control_plane::ControlPlane;
 pub use http::{free_address, free_port, http_get};
 pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
+pub use kubelet::{PodRunner, PodView};
+pub use operator::Operator;
 pub use records::{client_config, read_records, verify_copy};
 pub use worker::{Finished, Launch, Worker, worker_binary};

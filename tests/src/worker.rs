@@ -37,6 +37,7 @@ pub struct Launch {
     drain_timeout: Duration,
     env: Vec<(String, String)>,
     log_file: Option<PathBuf>,
+    migration_end: Option<PathBuf>,
 }
 
 /// The worker's own `--drain-timeout` default, which a launch without [`Launch::drain_timeout`] runs with.
@@ -68,6 +69,7 @@ impl Launch {
             drain_timeout: WORKER_DRAIN_TIMEOUT,
             env: Vec::new(),
             log_file: None,
+            migration_end: None,
         }
     }
 
@@ -111,6 +113,12 @@ impl Launch {
         self
     }
 
+    /// `--migration-end`: the end offsets of a `mode: migrate` run, as the operator mounts them.
+    pub fn migration_end(mut self, path: &Path) -> Launch {
+        self.migration_end = Some(path.to_path_buf());
+        self
+    }
+
     /// The worker's stderr (its log) to `path`, which outlives the worker (the benchmark keeps it for a look
     /// at what the worker did); by default it goes to a temporary file beside its stdout.
     pub fn log_file(mut self, path: PathBuf) -> Launch {
@@ -129,10 +137,6 @@ impl Launch {
             .log_file
             .clone()
             .unwrap_or_else(|| logs.path().join("stderr"));
-        let create = |path: &Path| {
-            std::fs::File::create(path)
-                .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
-        };
         let binary = if self.binary.as_os_str().is_empty() {
             worker_binary()
         } else {
@@ -151,6 +155,9 @@ impl Launch {
             command.arg("--secrets-dir").arg(dir);
         }
         command.args(["--http-listen", &http.to_string()]);
+        if let Some(path) = &self.migration_end {
+            command.arg(worker_pod::MIGRATION_END_FLAG).arg(path);
+        }
         if let Some(seconds) = &self.commit_interval {
             command.args(["--commit-interval", seconds]);
         }
@@ -167,19 +174,8 @@ impl Launch {
                 command.env_remove(key);
             }
         }
-        command
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(create(&logs.path().join("stdout")))
-            .stderr(create(&stderr));
-        let child = command.spawn().expect("starting mirror-worker");
-        Worker {
-            child,
-            logs,
-            stderr,
-            stop_timeout: self.drain_timeout + STOP_MARGIN,
-            http,
-        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        Worker::start(command, logs, stderr, http, self.drain_timeout)
     }
 }
 
@@ -241,6 +237,33 @@ impl Finished {
 }
 
 impl Worker {
+    /// Runs `command` (a `mirror-worker` command line serving its endpoint at `http`, drained within
+    /// `drain_timeout` on SIGTERM), its stdout into `logs/stdout` and its stderr into `stderr`.
+    pub fn start(
+        mut command: Command,
+        logs: tempfile::TempDir,
+        stderr: PathBuf,
+        http: SocketAddr,
+        drain_timeout: Duration,
+    ) -> Worker {
+        let create = |path: &Path| {
+            std::fs::File::create(path)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(create(&logs.path().join("stdout")))
+            .stderr(create(&stderr));
+        let child = command.spawn().expect("starting mirror-worker");
+        Worker {
+            child,
+            logs,
+            stderr,
+            stop_timeout: drain_timeout + STOP_MARGIN,
+            http,
+        }
+    }
+
     /// Starts the worker on `document` as the tests on Apache Kafka do ([`Launch::new`]), Secrets as files
     /// under `secrets_dir`, with `env` added.
     pub fn spawn(document: &Path, secrets_dir: &Path, env: &[(&str, &str)]) -> Worker {

@@ -24,19 +24,9 @@ fn control_plane() -> &'static ControlPlane {
     let control_plane = ControlPlane::shared();
     READY.get_or_init(|| {
         control_plane.install_crd();
-        create_namespace(control_plane, NAMESPACE);
+        control_plane.create_namespace(NAMESPACE);
     });
     control_plane
-}
-
-/// A namespace, applied (so it may exist already).
-fn create_namespace(control_plane: &ControlPlane, name: &str) {
-    let namespace = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name},
-    });
-    control_plane.run_kubectl_with(&["apply", "-f", "-"], &namespace.to_string());
 }
 
 /// Every file under `dir` (recursively) that holds a `KafkaMirror` (its apiVersion, which the CRD lacks).
@@ -128,7 +118,7 @@ fn kubectl_get_shows_the_printer_columns_and_scale_goes_through_the_scale_subres
     let mut mirror: serde_json::Value =
         yaml_serde::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
     mirror["metadata"]["namespace"] = SCALED.into();
-    create_namespace(control_plane, SCALED);
+    control_plane.create_namespace(SCALED);
     control_plane.run_kubectl_with(&["apply", "-f", "-"], &mirror.to_string());
     let name = "kafkamirror/primary-to-secondary";
 
