@@ -8,6 +8,7 @@
 //! - [`kubelet`]: a stand-in kubelet that runs the `mirror-worker` binary for the pods of a namespace on that
 //!   control plane, from the ConfigMaps and Secrets they mount, and writes their status.
 //! - [`operator`]: the `kafka-mirror-operator` process against that control plane.
+//! - [`scene`]: a test's namespace with its pod runner and operator, and `kubectl` scoped to it.
 //! - [`document`]: `KafkaMirror` documents, built with typed setters and written as YAML.
 //! - [`worker`]: the `mirror-worker` process: start, signal, wait, and how it ended.
 //! - [`http`]: the worker's HTTP endpoint: a free loopback address, `GET`, a metric by name.
@@ -26,6 +27,7 @@ pub mod operator;
 pub mod positions;
 pub mod producer;
 pub mod records;
+pub mod scene;
 pub mod worker;
 
 pub use control_plane::ControlPlane;
@@ -34,4 +36,5 @@ pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
 pub use kubelet::{PodRunner, PodView};
 pub use operator::Operator;
 pub use records::{client_config, read_records, verify_copy};
+pub use scene::Scene;
 pub use worker::{Finished, Launch, Worker, worker_binary};

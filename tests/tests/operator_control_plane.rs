@@ -9,24 +9,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_mirror_samples as samples;
-use kafka_mirror_tests::{
-    ClusterOptions, ControlPlane, KafkaCluster, Operator, PodRunner, read_records, verify_copy,
-};
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Scene, read_records, verify_copy};
 
 const RECORDS: u64 = 300;
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn control_plane() -> &'static ControlPlane {
-    static READY: OnceLock<()> = OnceLock::new();
-    let control_plane = ControlPlane::shared();
-    READY.get_or_init(|| control_plane.install_crd());
-    control_plane
 }
 
 fn source() -> &'static KafkaCluster {
@@ -37,88 +28,6 @@ fn source() -> &'static KafkaCluster {
 fn target() -> &'static KafkaCluster {
     static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| KafkaCluster::start_for_process("target", &ClusterOptions::default()))
-}
-
-/// A namespace of its own with a pod runner and an operator watching only it.
-struct Scene {
-    namespace: String,
-    control_plane: &'static ControlPlane,
-    runner: PodRunner,
-    operator: Operator,
-}
-
-impl Scene {
-    fn new(namespace: &str) -> Scene {
-        let control_plane = control_plane();
-        control_plane.create_namespace(namespace);
-        let runner = PodRunner::start(control_plane, namespace);
-        let operator = Operator::start(
-            control_plane,
-            &format!("operator-{namespace}"),
-            &["--namespace", namespace],
-        );
-        Scene {
-            namespace: namespace.to_string(),
-            control_plane,
-            runner,
-            operator,
-        }
-    }
-
-    /// `kubectl args -n <namespace>`, which must succeed; its standard output.
-    fn kubectl(&self, args: &[&str]) -> String {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["-n", &self.namespace]);
-        self.control_plane.run_kubectl(&all)
-    }
-
-    /// `kubectl get args -n <namespace> -o json`.
-    fn get(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["-n", &self.namespace]);
-        self.control_plane.get_json(&all)
-    }
-
-    /// Whether `kubectl get args` finds the object.
-    fn exists(&self, args: &[&str]) -> bool {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["-n", &self.namespace]);
-        self.control_plane.try_get_json(&all).is_some()
-    }
-
-    /// Waits up to `timeout` for `condition`; fails showing the operator's log and the pods.
-    fn wait_for(&self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !condition() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; the pods: {:#?}\nthe operator's log:\n{}",
-                self.runner.pods(),
-                self.operator.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// `kubectl wait --for=condition=Ready kmirror/<name>`, as a user or a CI pipeline waits.
-    fn wait_ready(&self, name: &str, timeout: Duration) {
-        let run = self.control_plane.try_kubectl(&[
-            "wait",
-            "--for=condition=Ready",
-            &format!("kmirror/{name}"),
-            "-n",
-            &self.namespace,
-            &format!("--timeout={}s", timeout.as_secs()),
-        ]);
-        assert!(
-            run.status.success(),
-            "kubectl wait --for=condition=Ready kmirror/{name}: {}\nthe mirror: {:#}\nthe pods: {:#?}\nthe operator's log:\n{}",
-            String::from_utf8_lossy(&run.stderr),
-            self.get(&["kmirror", name]),
-            self.runner.pods(),
-            self.operator.log()
-        );
-    }
 }
 
 /// The seed's example (`deploy/examples/hdinsight-testtopic.yaml`) pointed at this machine's clusters: its
