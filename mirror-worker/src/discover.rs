@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use kafka_mirror_clients::Error as ClientsError;
 use kafka_mirror_clients::broker_probe::BrokerProbe;
-use kafka_mirror_clients::host_aliases;
+use kafka_mirror_clients::client_config::KafkaClientConfig;
+use kafka_mirror_clients::host_aliases::{self, ResolvingContext};
 use kafka_mirror_clients::topics::{matching_topics, partition_counts};
 use kafka_mirror_crds::{KafkaMirrorSpec, Partitioning, TopicFilter};
-use rdkafka::ClientConfig;
 use rdkafka::admin::{
     AdminClient, AdminOptions, NewTopic, OwnedResourceSpecifier, ResourceSpecifier,
     TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
 use tracing::{debug, info, warn};
@@ -44,7 +43,7 @@ pub struct Discovery {
     source_probe: BrokerProbe,
     target_probe: BrokerProbe,
     /// Creates missing target topics and reads their configuration.
-    target_admin: AdminClient<DefaultClientContext>,
+    target_admin: AdminClient<ResolvingContext>,
     filter: TopicFilter,
     spec: KafkaMirrorSpec,
     metrics: Arc<Metrics>,
@@ -59,8 +58,8 @@ pub struct Unroutable {
 
 impl Discovery {
     pub fn new(
-        source: &ClientConfig,
-        target: &ClientConfig,
+        source: &KafkaClientConfig,
+        target: &KafkaClientConfig,
         filter: TopicFilter,
         spec: KafkaMirrorSpec,
         metrics: Arc<Metrics>,
@@ -75,7 +74,7 @@ impl Discovery {
             target_probe: BrokerProbe::new(target, "spec.target")
                 .map_err(creating("creating the target admin client"))?,
             target_admin: target
-                .create::<AdminClient<DefaultClientContext>>()
+                .create::<AdminClient<ResolvingContext>>()
                 .map_err(creating("creating the target admin client"))?,
             filter,
             spec,
@@ -277,8 +276,8 @@ impl Discovery {
     }
 }
 
-/// The metadata of every topic of a cluster. Fails when a broker advertises a name this machine cannot resolve
-/// (see `host_aliases::check_advertised`).
+/// The metadata of every topic of a cluster. Fails when a broker advertises a name that is neither one of the
+/// cluster's `hostAliases` nor resolved by this machine (see `host_aliases::check_advertised`).
 fn cluster_metadata(client: &BrokerProbe, cluster: &str) -> Result<Metadata> {
     let metadata = blocking(|| client.metadata(None, METADATA_TIMEOUT)).map_err(|source| {
         ClientsError::Broker {
@@ -286,12 +285,13 @@ fn cluster_metadata(client: &BrokerProbe, cluster: &str) -> Result<Metadata> {
             source: Box::new(source),
         }
     })?;
-    blocking(|| host_aliases::check_advertised(&format!("spec.{cluster}"), &metadata)).map_err(
-        |source| ClientsError::Broker {
-            what: format!("reaching the {cluster} cluster's brokers"),
-            source: Box::new(source),
-        },
-    )?;
+    blocking(|| {
+        host_aliases::check_advertised(&format!("spec.{cluster}"), &metadata, client.host_aliases())
+    })
+    .map_err(|source| ClientsError::Broker {
+        what: format!("reaching the {cluster} cluster's brokers"),
+        source: Box::new(source),
+    })?;
     Ok(metadata)
 }
 

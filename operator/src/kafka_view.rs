@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::broker_probe::{BrokerProbe, ProbeError};
-use rdkafka::ClientConfig;
+use kafka_mirror_clients::client_config::KafkaClientConfig;
 use rdkafka::error::KafkaError;
 
 use crate::lag::{Positions, read_positions};
@@ -64,7 +64,7 @@ pub fn ask(plan: &MirrorPlan) -> KafkaView {
 }
 
 /// One metadata request: proves the brokers are reachable and the credentials accepted, or says why not.
-fn probe(config: &ClientConfig, prefix: &str) -> Result<(), ProbeFailure> {
+fn probe(config: &KafkaClientConfig, prefix: &str) -> Result<(), ProbeFailure> {
     let client =
         BrokerProbe::new(config, prefix).map_err(|source| ProbeFailure::CreateClient { source })?;
     client

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use kafka_mirror_clients::client_config::KafkaClientConfig;
 use kafka_mirror_clients::positions::{GroupPositions, PartitionPosition, SourcePartition};
 use kafka_mirror_crds::TopicFilter;
 use kafka_mirror_crds::status::TopicStatus;
 use kafka_mirror_crds::topics::TopicSelection;
-use rdkafka::ClientConfig;
 
 /// Lag per mirrored topic and over all partitions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,7 +60,7 @@ pub fn summarize(selection: &TopicSelection, positions: &Positions) -> LagReport
 /// Reads the positions of the group `group_id` on every source topic `filter` matches. Blocking: each
 /// partition's watermarks are one request (bounded by a timeout), so run it off the async runtime.
 pub fn read_positions(
-    source: &ClientConfig,
+    source: &KafkaClientConfig,
     group_id: &str,
     filter: &TopicFilter,
 ) -> kafka_mirror_clients::Result<Positions> {
@@ -76,7 +76,7 @@ pub fn read_positions(
 /// The lag of the group `group_id` over every source topic `filter` (the validated `selection`) matches.
 /// Blocking, like [`read_positions`].
 pub fn measure(
-    source: &ClientConfig,
+    source: &KafkaClientConfig,
     group_id: &str,
     filter: &TopicFilter,
     selection: &TopicSelection,

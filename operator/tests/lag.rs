@@ -91,7 +91,7 @@ fn status_lag_is_high_watermark_minus_committed_offset_per_topic() {
     let mut source = ClientConfig::new();
     source.set("bootstrap.servers", &bootstrap);
     let (filter, topics) = selection(&["orders\\..*"], "dr.{topic}");
-    let report = measure(&source, GROUP, &filter, &topics).unwrap();
+    let report = measure(&source.into(), GROUP, &filter, &topics).unwrap();
 
     let names: Vec<&str> = report.topics.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["orders.eu", "orders.us"], "payments does not match");
@@ -130,7 +130,7 @@ fn a_committed_offset_below_the_first_offset_the_source_holds_is_reported_as_tru
     let mut source = ClientConfig::new();
     source.set("bootstrap.servers", &bootstrap);
     let (filter, topics) = selection(&["orders.*"], "{topic}");
-    let report = measure(&source, GROUP, &filter, &topics).unwrap();
+    let report = measure(&source.into(), GROUP, &filter, &topics).unwrap();
     assert_eq!(
         report.truncated,
         [format!(

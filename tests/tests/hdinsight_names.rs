@@ -2,24 +2,27 @@
 //! `wn0-kafka.abc123.internal.cloudapp.net` in a peered VNet without a custom DNS server), reached by IP.
 //!
 //! The broker here is Apache Kafka whose PLAINTEXT listener advertises such a name while listening on
-//! 127.0.0.1; the mirror's target is the same cluster's INTERNAL listener (advertised as 127.0.0.1). Without
-//! `hostAliases` the worker bootstraps by IP, learns the names from the metadata and can reach no broker by
-//! them: it must say so. `hostAliases` it cannot honour on this machine are refused before any connection. And
-//! with the alias resolvable (a private `/etc/hosts` bind-mounted over the real one in a mount namespace of
-//! the worker process only, as the operator's pod `hostAliases` do in Kubernetes) the mirror copies everything.
+//! 127.0.0.1; the mirror's other side is the same cluster. Without `hostAliases` the worker bootstraps by IP,
+//! learns the name from the metadata and can reach no broker by it: it must say so. With `hostAliases` in the
+//! document the worker's own clients resolve the name through them (nothing on this machine resolves it, and
+//! `/etc/hosts` is not touched) and the mirror copies everything; the readers the operator measures lag and
+//! migration progress with do the same.
 
-use std::io::ErrorKind;
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::broker_probe::BrokerProbe;
+use kafka_mirror_clients::host_aliases::{self, HostAliases};
+use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::Mode;
 use kafka_mirror_samples as samples;
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, read_records};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// The name the broker advertises; nothing on this machine resolves it (checked by [`cluster`]).
 const ADVERTISED: &str = "wn0-kafka.abc123.internal.cloudapp.net";
@@ -129,8 +132,9 @@ fn without_host_aliases_the_worker_gives_up_naming_the_advertised_name_and_host_
 /// Which of the worker's two messages a run gets depends on whether librdkafka answered its first metadata
 /// request through the bootstrap connection (by IP) before it moved to the advertised name (a race, so no test
 /// can choose it). When it did, the worker checks the advertised names itself: that check, on the brokers this
-/// cluster advertises (the `PLAINTEXT` list the cluster script prints, which is `advertised.listeners`), and
-/// on the brokers the internal listener advertises (127.0.0.1), which pass.
+/// cluster advertises (the `PLAINTEXT` list the cluster script prints, which is `advertised.listeners`), fails
+/// without an alias for the name and passes with one; the brokers the internal listener advertises
+/// (127.0.0.1) pass.
 #[test]
 fn the_advertised_name_check_names_the_unresolvable_broker_and_host_aliases() {
     let cluster = cluster();
@@ -142,24 +146,30 @@ fn the_advertised_name_check_names_the_unresolvable_broker_and_host_aliases() {
             })
             .collect()
     };
-    let check = |prefix: &str, brokers: &[(String, i32)]| {
-        kafka_mirror_clients::host_aliases::check_advertised_brokers(
+    let check = |prefix: &str, brokers: &[(String, i32)], aliases: &HostAliases| {
+        host_aliases::check_advertised_brokers(
             prefix,
             brokers.iter().map(|(h, p)| (h.as_str(), *p)),
+            aliases,
         )
     };
     let port = cluster.plaintext.rsplit_once(':').unwrap().1;
-    let error = check("spec.source", &advertised(&cluster.plaintext))
+    let brokers = advertised(&cluster.plaintext);
+    let error = check("spec.source", &brokers, &HostAliases::default())
         .expect_err("the advertised name resolves nowhere here");
     eprintln!("advertised-name check: {error}");
     assert!(
-        error
-            .to_string()
-            .starts_with(&format!(
-                "the brokers advertise host names this machine cannot resolve: {ADVERTISED}:{port}; map each \
-                 name to its broker's IP address in spec.source.hostAliases"
-            )),
+        error.to_string().starts_with(&format!(
+            "the brokers advertise host names that neither spec.source.hostAliases nor this machine's \
+             resolver resolve: {ADVERTISED}:{port}; map each name to its broker's IP address in \
+             spec.source.hostAliases"
+        )),
         "{error}"
+    );
+    let aliased = HostAliases::from_pairs([(ADVERTISED, "127.0.0.1".parse().unwrap())]);
+    assert!(
+        check("spec.source", &brokers, &aliased).is_ok(),
+        "a name hostAliases maps passes"
     );
     // The internal listener's metadata, read for real: its brokers are advertised as 127.0.0.1.
     let internal: BaseConsumer = cluster.client().create().unwrap();
@@ -167,163 +177,33 @@ fn the_advertised_name_check_names_the_unresolvable_broker_and_host_aliases() {
         .fetch_metadata(None, Duration::from_secs(10))
         .unwrap();
     assert!(
-        kafka_mirror_clients::host_aliases::check_advertised("spec.target", &resolvable).is_ok(),
+        host_aliases::check_advertised("spec.target", &resolvable, &HostAliases::default()).is_ok(),
         "brokers advertised as 127.0.0.1 pass"
     );
 }
 
-/// An accepting socket that counts who connected, for "before any connection".
-struct Listener(TcpListener);
-
-impl Listener {
-    fn new() -> Listener {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        Listener(listener)
-    }
-
-    fn address(&self) -> String {
-        self.0.local_addr().unwrap().to_string()
-    }
-
-    fn connections(&self) -> usize {
-        let mut count = 0;
-        loop {
-            match self.0.accept() {
-                Ok(_) => count += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return count,
-                Err(e) => panic!("accepting: {e}"),
-            }
-        }
-    }
-}
-
-/// A cluster section's `hostAliases` entries as (ip, host name).
-type Aliases = &'static [(&'static str, &'static str)];
-
-/// `hostAliases` this machine does not resolve as written are refused at start with exit 2 (a configuration
-/// error), naming the entry, before the worker connects anywhere: on the source a name that resolves nowhere,
-/// on the target (second entry, the first being one that holds) a name that resolves elsewhere.
+/// With `hostAliases` in the document (the advertised name → 127.0.0.1) and nothing else, the worker's clients
+/// resolve the name themselves: the source bootstrapped by IP as on HDInsight, the target bootstrapped by the
+/// name itself, both through the aliases. The migration completes and every record arrives intact, although
+/// nothing on this machine resolves the name, before or after.
 #[test]
-fn host_aliases_this_machine_does_not_resolve_are_refused_before_any_connection() {
-    let cases: [(&str, Aliases, Aliases, String); 2] = [
-        (
-            "spec.source.hostAliases[0]",
-            &[("10.23.0.11", ADVERTISED)],
-            &[],
-            format!(
-                "{ADVERTISED} does not resolve to 10.23.0.11 on this machine (it resolves to nothing)"
-            ),
-        ),
-        (
-            "spec.target.hostAliases[1]",
-            &[],
-            &[("127.0.0.1", "localhost"), ("10.23.0.7", "localhost")],
-            "localhost does not resolve to 10.23.0.7 on this machine (it resolves to ".to_string(),
-        ),
-    ];
-    for (field, source_aliases, target_aliases, says) in cases {
-        let (source, target) = (Listener::new(), Listener::new());
-        let section = |listener: &Listener, aliases: &[(&str, &str)]| {
-            aliases.iter().fold(
-                Connection::new(&listener.address()),
-                |section, (ip, host)| section.host_alias(ip, &[host]),
-            )
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let document = document(
-            dir.path(),
-            "refused-aliases",
-            section(&source, source_aliases),
-            section(&target, target_aliases),
-        );
-        let run = timed(
-            field,
-            Worker::spawn(&document, dir.path(), &[]),
-            Duration::from_secs(20),
-        );
-        assert!(run.exited_by_itself, "{}", run.output());
-        assert_eq!(run.status.code(), Some(2), "{}", run.output());
-        let last = last_line(&run);
-        eprintln!("{field}: {last}");
-        assert!(
-            last.starts_with(&format!("mirror-worker: error: {field}: {says}"))
-                && last.contains("in Kubernetes the operator adds it to the pod's /etc/hosts")
-                && last.contains("/etc/hosts"),
-            "the exit message names the entry and what to do:\n{}",
-            run.output()
-        );
-        let connections = (source.connections(), target.connections());
-        eprintln!("{field}: connections to source and target: {connections:?}");
-        assert_eq!(connections, (0, 0), "refused before any connection");
-    }
-}
-
-/// How to run a command with `hosts` bind-mounted over `/etc/hosts` for that command only: a mount namespace
-/// of its own (`unshare --mount`, as root), else one inside a user namespace (`--map-root-user`, for a user
-/// that may create them). The real `/etc/hosts` is never written. Panics naming what was tried when neither
-/// works here: the positive path is then not proven, and the suite must say so rather than skip it.
-fn private_hosts_wrapper(hosts: &Path) -> Vec<String> {
-    let hosts = hosts.to_str().unwrap().to_string();
-    let script = "mount --bind \"$0\" /etc/hosts && exec \"$@\"".to_string();
-    let candidates = [
-        vec!["unshare", "--mount"],
-        vec!["unshare", "--user", "--map-root-user", "--mount"],
-    ];
-    let mut failures = Vec::new();
-    for candidate in candidates {
-        let mut wrapper: Vec<String> = candidate.iter().map(|s| s.to_string()).collect();
-        wrapper.extend(["sh".into(), "-c".into(), script.clone(), hosts.clone()]);
-        let probe = Command::new(&wrapper[0])
-            .args(&wrapper[1..])
-            .args(["getent", "hosts", ADVERTISED])
-            .output();
-        match probe {
-            Ok(output) if output.status.success() => return wrapper,
-            Ok(output) => failures.push(format!(
-                "{}: {} {}",
-                candidate.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-            Err(e) => failures.push(format!("{}: {e}", candidate.join(" "))),
-        }
-    }
-    panic!(
-        "cannot give the worker a private /etc/hosts on this machine (needs root or unprivileged user \
-         namespaces, and util-linux's unshare):\n{}",
-        failures.join("\n")
-    );
-}
-
-/// With the advertised name resolvable for the worker (a private `/etc/hosts` holding the `hostAliases`
-/// entry, as the operator's pods get), the alias check passes and the mirror bootstraps by IP, reaches the
-/// broker by its advertised name and copies every record intact. The test's own process and the real
-/// `/etc/hosts` never see the name.
-#[test]
-fn with_the_alias_resolvable_the_mirror_copies_every_record() {
+fn with_host_aliases_the_worker_copies_every_record() {
     let cluster = cluster();
     let name = "aliased";
     let seeded = seed(cluster, name);
     let dir = tempfile::tempdir().unwrap();
-    let hosts = dir.path().join("hosts");
-    let real = std::fs::read_to_string("/etc/hosts").unwrap();
-    std::fs::write(&hosts, format!("{real}\n127.0.0.1 {ADVERTISED}\n")).unwrap();
-    let wrapper = private_hosts_wrapper(&hosts);
-    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-    eprintln!(
-        "{name}: the worker runs through {:?}",
-        &wrapper[..wrapper.len() - 3]
-    );
-
+    let hosts_before = std::fs::read_to_string("/etc/hosts").unwrap();
     let document = document(
         dir.path(),
         name,
         Connection::new(&by_ip(cluster)).host_alias("127.0.0.1", &[ADVERTISED]),
-        Connection::new(&cluster.internal),
+        Connection::new(&cluster.plaintext).host_alias("127.0.0.1", &[ADVERTISED]),
     );
-    let worker = Worker::spawn_through(&wrapper, &document, dir.path(), &[]);
-    let run = timed(name, worker, Duration::from_secs(120));
+    let run = timed(
+        name,
+        Worker::spawn(&document, dir.path(), &[]),
+        Duration::from_secs(120),
+    );
     run.assert_migration_complete(name);
     let copy = read_records(
         &cluster.client(),
@@ -337,11 +217,77 @@ fn with_the_alias_resolvable_the_mirror_copies_every_record() {
     assert_eq!(verification.duplicated, 0, "{verification}");
     assert!(
         (ADVERTISED, 0).to_socket_addrs().is_err(),
-        "the private hosts file stayed private"
+        "the name still resolves nowhere on this machine"
     );
     assert_eq!(
         std::fs::read_to_string("/etc/hosts").unwrap(),
-        real,
-        "the real /etc/hosts is untouched"
+        hosts_before,
+        "/etc/hosts is untouched"
+    );
+}
+
+/// What the operator asks Kafka on every reconcile, through brokers known only by the advertised name: the
+/// source positions its lag and migration progress come from (`lag::read_positions` on the plan's source
+/// admin settings: topic list, the group's committed offsets from the coordinator, each partition's watermarks
+/// from its leader) and the target probe, both bootstrapped by the name and resolving it through the document's
+/// `hostAliases`, in this test's process, where nothing else resolves it.
+#[test]
+fn the_operators_kafka_readers_resolve_the_advertised_name_through_host_aliases() {
+    let cluster = cluster();
+    let name = "measured";
+    seed(cluster, name);
+    let topic = format!("{name}-orders");
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = MirrorDocument::new(
+        name,
+        Connection::new(&cluster.plaintext).host_alias("127.0.0.1", &[ADVERTISED]),
+        Connection::new(&cluster.plaintext).host_alias("127.0.0.1", &[ADVERTISED]),
+    )
+    .include(&topic)
+    .rename("mirror.{topic}")
+    .create(1, &[]);
+    let plan = MirrorPlan::load(&mirror.write_in(dir.path()), &Secrets::new(dir.path())).unwrap();
+
+    // The mirror group has copied 7 records of partition 0 (committed through the internal listener).
+    let committer: BaseConsumer = cluster
+        .client()
+        .set("group.id", &plan.group_id)
+        .create()
+        .unwrap();
+    let mut committed = TopicPartitionList::new();
+    committed
+        .add_partition_offset(&topic, 0, Offset::Offset(7))
+        .unwrap();
+    committer.commit(&committed, CommitMode::Sync).unwrap();
+
+    let positions = kafka_mirror_operator::lag::read_positions(
+        &plan.source_admin,
+        &plan.group_id,
+        &plan.filter,
+    )
+    .unwrap_or_else(|e| panic!("the source positions through the alias: {e}"));
+    eprintln!("{name}: {positions:?}");
+    assert_eq!(positions.len(), 3, "{positions:?}");
+    let records: i64 = positions.values().map(|p| p.high - p.low).sum();
+    assert_eq!(records, RECORDS as i64, "{positions:?}");
+    let first = positions[&(topic.clone(), 0)];
+    assert_eq!(first.committed, Some(7), "{positions:?}");
+    assert_eq!(first.lag(), first.high - 7, "{positions:?}");
+
+    let probe = BrokerProbe::new(&plan.target_admin, "spec.target").unwrap();
+    let metadata = probe
+        .metadata(None, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("the target through the alias: {e}"));
+    assert!(
+        metadata.brokers().iter().all(|b| b.host() == ADVERTISED),
+        "the target's brokers are known by the advertised name only"
+    );
+    assert!(
+        host_aliases::check_advertised("spec.target", &metadata, probe.host_aliases()).is_ok(),
+        "the advertised name is one of the target's hostAliases"
+    );
+    assert!(
+        (ADVERTISED, 0).to_socket_addrs().is_err(),
+        "nothing in this process resolves the name but the mirror's clients"
     );
 }

@@ -238,7 +238,10 @@ fn the_plaintext_listener_advertises_the_host_name_it_is_given() {
     let by_ip = cluster.plaintext.replace(NAME, "127.0.0.1");
     // The worker's own probe, which explains a failure in librdkafka's words.
     let probe = BrokerProbe::new(
-        ClientConfig::new().set("bootstrap.servers", &by_ip),
+        &ClientConfig::new()
+            .set("bootstrap.servers", &by_ip)
+            .clone()
+            .into(),
         "spec.source",
     )
     .unwrap();

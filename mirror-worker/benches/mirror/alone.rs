@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::host_aliases::ResolvingContext;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_samples as samples;
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
@@ -105,7 +106,8 @@ pub fn consume_role(source: &str, topic: &str, group: &str, records: u64, tuning
             let (seen, bytes, first) = (seen.clone(), bytes.clone(), first.clone());
             let topic = topic.to_string();
             std::thread::spawn(move || {
-                let consumer: BaseConsumer = config.create().expect("creating the consumer");
+                let consumer: BaseConsumer<ResolvingContext> =
+                    config.create().expect("creating the consumer");
                 consumer.subscribe(&[&topic]).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(300);
                 while seen.load(Ordering::Relaxed) < records {
@@ -156,7 +158,8 @@ pub fn produce_role(
     let plan = plan(UNUSED_SIDE, target, topic, tuning);
     let data = load::generate(records, value_size);
     load::produce_all(
-        &producer_config(plan.target_producer),
+        // The benchmark's clusters advertise loopback addresses: no hostAliases to resolve through.
+        producer_config(plan.target_producer).client_config(),
         topic,
         partitions,
         &data,

@@ -7,10 +7,10 @@
 //! ([`BrokerProbe`] is a producer, whose `poll` does; `GroupPositions` a consumer) and `ProbeError::new`
 //! explains the failure.
 
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
@@ -18,16 +18,30 @@ use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 
+use crate::client_config::KafkaClientConfig;
+use crate::host_aliases::HostAliases;
+
 /// At most this many distinct reasons are kept: a broker repeats the same failure on every retry.
 const MAX_REASONS: usize = 4;
 
-/// The client context of a probing client: remembers what librdkafka reported while a request was under way.
+/// The client context of a probing client: remembers what librdkafka reported while a request was under way,
+/// and resolves broker names through its cluster's `hostAliases`.
 #[derive(Default)]
-pub(crate) struct ReasonCollector(Mutex<Vec<String>>);
+pub(crate) struct ReasonCollector {
+    reasons: Mutex<Vec<String>>,
+    host_aliases: HostAliases,
+}
 
 impl ReasonCollector {
+    pub(crate) fn new(host_aliases: HostAliases) -> Self {
+        Self {
+            reasons: Mutex::default(),
+            host_aliases,
+        }
+    }
+
     fn remember(&self, reason: &str) {
-        let mut reasons = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
         // librdkafka prefixes the broker and thread; the rest is what the user needs.
         let reason = reason.rsplit_once("]: ").map_or(reason, |(_, r)| r).trim();
         if !reason.is_empty() && reasons.len() < MAX_REASONS && !reasons.iter().any(|r| r == reason)
@@ -38,11 +52,17 @@ impl ReasonCollector {
 
     /// The reasons remembered since the last call.
     pub(crate) fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.reasons.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
 impl ClientContext for ReasonCollector {
+    const ENABLE_RESOLVE_BROKER: bool = true;
+
+    fn resolve_broker(&self, host: &str) -> Option<IpAddr> {
+        self.host_aliases.resolve(host)
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.remember(reason);
         tracing::debug!(%error, reason, "librdkafka reported an error");
@@ -78,11 +98,17 @@ pub struct BrokerProbe {
 }
 
 impl BrokerProbe {
-    pub fn new(config: &ClientConfig, prefix: &str) -> Result<Self, KafkaError> {
+    pub fn new(config: &KafkaClientConfig, prefix: &str) -> Result<Self, KafkaError> {
         Ok(Self {
-            client: config.create_with_context(ReasonCollector::default())?,
+            client: config
+                .create_with_context(ReasonCollector::new(config.host_aliases().clone()))?,
             prefix: prefix.to_string(),
         })
+    }
+
+    /// The `hostAliases` this probe resolves broker names through.
+    pub fn host_aliases(&self) -> &HostAliases {
+        &self.client.context().host_aliases
     }
 
     /// Metadata of every topic (`None`) or one, or what went wrong with librdkafka's reasons and a hint.

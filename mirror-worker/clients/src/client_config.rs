@@ -2,13 +2,92 @@
 //!
 //! Order matters: our defaults first, then the user's pass-through `config`, then the settings the mirror's
 //! guarantees depend on (which validation already refuses in `config`).
+//!
+//! A configuration travels with its cluster section's `hostAliases` ([`KafkaClientConfig`]), and every client
+//! made from it resolves the brokers' names through them.
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kafka_mirror_crds::cluster::ClusterConnection;
 use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::{KafkaError, KafkaResult};
 
-use crate::Result;
+use crate::host_aliases::{HostAliases, ResolvingContext};
 use crate::secrets::Secrets;
+use crate::{Error, Result};
+
+/// librdkafka settings for the clients of one cluster, and the `hostAliases` they resolve broker names
+/// through. Clients are made with [`create_with_context`](Self::create_with_context) or
+/// [`create`](Self::create), never from the bare [`ClientConfig`], so none misses the aliases.
+#[derive(Clone, Default)]
+pub struct KafkaClientConfig {
+    config: ClientConfig,
+    host_aliases: HostAliases,
+}
+
+/// Settings without aliases (a cluster whose section has none, tests).
+impl From<ClientConfig> for KafkaClientConfig {
+    fn from(config: ClientConfig) -> Self {
+        Self::new(config, HostAliases::default())
+    }
+}
+
+impl KafkaClientConfig {
+    pub fn new(config: ClientConfig, host_aliases: HostAliases) -> Self {
+        Self {
+            config,
+            host_aliases,
+        }
+    }
+
+    /// The value of librdkafka setting `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.config.get(key)
+    }
+
+    /// Sets librdkafka setting `key`.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.config.set(key, value);
+        self
+    }
+
+    /// The librdkafka settings, to read. A client made from them directly would not resolve the aliases.
+    pub fn client_config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The aliases the clients resolve broker names through; what a client context answers librdkafka's
+    /// resolve callback from (see [`crate::host_aliases`]).
+    pub fn host_aliases(&self) -> &HostAliases {
+        &self.host_aliases
+    }
+
+    /// A client with `context`, which must answer librdkafka's resolve callback from
+    /// [`host_aliases`](Self::host_aliases) (`ENABLE_RESOLVE_BROKER`, `resolve_broker`); one that does not is
+    /// refused, so a client cannot silently ignore the document's `hostAliases`.
+    pub fn create_with_context<C, T>(&self, context: C) -> KafkaResult<T>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C>,
+    {
+        if !self.host_aliases.honoured_by(&context) {
+            return Err(KafkaError::ClientCreation(format!(
+                "the client context {} does not resolve broker names through this cluster's hostAliases",
+                std::any::type_name::<C>()
+            )));
+        }
+        self.config.create_with_context(context)
+    }
+
+    /// A client that needs no callbacks of its own ([`ResolvingContext`]: librdkafka's defaults, the aliases).
+    pub fn create<T>(&self) -> KafkaResult<T>
+    where
+        T: FromClientConfigAndContext<ResolvingContext>,
+    {
+        self.create_with_context(ResolvingContext(self.host_aliases.clone()))
+    }
+}
 
 /// Defaults for the source consumer, overridable through `spec.source.config`. The sizes keep a worker with
 /// one stream under 64 MiB at full speed, for 100-byte records too (BENCHMARKS.md); the README's tuning guide
@@ -49,7 +128,7 @@ pub enum Role {
     Admin,
 }
 
-/// Connection settings (servers, TLS, SASL) plus defaults and pass-through config for `role`.
+/// Connection settings (servers, TLS, SASL, `hostAliases`) plus defaults and pass-through config for `role`.
 /// `prefix` is the document path of the cluster section, for error messages.
 pub fn build(
     prefix: &str,
@@ -57,7 +136,8 @@ pub fn build(
     role: Role,
     client_id: &str,
     secrets: &Secrets,
-) -> Result<ClientConfig> {
+) -> Result<KafkaClientConfig> {
+    let host_aliases = HostAliases::from_connection(prefix, connection).map_err(Error::Field)?;
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &connection.bootstrap_servers)
@@ -80,7 +160,7 @@ pub fn build(
         }
     }
     apply_security(prefix, connection, secrets, &mut config)?;
-    Ok(config)
+    Ok(KafkaClientConfig::new(config, host_aliases))
 }
 
 fn apply_security(

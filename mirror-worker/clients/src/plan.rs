@@ -4,9 +4,8 @@
 use std::path::Path;
 
 use kafka_mirror_crds::{KafkaMirror, KafkaMirrorSpec, TopicFilter};
-use rdkafka::ClientConfig;
 
-use crate::client_config::{self, Role};
+use crate::client_config::{self, KafkaClientConfig, Role};
 use crate::secrets::Secrets;
 use crate::{Error, Result};
 
@@ -16,10 +15,11 @@ pub struct MirrorPlan {
     pub spec: KafkaMirrorSpec,
     pub filter: TopicFilter,
     pub group_id: String,
-    pub source_consumer: ClientConfig,
-    pub source_admin: ClientConfig,
-    pub target_producer: ClientConfig,
-    pub target_admin: ClientConfig,
+    /// Each carries its cluster section's `hostAliases`, which every client made from it resolves through.
+    pub source_consumer: KafkaClientConfig,
+    pub source_admin: KafkaClientConfig,
+    pub target_producer: KafkaClientConfig,
+    pub target_admin: KafkaClientConfig,
 }
 
 impl MirrorPlan {

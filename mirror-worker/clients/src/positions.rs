@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use kafka_mirror_crds::TopicFilter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::broker_probe::{ProbeError, ReasonCollector};
+use crate::client_config::KafkaClientConfig;
 use crate::{Error, Result, topics};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,14 +62,15 @@ impl PartitionPosition {
 }
 
 impl GroupPositions {
-    /// `source` is the source cluster's connection config; `group_id` the mirror's group.
-    pub fn new(source: &ClientConfig, group_id: &str) -> Result<Self> {
+    /// `source` is the source cluster's connection config (its `hostAliases` included); `group_id` the
+    /// mirror's group.
+    pub fn new(source: &KafkaClientConfig, group_id: &str) -> Result<Self> {
         let mut config = source.clone();
         config
             .set("group.id", group_id)
             .set("enable.auto.commit", "false");
         let consumer = config
-            .create_with_context(ReasonCollector::default())
+            .create_with_context(ReasonCollector::new(source.host_aliases().clone()))
             .map_err(|source| Error::Kafka {
                 what: "creating the source position reader".into(),
                 source,

@@ -3,10 +3,12 @@
 //! count commits, read the consumer's statistics and log, and stop the mirror at a source truncation.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use kafka_mirror_clients::host_aliases::HostAliases;
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -39,6 +41,8 @@ pub struct StreamContext {
     /// Set once the final commit was confirmed: librdkafka's own commit on leaving the group repeats it and
     /// may be refused by the rebalance other leaving streams started, which is then no news.
     pub leaving: AtomicBool,
+    /// `spec.source.hostAliases`: the consumer resolves the brokers' names through them.
+    host_aliases: HostAliases,
 }
 
 impl StreamContext {
@@ -48,6 +52,7 @@ impl StreamContext {
         health: Arc<Health>,
         drain_timeout: Duration,
         migration_end: Option<Arc<MigrationEnd>>,
+        host_aliases: HostAliases,
     ) -> Self {
         Self {
             stream,
@@ -59,6 +64,7 @@ impl StreamContext {
             attention: Arc::new(AtomicBool::new(false)),
             uncommitted_since: Mutex::new(None),
             leaving: AtomicBool::new(false),
+            host_aliases,
         }
     }
 
@@ -182,6 +188,12 @@ impl StreamContext {
 }
 
 impl ClientContext for StreamContext {
+    const ENABLE_RESOLVE_BROKER: bool = true;
+
+    fn resolve_broker(&self, host: &str) -> Option<IpAddr> {
+        self.host_aliases.resolve(host)
+    }
+
     fn stats(&self, statistics: Statistics) {
         let partitions = self.partitions();
         for (topic, topic_stats) in &statistics.topics {

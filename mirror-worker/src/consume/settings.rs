@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_mirror_clients::client_config::KafkaClientConfig;
 use kafka_mirror_crds::Partitioning;
-use rdkafka::ClientConfig;
 
 use super::shutdown_gate::ShutdownGate;
 use crate::engine::MigrationEnd;
@@ -13,7 +13,7 @@ use crate::engine::MigrationEnd;
 /// Everything a stream needs, cloned per stream.
 pub struct StreamSettings {
     pub stream: usize,
-    pub consumer_config: ClientConfig,
+    pub consumer_config: KafkaClientConfig,
     pub group_id: String,
     pub partitioning: Partitioning,
     pub commit_interval: Duration,
@@ -28,11 +28,11 @@ pub struct StreamSettings {
 /// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus
 /// what the mirror's guarantees depend on. Public so the benchmark's consume-alone limit uses the same.
 pub fn consumer_config(
-    mut config: ClientConfig,
+    mut config: KafkaClientConfig,
     stream: usize,
     group_id: &str,
     commit_interval: Duration,
-) -> ClientConfig {
+) -> KafkaClientConfig {
     let client_id = config
         .get("client.id")
         .unwrap_or("kafka-mirror")

@@ -70,6 +70,7 @@ impl Stream {
             health.clone(),
             settings.drain_timeout,
             settings.migration_end,
+            config.host_aliases().clone(),
         );
         let consumer: BaseConsumer<StreamContext> =
             config

@@ -1,10 +1,12 @@
 //! The target-side producer shared by every stream of the process: idempotent, acks=all, and a delivery
 //! callback that settles each record in its partition's tracker.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rdkafka::ClientConfig;
+use kafka_mirror_clients::client_config::KafkaClientConfig;
+use kafka_mirror_clients::host_aliases::HostAliases;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -34,6 +36,8 @@ pub struct DeliveryContext {
     /// librdkafka stopped the producer rather than let a refused batch leave a gap in its partition (see
     /// [`producer_config`]); the reports of that batch come next and name the record the mirror stops at.
     gap: AtomicBool,
+    /// `spec.target.hostAliases`: the producer resolves the brokers' names through them.
+    host_aliases: HostAliases,
 }
 
 /// Notices that librdkafka stopped the producer for good (a fatal error, e.g. the gap-less guarantee), which no
@@ -68,7 +72,7 @@ const DEFAULT_BATCH_SIZE: i64 = 1_000_000;
 /// producer) does not split it and try again: small records batched together beyond the limit would stop the
 /// mirror, naming a record that fits. With `batch.size` at most the limit, only a record larger than the limit
 /// by itself is refused, alone in its batch.
-pub fn fit_batches(mut config: ClientConfig, limit: Option<i64>) -> ClientConfig {
+pub fn fit_batches(mut config: KafkaClientConfig, limit: Option<i64>) -> KafkaClientConfig {
     let batch_size = config
         .get("batch.size")
         .and_then(|v| v.parse::<i64>().ok())
@@ -85,13 +89,19 @@ pub fn fit_batches(mut config: ClientConfig, limit: Option<i64>) -> ClientConfig
 
 /// Whether the producer compresses batches (`compression.type` or its alias `compression.codec`), so the
 /// broker judges a record by its compressed size and a large record may still fit.
-pub fn compresses(config: &ClientConfig) -> bool {
+pub fn compresses(config: &KafkaClientConfig) -> bool {
     ["compression.type", "compression.codec"]
         .iter()
         .any(|key| config.get(key).is_some_and(|codec| codec != "none"))
 }
 
 impl ClientContext for DeliveryContext {
+    const ENABLE_RESOLVE_BROKER: bool = true;
+
+    fn resolve_broker(&self, host: &str) -> Option<IpAddr> {
+        self.host_aliases.resolve(host)
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         // librdkafka warns at every start that the gap-less guarantee (see `producer_config`) is experimental:
         // a choice made here on purpose, not something an operator must act on.
@@ -162,7 +172,7 @@ impl ProducerContext for DeliveryContext {
 /// The target producer settings: `config` (connection, defaults, pass-through config) with the guarantees the
 /// mirror depends on set last, so nothing can override them. Public so the benchmark's produce-alone limit uses
 /// the same.
-pub fn producer_config(mut config: ClientConfig) -> ClientConfig {
+pub fn producer_config(mut config: KafkaClientConfig) -> KafkaClientConfig {
     config
         .set("enable.idempotence", "true")
         // A batch the target refuses for good (too large, invalid) would otherwise make librdkafka bump the
@@ -177,15 +187,17 @@ pub fn producer_config(mut config: ClientConfig) -> ClientConfig {
 
 /// Creates the producer from [`producer_config`].
 pub fn create(
-    config: ClientConfig,
+    config: KafkaClientConfig,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 ) -> Result<MirrorProducer> {
-    producer_config(config)
+    let config = producer_config(config);
+    config
         .create_with_context(DeliveryContext {
             metrics,
             health,
             gap: AtomicBool::new(false),
+            host_aliases: config.host_aliases().clone(),
         })
         .map_err(|e| Error::Kafka {
             what: "creating the target producer".into(),
@@ -196,28 +208,32 @@ pub fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::ClientConfig;
 
-    fn batch_size(config: &ClientConfig) -> Option<&str> {
+    fn batch_size(config: &KafkaClientConfig) -> Option<&str> {
         config.get("batch.size")
     }
 
     #[test]
     fn batches_shrink_to_the_smallest_topic_limit_and_never_grow() {
         assert_eq!(
-            batch_size(&fit_batches(ClientConfig::new(), Some(20_000))),
+            batch_size(&fit_batches(ClientConfig::new().into(), Some(20_000))),
             Some("20000")
         );
         // Topics that take more than librdkafka's default batch leave it alone.
         assert_eq!(
-            batch_size(&fit_batches(ClientConfig::new(), Some(2_000_000))),
+            batch_size(&fit_batches(ClientConfig::new().into(), Some(2_000_000))),
             None
         );
-        assert_eq!(batch_size(&fit_batches(ClientConfig::new(), None)), None);
+        assert_eq!(
+            batch_size(&fit_batches(ClientConfig::new().into(), None)),
+            None
+        );
         // A smaller batch.size from spec.target.config is kept.
         let mut configured = ClientConfig::new();
         configured.set("batch.size", "16384");
         assert_eq!(
-            batch_size(&fit_batches(configured, Some(20_000))),
+            batch_size(&fit_batches(configured.into(), Some(20_000))),
             Some("16384")
         );
     }
@@ -227,11 +243,11 @@ mod tests {
         let with = |key: &str, value: &str| {
             let mut config = ClientConfig::new();
             config.set(key, value);
-            compresses(&config)
+            compresses(&config.into())
         };
         assert!(with("compression.type", "lz4"));
         assert!(with("compression.codec", "zstd"));
         assert!(!with("compression.type", "none"));
-        assert!(!compresses(&ClientConfig::new()));
+        assert!(!compresses(&ClientConfig::new().into()));
     }
 }
