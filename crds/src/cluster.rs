@@ -43,8 +43,8 @@ pub struct ClusterConnection {
     pub bootstrap_servers: String,
 
     /// Broker host names mapped to IP addresses, for brokers that advertise names no DNS server resolves
-    /// (HDInsight in a peered VNet without a custom DNS server). Written to the worker pods' `/etc/hosts`;
-    /// `mirror-worker --config` outside Kubernetes refuses to start unless each name already resolves to its IP.
+    /// (HDInsight in a peered VNet without a custom DNS server). Every Kafka client of the mirror, the workers'
+    /// and the operator's, resolves these names through them; the worker pods' `/etc/hosts` gets them too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_aliases: Vec<HostAlias>,
 
