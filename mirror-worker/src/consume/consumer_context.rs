@@ -126,7 +126,7 @@ impl StreamContext {
             let end = self
                 .migration_end
                 .as_ref()
-                .and_then(|ends| ends.get(&(topic.clone(), elem.partition())).copied());
+                .map(|ends| ends.of(&topic, elem.partition()));
             let state = PartitionState::new(
                 topic.clone(),
                 elem.partition(),

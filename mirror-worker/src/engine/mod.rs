@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::migration::MigrationRecord;
 use kafka_mirror_crds::Mode;
 use rdkafka::producer::Producer;
 use tokio::sync::watch;
@@ -52,7 +53,7 @@ impl Default for EngineOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub topics: BTreeMap<String, TopicSummary>,
-    /// `mode: migrate` only: every partition reached the high watermark seen at start.
+    /// `mode: migrate` only: the group's commits reached every partition's end offset.
     pub migration_complete: bool,
 }
 
@@ -68,6 +69,9 @@ pub struct Engine {
     options: EngineOptions,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// `mode: migrate`: the end offsets recorded at the migration's start (by the operator); without them the
+    /// engine records its own when it starts.
+    migration_end: Option<MigrationRecord>,
 }
 
 impl Engine {
@@ -82,10 +86,19 @@ impl Engine {
             options,
             metrics,
             health,
+            migration_end: None,
         }
     }
 
-    /// Mirrors until `shutdown` resolves (continuous) or the migration completes, then drains and commits.
+    /// `mode: migrate`: copy up to `record`, the end offsets recorded when the migration started, instead of
+    /// the high watermarks seen when this engine starts. A restart with the same record copies nothing new.
+    pub fn migration_end(mut self, record: MigrationRecord) -> Self {
+        self.migration_end = Some(record);
+        self
+    }
+
+    /// Mirrors until `shutdown` resolves (continuous) or the migration completes, then drains and commits. A
+    /// migration whose end the group's commits already reached returns at once, complete, having copied nothing.
     /// Must run on a multi-threaded Tokio runtime: librdkafka's blocking calls use `block_in_place`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Summary> {
         let plan = &self.plan;
@@ -105,10 +118,21 @@ impl Engine {
         };
         info!(mirror = plan.name, group = plan.group_id, topics = ?routes.keys().collect::<Vec<_>>(), "starting");
 
-        let migration = match spec.mode {
-            Mode::Migrate => Some(Migration::start(plan, &routes)?),
+        let mut migration = match spec.mode {
+            Mode::Migrate => Some(Migration::start(
+                plan,
+                &routes,
+                self.migration_end.as_ref(),
+            )?),
             Mode::Continuous => None,
         };
+        if migration.as_ref().is_some_and(|m| m.complete_at_start) {
+            self.metrics.migration_complete.set(1);
+            return Ok(Summary {
+                topics: self.summary(&Arc::new(routes)),
+                migration_complete: true,
+            });
+        }
         let producer = Arc::new(self.create_producer(&routes)?);
         let (routes_tx, routes_rx) = watch::channel::<Routes>(Arc::new(routes));
         let stop = Arc::new(AtomicBool::new(false));
@@ -118,7 +142,7 @@ impl Engine {
             .supervise(
                 shutdown.as_mut(),
                 &discovery,
-                migration.as_ref(),
+                migration.as_mut(),
                 &routes_tx,
                 &producer,
                 &streams,
@@ -126,6 +150,9 @@ impl Engine {
             .await;
 
         stop.store(true, Ordering::Release);
+        if migration_complete {
+            self.metrics.migration_complete.set(1);
+        }
         let first_error = join_streams(streams).await;
         // Streams drained before returning; this only waits for anything left after a drain timeout.
         let _ = producer.flush(self.options.drain_timeout);
@@ -202,7 +229,7 @@ impl Engine {
         &self,
         mut shutdown: Pin<&mut F>,
         discovery: &Discovery,
-        migration: Option<&Migration>,
+        mut migration: Option<&mut Migration>,
         routes: &watch::Sender<Routes>,
         producer: &MirrorProducer,
         streams: &[StreamTask],
@@ -227,7 +254,7 @@ impl Engine {
                     if self.health.fatal().is_some() || streams.iter().any(|s| s.is_finished()) {
                         return false;
                     }
-                    if migration.is_some_and(Migration::reached_end) {
+                    if migration.as_deref_mut().is_some_and(Migration::reached_end) {
                         return true;
                     }
                 }

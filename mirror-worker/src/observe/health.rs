@@ -16,6 +16,9 @@ pub struct Health {
     target_reachable: AtomicBool,
     /// A reason the engine must stop (e.g. a record the target refuses for good). Set once.
     fatal: Mutex<Option<String>>,
+    /// `mode: migrate` with the operator's end offsets: the migration is complete and the worker idles, no
+    /// stream running, until it is scaled to zero.
+    migration_complete: AtomicBool,
 }
 
 impl Health {
@@ -47,6 +50,11 @@ impl Health {
         }
     }
 
+    /// The migration is complete: the worker stays up, idle and ready, copying nothing.
+    pub fn set_migration_complete(&self) {
+        self.migration_complete.store(true, Ordering::Release);
+    }
+
     pub fn fatal(&self) -> Option<String> {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -59,9 +67,12 @@ impl Health {
         }
     }
 
-    /// Ready: alive, every stream consuming, and the target reachable.
+    /// Ready: alive, and every stream consuming with the target reachable, or the migration complete.
     pub fn ready(&self) -> Result<(), String> {
         self.live()?;
+        if self.migration_complete.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let running = self.streams_running.load(Ordering::Acquire);
         let expected = self.streams_expected.load(Ordering::Acquire);
         if running < expected {

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub rebalances: Counter,
     pub rewinds: Counter,
     pub mirrored_topics: Gauge,
+    pub migration_complete: Gauge,
 }
 
 impl Default for Metrics {
@@ -59,6 +60,7 @@ impl Metrics {
         let rebalances = Counter::default();
         let rewinds = Counter::default();
         let mirrored_topics = Gauge::default();
+        let migration_complete = Gauge::default();
         registry.register(
             "records_mirrored",
             "Records written to the target and acknowledged by it, by source topic",
@@ -109,6 +111,12 @@ impl Metrics {
             "Source topics matched and subscribed",
             mirrored_topics.clone(),
         );
+        registry.register(
+            "migration_complete",
+            "1 once the group's commits reached every end offset of a mode: migrate run (the worker then idles \
+             until stopped when it was given the operator's end offsets); 0 before, and in mode: continuous",
+            migration_complete.clone(),
+        );
         Self {
             registry,
             records_mirrored,
@@ -121,6 +129,7 @@ impl Metrics {
             rebalances,
             rewinds,
             mirrored_topics,
+            migration_complete,
         }
     }
 
