@@ -1,15 +1,16 @@
 //! `mirror-worker`: runs the mirror a `KafkaMirror` document describes, or the one-command demo.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::migration::MigrationRecord;
 use kafka_mirror_clients::secrets::Secrets;
-use kafka_mirror_crds::worker_pod;
+use kafka_mirror_crds::{Mode, worker_pod};
 use kafka_mirror_runtime::process::{LogFormat, init_logging, shutdown_signal};
 use mirror_worker::demo::{self, DemoOptions};
 use mirror_worker::health::{Health, WorkerEndpoints};
@@ -46,6 +47,13 @@ struct Cli {
     /// Seconds a shutdown or rebalance waits for in-flight records before committing what is acknowledged.
     #[arg(long, default_value_t = worker_pod::DRAIN_TIMEOUT_SECONDS as f64)]
     drain_timeout: f64,
+
+    /// `mode: migrate`: the end offsets recorded when the migration started (what the operator mounts from
+    /// ConfigMap `<name>-migration`). The worker copies exactly up to them and, once the group's commits reached
+    /// them, stays up idle and ready, copying nothing, until stopped: a restart copies nothing new. Without it
+    /// the worker records the high watermarks it sees at start and exits 0 when it reached them.
+    #[arg(long, value_name = "FILE")]
+    migration_end: Option<PathBuf>,
 
     /// Log format: `text` for a terminal, `json` for a log pipeline.
     #[arg(long, env = worker_pod::ENV_LOG_FORMAT, default_value = "text")]
@@ -148,6 +156,7 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
              the operator runs no workers while a mirror is paused)",
         ));
     }
+    let migration_end = migration_end(cli.migration_end.as_deref(), plan.spec.mode)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(plan.spec.num_streams as usize));
     let bound = kafka_mirror_runtime::http::serve(
@@ -159,11 +168,43 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
     )
     .await?;
     info!(mirror = plan.name, http = %bound, "serving /metrics, /healthz and /readyz");
-    let summary = Engine::new(plan, options, metrics, health)
-        .run(shutdown_signal())
-        .await?;
+    let mut engine = Engine::new(plan, options, metrics, health.clone());
+    let idle_when_complete = migration_end.is_some();
+    if let Some(record) = migration_end {
+        engine = engine.migration_end(record);
+    }
+    let summary = engine.run(shutdown_signal()).await?;
     print_summary(&summary);
+    // The operator's migration ends when it scales the workers to zero. A worker that exited instead would be
+    // restarted by its Deployment, again and again (CrashLoopBackOff): it idles, ready, until stopped.
+    if summary.migration_complete && idle_when_complete {
+        health.set_migration_complete();
+        info!(
+            "migration complete: every recorded end offset is committed; idle until stopped (the operator scales \
+             the workers to zero)"
+        );
+        shutdown_signal().await;
+    }
     Ok(())
+}
+
+/// `--migration-end`, read before any connection: a record that cannot be used names the file and the field.
+fn migration_end(path: Option<&Path>, mode: Mode) -> Result<Option<MigrationRecord>, Error> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    if mode != Mode::Migrate {
+        return Err(field_error(
+            worker_pod::MIGRATION_END_FLAG,
+            format!(
+                "{}: end offsets are for spec.mode: migrate, and the document's mode is continuous",
+                path.display()
+            ),
+        ));
+    }
+    MigrationRecord::read(path)
+        .map(Some)
+        .map_err(|e| field_error(worker_pod::MIGRATION_END_FLAG, e.to_string()))
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration, Error> {
