@@ -7,11 +7,17 @@
 //! Each test has a namespace, a pod runner and an operator (`--namespace`) of its own; the two Kafka clusters
 //! and the control plane are shared by the tests of this file.
 
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use kafka_mirror_clients::migration::{MIGRATION_FILE, MigrationRecord};
+use kafka_mirror_crds::Mode;
 use kafka_mirror_samples as samples;
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
+use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Scene, read_records, verify_copy};
 
 const RECORDS: u64 = 300;
@@ -30,25 +36,70 @@ fn target() -> &'static KafkaCluster {
     CLUSTER.get_or_init(|| KafkaCluster::start_for_process("target", &ClusterOptions::default()))
 }
 
-/// The seed's example (`deploy/examples/hdinsight-testtopic.yaml`) pointed at this machine's clusters: its
-/// brokers here advertise IP addresses, so the `hostAliases` for HDInsight's names are left out, and a
-/// single-broker cluster takes replication factor 1.
-fn seed_example(namespace: &str, dir: &Path) -> PathBuf {
+/// The seed's example (`deploy/examples/hdinsight-testtopic.yaml`) in `namespace`, pointed at this machine's
+/// clusters: mirroring `topic` from `source` (bootstrapped at `bootstrap`) to the target, with `host_aliases`
+/// (a JSON list) in place of the example's, or none; a single-broker cluster takes replication factor 1.
+fn seed_example(
+    namespace: &str,
+    dir: &Path,
+    topic: &str,
+    bootstrap: &str,
+    host_aliases: Option<serde_json::Value>,
+) -> PathBuf {
     let example = repository().join("deploy/examples/hdinsight-testtopic.yaml");
     let mut mirror: serde_json::Value =
         yaml_serde::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
     mirror["metadata"]["namespace"] = namespace.into();
     let spec = &mut mirror["spec"];
-    spec["source"]["bootstrapServers"] = source().internal.clone().into();
-    spec["source"]
-        .as_object_mut()
-        .unwrap()
-        .remove("hostAliases");
+    spec["source"]["bootstrapServers"] = bootstrap.into();
+    match host_aliases {
+        Some(aliases) => spec["source"]["hostAliases"] = aliases,
+        None => {
+            spec["source"]
+                .as_object_mut()
+                .unwrap()
+                .remove("hostAliases");
+        }
+    }
     spec["target"]["bootstrapServers"] = target().internal.clone().into();
+    spec["topics"]["include"] = serde_json::json!([topic]);
     spec["topics"]["create"]["replicationFactor"] = 1.into();
     let path = dir.join("mirror.yaml");
     std::fs::write(&path, yaml_serde::to_string(&mirror).unwrap()).unwrap();
     path
+}
+
+/// `kubectl get kmirror name`'s LAG and READY columns.
+fn lag_and_ready_columns(scene: &Scene, name: &str) -> (String, String) {
+    let table = scene.kubectl(&["get", "kmirror", name]);
+    eprintln!("{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let column = |title: &str| {
+        let i = header
+            .iter()
+            .position(|h| *h == title)
+            .unwrap_or_else(|| panic!("no {title}: {table}"));
+        row.get(i).copied().unwrap_or_default().to_string()
+    };
+    (column("LAG"), column("READY"))
+}
+
+/// Waits for `status.lag.total` 0 (the operator measures it from Kafka every 2 s here).
+fn wait_for_lag_0(scene: &Scene, name: &str) {
+    scene.wait_for("lag 0 in the status", Duration::from_secs(60), || {
+        scene.get(&["kmirror", name])["status"]["lag"]["total"] == 0
+    });
 }
 
 /// The owner reference of an object the operator made: controlled by the `KafkaMirror` `name`.
@@ -80,7 +131,13 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
         samples::produce_with(&source().client(), "testtopic", 0, RECORDS, 20, 100).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let file = seed_example(&scene.namespace, dir.path());
+    let file = seed_example(
+        &scene.namespace,
+        dir.path(),
+        "testtopic",
+        &source().internal,
+        None,
+    );
     let applied = scene.kubectl(&["apply", "-f", file.to_str().unwrap()]);
     assert!(
         applied.contains("kafkamirror.kafkamirror.io/primary-to-secondary created"),
@@ -114,10 +171,7 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
     assert_eq!(deployment["status"]["readyReplicas"], 1, "{deployment:#}");
 
     // The lag as a user sees it: measured from Kafka (the group's commits against the source's watermarks).
-    scene.wait_for("lag 0 in the status", Duration::from_secs(60), || {
-        let mirror = scene.get(&["kmirror", name]);
-        mirror["status"]["lag"]["total"] == 0
-    });
+    wait_for_lag_0(&scene, name);
     let mirror = scene.get(&["kmirror", name]);
     eprintln!("status: {:#}", mirror["status"]);
     let topics = mirror["status"]["topics"]
@@ -131,28 +185,10 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
         "status.topics has testtopic, 3 partitions at lag 0: {:#}",
         mirror["status"]
     );
-    let table = scene.kubectl(&["get", "kmirror", name]);
-    eprintln!("{table}");
-    let row: Vec<&str> = table
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let column = |title: &str| {
-        let i = header
-            .iter()
-            .position(|h| *h == title)
-            .unwrap_or_else(|| panic!("no {title}: {table}"));
-        row.get(i).copied().unwrap_or_default()
-    };
-    assert_eq!((column("LAG"), column("READY")), ("0", "True"), "{table}");
+    assert_eq!(
+        lag_and_ready_columns(&scene, name),
+        ("0".to_string(), "True".to_string())
+    );
 
     // Delete: the garbage collector removes everything the mirror owned, the worker pod with its Deployment.
     scene.kubectl(&["delete", "kmirror", name, "--wait=true"]);
@@ -166,4 +202,183 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
         .wait_for("the worker pod removed", Duration::from_secs(30), |pods| {
             pods.is_empty()
         });
+}
+
+/// The name HDInsight's brokers advertise in the walkthrough's FQDN variant; nothing here resolves it.
+const ADVERTISED: &str = "wn0-kafka.abc123.internal.cloudapp.net";
+
+/// A source cluster whose brokers advertise [`ADVERTISED`] on their PLAINTEXT listener.
+fn fqdn_source() -> &'static KafkaCluster {
+    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        assert!(
+            (ADVERTISED, 0).to_socket_addrs().is_err(),
+            "{ADVERTISED} resolves on this machine: this test needs a name that resolves nowhere"
+        );
+        KafkaCluster::start_for_process(
+            "fqdn-source",
+            &ClusterOptions {
+                advertised_host: Some(ADVERTISED.into()),
+                ..ClusterOptions::default()
+            },
+        )
+    })
+}
+
+/// The HDInsight walkthrough's FQDN variant: the source's brokers advertise a worker-node FQDN that no DNS
+/// server resolves, the mirror bootstraps by IP and maps the name in `spec.source.hostAliases`. Both the
+/// worker (whose pod here has no `/etc/hosts` of its own: the pod runner runs it on this machine's) and the
+/// operator's own clients, which measure the lag, resolve it through the aliases: the mirror reaches `Ready`
+/// and `kubectl get kmirror` shows lag 0.
+#[test]
+fn the_hdinsight_fqdn_variant_reaches_ready_with_lag_0_through_host_aliases() {
+    let scene = Scene::new("hdinsight-fqdn");
+    let name = "primary-to-secondary";
+    let topic = "fqdn-testtopic";
+    let source = fqdn_source();
+    source.create_topic(topic, 3, 1, &[]);
+    let seeded = samples::produce_with(&source.client(), topic, 0, RECORDS, 20, 100).unwrap();
+    assert!(
+        source.plaintext.contains(ADVERTISED),
+        "{}",
+        source.plaintext
+    );
+    let by_ip = source.plaintext.replace(ADVERTISED, "127.0.0.1");
+
+    let dir = tempfile::tempdir().unwrap();
+    let aliases = serde_json::json!([{"ip": "127.0.0.1", "hostnames": [ADVERTISED]}]);
+    let file = seed_example(&scene.namespace, dir.path(), topic, &by_ip, Some(aliases));
+    scene.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+
+    scene.wait_ready(name, Duration::from_secs(180));
+    let copy = read_records(
+        &target().client(),
+        topic,
+        RECORDS as usize,
+        Duration::from_secs(60),
+    );
+    verify_copy("the FQDN variant through the operator", &seeded, &copy);
+    wait_for_lag_0(&scene, name);
+    assert_eq!(
+        lag_and_ready_columns(&scene, name),
+        ("0".to_string(), "True".to_string())
+    );
+}
+
+/// Each partition's records as `(key, value, headers, timestamp)`, in offset order, the first `ends[p]` of
+/// partition `p` only when `ends` is given.
+type Copied = Vec<(
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Vec<u8>)>,
+    Option<i64>,
+)>;
+
+fn by_partition(records: &[samples::ReadRecord], ends: Option<&[i64]>) -> BTreeMap<i32, Copied> {
+    let mut sorted = records.to_vec();
+    sorted.sort_by_key(|r| (r.partition, r.offset));
+    let mut partitions: BTreeMap<i32, Copied> = BTreeMap::new();
+    for r in sorted {
+        if ends.is_some_and(|ends| r.offset >= ends[r.partition as usize]) {
+            continue;
+        }
+        partitions
+            .entry(r.partition)
+            .or_default()
+            .push((r.key, r.value, r.headers, r.timestamp));
+    }
+    partitions
+}
+
+/// `mode: migrate` through the operator while a producer keeps writing to the source: the operator records the
+/// end offsets in `<name>-migration`, the workers (two pods) read that record, and the target ends up holding,
+/// partition by partition, exactly the source's records below the recorded ends — none after them, whatever
+/// the workers did when they finished — and the operator scales the workers to zero and calls it complete.
+#[test]
+fn a_migration_through_the_operator_copies_exactly_up_to_the_recorded_end_and_scales_to_zero() {
+    let scene = Scene::new("migrate");
+    let topic = "migrate-orders";
+    source().create_topic(topic, 3, 1, &[]);
+    samples::produce_with(&source().client(), topic, 0, RECORDS, 20, 100).unwrap();
+    let producer = BackgroundProducer::start(
+        source().client(),
+        topic,
+        Feed {
+            from: RECORDS,
+            ..Feed::until_stopped(20, Duration::from_millis(100), 20, 100)
+        },
+    );
+
+    let mirror = MirrorDocument::new(
+        "migration",
+        Connection::new(&source().internal),
+        Connection::new(&target().internal),
+    )
+    .include(topic)
+    .create(1, &[])
+    .mode(Mode::Migrate)
+    .replicas(2);
+    scene.apply(&mirror);
+    scene.wait_for("the migration completed", Duration::from_secs(180), || {
+        !scene.get(&["kmirror", "migration"])["status"]["migration"]["completedAt"].is_null()
+    });
+    let produced = producer.stop().len() as u64 + RECORDS;
+    let status = scene.get(&["kmirror", "migration"])["status"].clone();
+    eprintln!("status: {status:#}");
+
+    let record = scene.get(&["configmap", "migration-migration"]);
+    let record = MigrationRecord::from_json(
+        record["data"][MIGRATION_FILE]
+            .as_str()
+            .expect("the recorded end offsets"),
+        "ConfigMap migration-migration",
+    )
+    .unwrap();
+    let ends = record.topics[topic].clone();
+    let end_total: i64 = ends.iter().sum();
+    eprintln!("recorded ends {ends:?} ({end_total} records of {produced} produced)");
+    assert!(
+        end_total >= RECORDS as i64 && (end_total as u64) < produced,
+        "the end lies between the seeded records and what the producer wrote after the start"
+    );
+
+    // The workers scale to zero and the migration is Ready.
+    scene.wait_for(
+        "the workers scaled to zero",
+        Duration::from_secs(60),
+        || {
+            scene.get(&["deployment", "migration-worker"])["spec"]["replicas"] == 0
+                && scene.runner.live_pods().is_empty()
+        },
+    );
+    scene.wait_ready("migration", Duration::from_secs(60));
+
+    // Partition by partition, the target holds exactly the source's records below the recorded ends.
+    let on_source = read_records(
+        &source().client(),
+        topic,
+        produced as usize,
+        Duration::from_secs(60),
+    );
+    let on_target = read_records(
+        &target().client(),
+        topic,
+        end_total as usize,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        on_target.len() as i64,
+        end_total,
+        "the target holds the records below the recorded ends, none after"
+    );
+    assert!(
+        by_partition(&on_target, None) == by_partition(&on_source, Some(&ends)),
+        "each target partition equals the source partition's records below its recorded end"
+    );
+    for pod in scene.runner.pods() {
+        eprintln!(
+            "pod {}: started {} times, exits {:?}",
+            pod.name, pod.starts, pod.exits
+        );
+    }
 }
