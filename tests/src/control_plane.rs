@@ -138,9 +138,9 @@ impl ControlPlane {
             .then(|| serde_json::from_slice(&run.stdout).expect("kubectl prints JSON"))
     }
 
-    /// Runs `kubectl args` with `input` on its standard input (`-f -`), fails the test unless it succeeds, and
-    /// returns its standard output.
-    pub fn run_kubectl_with(&self, args: &[&str], input: &str) -> String {
+    /// Runs `kubectl args` with `input` on its standard input (`-f -`) and returns how it ended, for tests
+    /// that expect a refusal as well as success.
+    pub fn try_kubectl_with(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
             .kubectl()
             .args(args)
@@ -155,7 +155,13 @@ impl ControlPlane {
             .expect("kubectl's standard input")
             .write_all(input.as_bytes())
             .expect("writing to kubectl");
-        let output = child.wait_with_output().expect("waiting for kubectl");
+        child.wait_with_output().expect("waiting for kubectl")
+    }
+
+    /// Runs `kubectl args` with `input` on its standard input (`-f -`), fails the test unless it succeeds, and
+    /// returns its standard output.
+    pub fn run_kubectl_with(&self, args: &[&str], input: &str) -> String {
+        let output = self.try_kubectl_with(args, input);
         assert!(
             output.status.success(),
             "kubectl {} failed ({}):\n{}",

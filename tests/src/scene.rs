@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use crate::document::MirrorDocument;
 use crate::{ControlPlane, Operator, PodRunner};
 
+/// The namespace label that makes the API server's PodSecurity admission enforce a Pod Security Standard.
+pub const RESTRICTED_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
 /// The shared control plane with the `KafkaMirror` CRD installed (once per test binary).
 pub fn control_plane() -> &'static ControlPlane {
     static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
@@ -15,7 +18,8 @@ pub fn control_plane() -> &'static ControlPlane {
     control_plane
 }
 
-/// A namespace of its own with a pod runner and an operator watching only it.
+/// A namespace of its own, where the restricted Pod Security Standard is enforced, with a pod runner and an
+/// operator watching only it.
 pub struct Scene {
     pub namespace: String,
     pub control_plane: &'static ControlPlane,
@@ -34,6 +38,15 @@ impl Scene {
     pub fn with_operator_args(namespace: &str, operator_args: &[&str]) -> Scene {
         let control_plane = control_plane();
         control_plane.create_namespace(namespace);
+        // The API server's PodSecurity admission refuses any pod of this namespace that breaks the restricted
+        // standard, so a worker pod the operator made that broke it would never be created.
+        control_plane.run_kubectl(&[
+            "label",
+            "namespace",
+            namespace,
+            &format!("{RESTRICTED_LABEL}=restricted"),
+            "--overwrite",
+        ]);
         let runner = PodRunner::start(control_plane, namespace);
         let mut args = vec!["--namespace", namespace];
         args.extend_from_slice(operator_args);

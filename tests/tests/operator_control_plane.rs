@@ -169,6 +169,22 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
     );
     let deployment = scene.get(&["deployment", &format!("{name}-worker")]);
     assert_eq!(deployment["status"]["readyReplicas"], 1, "{deployment:#}");
+    // The worker pod was admitted under the restricted Pod Security Standard, which the API server enforces
+    // in this namespace: a pod that breaks it is refused there.
+    let privileged = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged", "namespace": scene.namespace},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": true}}]},
+    });
+    let refused = scene
+        .control_plane
+        .try_kubectl_with(&["apply", "-f", "-"], &privileged.to_string());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && why.contains("violates PodSecurity \"restricted:"),
+        "the namespace enforces the restricted standard: {why}"
+    );
 
     // The lag as a user sees it: measured from Kafka (the group's commits against the source's watermarks).
     wait_for_lag_0(&scene, name);
