@@ -8,21 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::ControlPlane;
 use crate::http::{free_address, http_get, metric};
+use crate::worker::built_binary;
 
-/// The `kafka-mirror-operator` binary of this build (next to the test executable's `deps/` folder).
+/// The `kafka-mirror-operator` binary of this build.
 pub fn operator_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("kafka-mirror-operator");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` first (tests/run-all.sh does)",
-        path.display()
-    );
-    path
+    built_binary("kafka-mirror-operator")
 }
 
 /// A running operator. Its log goes to a file a test reads while it runs. Killed when dropped.
@@ -36,8 +26,8 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// `kafka-mirror-operator run` against `control_plane` as `identity`, measuring lag every 2 s, with
-    /// `args` added (`--namespace`, `--leader-election`, ...).
+    /// `kafka-mirror-operator run` against `control_plane` as `identity`, measuring lag every 2 s unless `args`
+    /// give `--lag-interval`, with `args` added (`--namespace`, `--leader-election`, ...).
     pub fn start(control_plane: &ControlPlane, identity: &str, args: &[&str]) -> Operator {
         let http = free_address();
         let log = tempfile::Builder::new()
@@ -46,14 +36,11 @@ impl Operator {
             .tempfile()
             .expect("a file for the operator's log");
         let mut command = Command::new(operator_binary());
+        command.args(["run", "--http-listen", &http.to_string()]);
+        if !args.contains(&"--lag-interval") {
+            command.args(["--lag-interval", "2"]);
+        }
         command
-            .args([
-                "run",
-                "--http-listen",
-                &http.to_string(),
-                "--lag-interval",
-                "2",
-            ])
             .args(["--identity", identity])
             .args(args)
             .env_clear()

@@ -11,20 +11,26 @@ use kafka_mirror_crds::worker_pod;
 
 use crate::http::{assigned_partitions_at, free_address};
 
-/// The `mirror-worker` binary of this build (next to the test executable's `deps/` folder).
-pub fn worker_binary() -> PathBuf {
+/// The binary `name` of this build, next to the test executable's `deps/` folder (`cargo build --workspace
+/// --bins` puts it there; tests/run-all.sh does).
+pub fn built_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let path = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir")
-        .join("mirror-worker");
+        .join(name);
     assert!(
         path.is_file(),
-        "{} is missing: run `cargo build -p mirror-worker` first (tests/run-all.sh does)",
+        "{} is missing: run `cargo build --workspace --bins` first (tests/run-all.sh does)",
         path.display()
     );
     path
+}
+
+/// The `mirror-worker` binary of this build.
+pub fn worker_binary() -> PathBuf {
+    built_binary("mirror-worker")
 }
 
 /// How a worker is started: which binary, on which document, with which timings, log level and log file.
