@@ -18,6 +18,7 @@ use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::worker_pod;
 use kafka_mirror_samples::{self as samples, SampleRecord, Verification};
 
+use crate::engine::Summary;
 use crate::{Engine, EngineOptions, Error, Result};
 
 /// What the demo does; the defaults follow the guide (`--partitions 8`, `--num.streams 4`).
@@ -138,17 +139,13 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
         metrics: &metrics,
         health: &health,
     };
+    let mirroring_started = Instant::now();
     let seeded = progress.until_caught_up(seeded, second_batch).await?;
+    let seconds = mirroring_started.elapsed().as_secs_f64();
     let _ = stop_tx.send(());
     let summary = engine_task
         .await
         .map_err(|e| Error::Fatal(e.to_string()))??;
-    for (topic, s) in &summary.topics {
-        println!(
-            "\n{topic} -> {}: {} records, {} bytes mirrored",
-            s.target_topic, s.records, s.bytes
-        );
-    }
 
     let copy = tokio::task::block_in_place(|| {
         samples::read_all(
@@ -159,8 +156,58 @@ pub async fn run(options: DemoOptions) -> Result<Verification> {
         )
     })?;
     let verification = samples::verify(&seeded, &copy);
+    println!();
+    print!("{}", final_table(&summary, seconds, &verification));
     println!("verification: {verification}");
     Ok(verification)
+}
+
+/// The demo's result, one row per mirrored topic: what the engine copied, how fast, and what the
+/// record-by-record check found on the target (the demo mirrors one topic, so the check is that topic's).
+fn final_table(summary: &Summary, seconds: f64, v: &Verification) -> String {
+    let header = [
+        "TOPIC",
+        "TARGET",
+        "RECORDS",
+        "MB",
+        "SECONDS",
+        "RECORDS/S",
+        "ARRIVED",
+        "LOST",
+        "DUPLICATED",
+        "OUT-OF-ORDER",
+        "ALTERED",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    for (topic, s) in &summary.topics {
+        rows.push(vec![
+            topic.clone(),
+            s.target_topic.clone(),
+            s.records.to_string(),
+            format!("{:.1}", s.bytes as f64 / 1e6),
+            format!("{seconds:.1}"),
+            format!("{:.0}", s.records as f64 / seconds.max(f64::EPSILON)),
+            format!("{}/{}", v.arrived, v.expected),
+            v.lost.to_string(),
+            v.duplicated.to_string(),
+            v.keys_out_of_order.to_string(),
+            v.altered.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut table = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        table.push_str(cells.join("  ").trim_end());
+        table.push('\n');
+    }
+    table
 }
 
 /// The source and target clusters, three brokers each, with [`TOPIC`] on both.
@@ -218,6 +265,7 @@ impl Progress<'_> {
         let deadline = Instant::now() + options.timeout;
         let mut last = (Instant::now(), 0u64);
         let mut second_batch = Some(second_batch);
+        let mut line = ProgressLine::new();
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if second_batch.as_ref().is_some_and(|t| t.is_finished()) {
@@ -242,24 +290,82 @@ impl Progress<'_> {
             let now = Instant::now();
             let rate = (mirrored - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
             last = (now, mirrored);
-            println!(
-                "mirrored {mirrored:>7} records  {rate:>9.0} records/s  lag {lag:>6}  partitions assigned {}/{}  ready: {}",
-                self.metrics.assigned_partitions.get(),
+            let assigned = self.metrics.assigned_partitions.get();
+            // Ready only once the group gave out the partitions: before that nothing is being copied.
+            let state = match self.health.ready() {
+                Err(why) => format!("not ready: {why}"),
+                Ok(()) if assigned == 0 => "joining the consumer group".to_string(),
+                Ok(()) => "mirroring".to_string(),
+            };
+            line.show(&format!(
+                "mirrored {mirrored:>7} of {:>7} records  {rate:>9.0} records/s  lag {lag:>6}  partitions {assigned}/{}  {state}",
+                seeded.len().max(options.records as usize),
                 options.partitions,
-                self.health.ready().map_or_else(|e| e, |()| "yes".into())
-            );
+            ));
             if second_batch.is_none() && lag == 0 && mirrored >= seeded.len() as u64 {
+                line.finish();
                 return Ok(seeded);
             }
             if let Some(reason) = self.health.fatal() {
+                line.finish();
                 return Err(Error::Fatal(reason));
             }
             if now > deadline {
+                line.finish();
                 return Err(Error::Fatal(format!(
                     "the demo did not catch up within {:?} (lag {lag})",
                     options.timeout
                 )));
             }
+        }
+    }
+}
+
+/// The demo's progress: on a terminal one line rewritten in place; elsewhere (a pipe, a CI log) a line every
+/// few seconds, so a log file does not fill with twice a second's updates.
+struct ProgressLine {
+    terminal: bool,
+    last_printed: Option<Instant>,
+    pending: Option<String>,
+}
+
+impl ProgressLine {
+    /// How often a line is printed when stdout is not a terminal.
+    const PLAIN_EVERY: Duration = Duration::from_secs(2);
+
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Self {
+            terminal: std::io::stdout().is_terminal(),
+            last_printed: None,
+            pending: None,
+        }
+    }
+
+    fn show(&mut self, text: &str) {
+        use std::io::Write;
+        if self.terminal {
+            // Carriage return and erase-line: the same line, rewritten.
+            print!("\r\x1b[2K{text}");
+            let _ = std::io::stdout().flush();
+        } else if self
+            .last_printed
+            .is_none_or(|at| at.elapsed() >= Self::PLAIN_EVERY)
+        {
+            println!("{text}");
+            self.last_printed = Some(Instant::now());
+            self.pending = None;
+        } else {
+            self.pending = Some(text.to_string());
+        }
+    }
+
+    /// Ends the progress: the terminal's line stays, a plain log gets the last state it had not printed.
+    fn finish(&mut self) {
+        if self.terminal {
+            println!();
+        } else if let Some(text) = self.pending.take() {
+            println!("{text}");
         }
     }
 }

@@ -11,7 +11,9 @@ use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::migration::MigrationRecord;
 use kafka_mirror_clients::secrets::Secrets;
 use kafka_mirror_crds::{Mode, worker_pod};
-use kafka_mirror_runtime::process::{LogFormat, init_logging, shutdown_signal};
+use kafka_mirror_runtime::process::{
+    LogFormat, init_logging, init_logging_to_file, shutdown_signal,
+};
 use mirror_worker::demo::{self, DemoOptions};
 use mirror_worker::health::{Health, WorkerEndpoints};
 use mirror_worker::metrics::Metrics;
@@ -77,12 +79,39 @@ enum Command {
         /// Consumer instances (MirrorMaker's --num.streams).
         #[arg(long, default_value_t = 4)]
         num_streams: i32,
+        /// Where the engine's log goes while the terminal shows the progress line (default: a file in the
+        /// temporary directory, named at the end).
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<PathBuf>,
+        /// The engine's log on stderr instead of a file.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let demo_log = match &cli.command {
+        Some(Command::Demo {
+            log_file, verbose, ..
+        }) if !verbose => {
+            let path = log_file
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("mirror-worker-demo.log"));
+            match std::fs::File::create(&path) {
+                Ok(file) => init_logging_to_file(cli.log_format, file),
+                Err(e) => {
+                    eprintln!("mirror-worker: error: --log-file {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+            Some(path)
+        }
+        _ => {
+            init_logging(cli.log_format);
+            None
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,6 +129,7 @@ fn main() -> ExitCode {
                 keys,
                 value_size,
                 num_streams,
+                ..
             }) => {
                 let options = DemoOptions {
                     records,
@@ -108,7 +138,11 @@ fn main() -> ExitCode {
                     num_streams,
                     ..DemoOptions::default()
                 };
-                let verification = demo::run(options).await?;
+                let verification = demo::run(options).await;
+                if let Some(path) = &demo_log {
+                    println!("the engine's log: {}", path.display());
+                }
+                let verification = verification?;
                 if verification.is_intact() {
                     println!("the copy is complete and intact");
                     Ok(())

@@ -12,16 +12,31 @@ pub enum LogFormat {
 /// a file or a pipe gets plain text that `grep` and log pipelines read as written.
 pub fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(env_filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Logs to `file` instead, at the same level and without colours: for a command whose terminal shows
+/// something else (the demo's progress line).
+pub fn init_logging_to_file(format: LogFormat, file: std::fs::File) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter())
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn env_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
 }
 
 /// Resolves on SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).
