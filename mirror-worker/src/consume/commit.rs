@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::consumer_context::StreamContext;
 use crate::acks::PartitionState;
@@ -89,6 +89,10 @@ pub fn commit_and_confirm(
             })
         });
         if confirmed {
+            let context = consumer.context();
+            for (topic, offsets) in super::consumer_context::by_topic(&tpl) {
+                info!(mirror = %context.mirror, stream = context.stream, topic, offsets = ?offsets, "committed before leaving the group");
+            }
             return true;
         }
         if Instant::now() >= deadline {

@@ -2,7 +2,7 @@
 //! right across rebalances (partitions being revoked are drained and committed before the revoke completes),
 //! count commits, read the consumer's statistics and log, and stop the mirror at a source truncation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +29,8 @@ pub type PartitionMap = HashMap<String, HashMap<i32, Arc<PartitionState>>>;
 
 pub struct StreamContext {
     pub stream: usize,
+    /// The mirror's name, a field of every lifecycle log line.
+    pub mirror: Arc<str>,
     partitions: Mutex<PartitionMap>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -48,6 +50,7 @@ pub struct StreamContext {
 impl StreamContext {
     pub fn new(
         stream: usize,
+        mirror: Arc<str>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         drain_timeout: Duration,
@@ -56,6 +59,7 @@ impl StreamContext {
     ) -> Self {
         Self {
             stream,
+            mirror,
             partitions: Mutex::new(HashMap::new()),
             metrics,
             health,
@@ -101,6 +105,15 @@ impl StreamContext {
             }
         }
         store(consumer, states);
+    }
+
+    /// One line per topic of a rebalance event: the mirror, stream and topic as fields, the partitions listed
+    /// (a line per partition would flood the log at thousands of partitions).
+    fn log_by_topic(&self, tpl: &TopicPartitionList, event: &str) {
+        for (topic, partitions) in by_topic(tpl) {
+            let partitions: Vec<i32> = partitions.iter().map(|(p, _)| *p).collect();
+            info!(mirror = %self.mirror, stream = self.stream, topic, partitions = ?partitions, "{event}");
+        }
     }
 
     /// True once after a partition asked for the consumer thread's attention, then false until one asks again.
@@ -251,7 +264,7 @@ impl ConsumerContext for StreamContext {
         self.metrics.rebalances.inc();
         match rebalance {
             Rebalance::Assign(tpl) => {
-                info!(stream = self.stream, partitions = %describe(tpl), "partitions assigned");
+                self.log_by_topic(tpl, "partitions assigned");
                 // The end of a rebalance (librdkafka calls this with an empty list too when nothing new
                 // comes): the partitions this member kept mirrored through it without a commit, so commit
                 // them now rather than at the next tick of the interval.
@@ -260,7 +273,7 @@ impl ConsumerContext for StreamContext {
             }
             Rebalance::Revoke(tpl) => {
                 let revoked = self.revoke(tpl);
-                info!(stream = self.stream, partitions = %describe(tpl), "partitions revoked; draining and committing them");
+                self.log_by_topic(tpl, "partitions revoked; draining and committing them");
                 // The revoke completes only after this returns, and librdkafka then commits the stored offsets
                 // of the removed partitions: the next owner starts after every record acknowledged here.
                 self.drain_and_store(consumer, &revoked);
@@ -274,9 +287,13 @@ impl ConsumerContext for StreamContext {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
+                // Every commit interval: a debug line, not a lifecycle event (the final commits are, below).
+                for (topic, committed) in by_topic(offsets) {
+                    debug!(mirror = %self.mirror, stream = self.stream, topic, offsets = ?committed, "committed");
+                }
                 if let Some(since) = self
                     .uncommitted_since
                     .lock()
@@ -301,10 +318,15 @@ impl ConsumerContext for StreamContext {
     }
 }
 
-fn describe(tpl: &TopicPartitionList) -> String {
-    tpl.elements()
-        .iter()
-        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
-        .collect::<Vec<_>>()
-        .join(",")
+/// The partitions of `tpl` by topic, each with its offset (`-1001`, librdkafka's "invalid", where none is set).
+pub(super) fn by_topic(tpl: &TopicPartitionList) -> BTreeMap<String, Vec<(i32, i64)>> {
+    let mut topics: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
+    for e in tpl.elements() {
+        let offset = e.offset().to_raw().unwrap_or(-1001);
+        topics
+            .entry(e.topic().to_string())
+            .or_default()
+            .push((e.partition(), offset));
+    }
+    topics
 }

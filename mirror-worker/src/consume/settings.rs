@@ -13,6 +13,8 @@ use crate::engine::MigrationEnd;
 /// Everything a stream needs, cloned per stream.
 pub struct StreamSettings {
     pub stream: usize,
+    /// The mirror's name, a field of every lifecycle log line.
+    pub mirror: Arc<str>,
     pub consumer_config: KafkaClientConfig,
     pub group_id: String,
     pub partitioning: Partitioning,

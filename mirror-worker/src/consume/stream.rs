@@ -66,6 +66,7 @@ impl Stream {
         );
         let context = StreamContext::new(
             settings.stream,
+            settings.mirror,
             metrics.clone(),
             health.clone(),
             settings.drain_timeout,
@@ -174,7 +175,7 @@ impl Stream {
             );
         }
         self.gate.arrive_and_wait(deadline);
-        info!(stream, "stream stopped");
+        info!(mirror = %self.consumer.context().mirror, stream, "stream stopped");
     }
 
     fn subscribe(&self, routes: &Routes) -> Result<()> {
@@ -184,7 +185,8 @@ impl Stream {
             self.consumer.unsubscribe();
             return Ok(());
         }
-        info!(stream = self.consumer.context().stream, topics = ?topics, "subscribing");
+        let context = self.consumer.context();
+        info!(mirror = %context.mirror, stream = context.stream, topics = ?topics, "subscribing");
         self.consumer
             .subscribe(&topics)
             .map_err(|source| Error::Kafka {

@@ -200,6 +200,7 @@ impl Engine {
         for stream in 0..streams {
             let settings = StreamSettings {
                 stream,
+                mirror: Arc::from(plan.name.as_str()),
                 consumer_config: plan.source_consumer.clone(),
                 group_id: plan.group_id.clone(),
                 partitioning: plan.spec.partitioning,
