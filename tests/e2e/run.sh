@@ -3,7 +3,7 @@
 # two Kafka clusters in the cluster, and a KafkaMirror that has to copy every record, keep doing so while it
 # scales from 1 to 3 workers, and take everything it created with it when deleted.
 #
-# Needs docker, kind, kubectl and helm on PATH. Environment:
+# Needs docker (with the buildx plugin), kind, kubectl and helm on PATH. Environment:
 #   KIND_CLUSTER   the kind cluster to use (default kafka-mirror-e2e). Created when missing; one this run created
 #                  is deleted at the end unless KEEP_CLUSTER=1. An existing one is cleaned of a previous run first.
 #   E2E_RECORDS    records per batch (default 20000)
@@ -67,6 +67,7 @@ require_tools() {
   for tool in docker kind kubectl helm; do
     command -v "$tool" >/dev/null || fail "$tool is not on PATH (tests/e2e/README.md lists what the suite needs)"
   done
+  docker buildx version >/dev/null 2>&1 || fail "docker has no buildx plugin (tests/e2e/README.md lists what the suite needs)"
 }
 
 create_cluster() {
@@ -86,11 +87,29 @@ reset_cluster() {
   k delete namespace "$NS" "$SOURCE_NS" "$TARGET_NS" --ignore-not-found --wait --timeout=5m
 }
 
+# Built without provenance or SBOM attestations, so each image is one plain single-platform manifest. With
+# them (BuildKit attaches a provenance attestation by default wherever Docker keeps images in containerd, the
+# default of Docker 29 on fresh installs, GitHub's runners included) the image is an index whose attestation
+# manifest `kind load docker-image` hands on through `docker save` to `ctr images import --all-platforms`, which
+# then fails with "content digest sha256:...: not found" (kind issues #3795 and #4066, containerd #11344).
+# Of the two ways around it (the other: `docker save --platform` + `kind load image-archive`, kind PR #4247's
+# documented workaround), this one removes the cause for our own images, keeps `kind load docker-image`, and
+# behaves the same whichever store Docker uses.
 build_images() {
+  local image node
   log "building $OPERATOR_IMAGE and $WORKER_IMAGE"
-  docker build -f operator/Dockerfile -t "$OPERATOR_IMAGE" .
-  docker build -f mirror-worker/Dockerfile -t "$WORKER_IMAGE" .
+  docker buildx build --provenance=false --sbom=false --load -f operator/Dockerfile -t "$OPERATOR_IMAGE" .
+  docker buildx build --provenance=false --sbom=false --load -f mirror-worker/Dockerfile -t "$WORKER_IMAGE" .
   kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$WORKER_IMAGE"
+  # The chart runs them with imagePullPolicy Never / IfNotPresent: a node without them would only show up as
+  # pods stuck in ErrImageNeverPull until helm's --wait times out.
+  for node in $(kind get nodes --name "$CLUSTER"); do
+    for image in "$OPERATOR_IMAGE" "$WORKER_IMAGE"; do
+      docker exec "$node" crictl inspecti "$image" >/dev/null ||
+        fail "kind load reported success but node $node has no $image"
+    done
+  done
+  note "images built without attestations and loaded into $(kind get nodes --name "$CLUSTER" | wc -l) node(s)"
 }
 
 start_kafka() {
