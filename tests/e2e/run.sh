@@ -24,6 +24,12 @@ TARGET_NS=kafka-target
 OPERATOR_IMAGE=kafka-mirror-operator:e2e
 WORKER_IMAGE=mirror-worker:e2e
 WORKER_SELECTOR="app.kubernetes.io/instance=$MIRROR,app.kubernetes.io/name=kafka-mirror-worker"
+# The heap of every Kafka tool the suite starts in a broker's pod (console producer and consumer, kafka-topics,
+# kafka-get-offsets): Kafka's own default for tools (kafka-run-class.sh gives -Xmx256M when KAFKA_HEAP_OPTS is
+# unset). Without it a tool started by `kubectl exec` inherits the container's KAFKA_HEAP_OPTS, which is the
+# broker's (-Xms512m -Xmx512m in kafka.yaml), and commits 512 MB more inside the pod's 1536Mi limit beside the
+# broker's own heap: enough to get the broker OOM-killed mid-run.
+TOOL_HEAP_OPTS="-Xms32m -Xmx256m"
 WORK=""
 CREATED_CLUSTER=0
 SUMMARY=()
@@ -45,11 +51,17 @@ fail() { printf '\nFAIL: %s\n' "$*" >&2; exit 1; }
 k() { kubectl --context "$CONTEXT" "$@"; }
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
-# in_kafka NAMESPACE COMMAND...: runs a command in that namespace's Kafka pod.
+# in_kafka [-i] NAMESPACE COMMAND...: runs a Kafka tool in that namespace's Kafka pod with the tools' heap
+# (TOOL_HEAP_OPTS), not the broker's; -i passes standard input on.
 in_kafka() {
+  local stdin=()
+  if [[ $1 == -i ]]; then
+    stdin=(-i)
+    shift
+  fi
   local ns=$1
   shift
-  k -n "$ns" exec kafka-0 -c kafka -- "$@"
+  k -n "$ns" exec ${stdin[@]+"${stdin[@]}"} kafka-0 -c kafka -- env KAFKA_HEAP_OPTS="$TOOL_HEAP_OPTS" "$@"
 }
 
 # wait_until SECONDS WHAT COMMAND...: runs COMMAND every 5 s until it succeeds.
@@ -143,7 +155,7 @@ produce() {
   local first=$1 count=$2 file="$WORK/produce-$1.txt" total
   awk -v first="$first" -v count="$count" -v per_batch="$RECORDS" -v keys="$KEYS" "$RECORD_AWK"'
     BEGIN { for (seq = first; seq < first + count; seq++) print record(seq) }' >"$file"
-  k -n "$SOURCE_NS" exec -i kafka-0 -c kafka -- /opt/kafka/bin/kafka-console-producer.sh \
+  in_kafka -i "$SOURCE_NS" /opt/kafka/bin/kafka-console-producer.sh \
     --bootstrap-server localhost:9092 --topic "$TOPIC" --producer-property acks=all \
     --property parse.key=true --property parse.headers=true <"$file"
   total=$(end_offsets "$SOURCE_NS")
