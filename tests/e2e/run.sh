@@ -139,6 +139,17 @@ create_topic() {
   in_kafka "$SOURCE_NS" /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe --topic "$TOPIC"
 }
 
+# The CRD as the API server judges it, first thing after the cluster is up (before the images are built and
+# the chart installs it): a schema or CEL rule it refuses (an estimated rule cost over the budget, say) fails
+# here with the API server's own message rather than as a failed `helm install` many minutes later. The test
+# command does the same on the local control plane (tests/tests/api_server.rs installs crds/kafkamirror.yaml).
+# On a reused cluster the CRD exists, so this is a dry-run update there.
+check_crd() {
+  log "kubectl apply --dry-run=server -f crds/kafkamirror.yaml"
+  k apply --dry-run=server -f crds/kafkamirror.yaml
+  note "the API server accepts crds/kafkamirror.yaml (server dry run)"
+}
+
 install_operator() {
   log "installing the chart"
   helm --kube-context "$CONTEXT" install kafka-mirror charts/kafka-mirror-operator \
@@ -293,6 +304,7 @@ main() {
   trap on_exit EXIT
   WORK="$(mktemp -d)"
   create_cluster
+  check_crd
   build_images
   start_kafka
   create_topic
