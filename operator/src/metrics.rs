@@ -163,4 +163,46 @@ mod tests {
             "{text}"
         );
     }
+
+    /// tests/monitoring/metrics/operator.txt lists every series the operator exports, from the `# TYPE` lines;
+    /// the chart's alerts and dashboard are checked against it (tests/deploy/test_monitoring.py).
+    #[test]
+    fn the_exported_series_are_the_list_the_alerts_and_dashboard_are_checked_against() {
+        // A family shows its `# TYPE` line once it has a series: one of each (a new family goes here too).
+        let metrics = Metrics::new();
+        metrics.failed(&Error::Validate(crate::validate::Error::MissingObjectKey(
+            "metadata.uid",
+        )));
+        let text = metrics.encode();
+        let mut names = Vec::new();
+        for line in text.lines() {
+            let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|r| r.split_once(' '))
+            else {
+                continue;
+            };
+            match kind {
+                "counter" => names.push(format!("{name}_total")),
+                "histogram" => {
+                    names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")))
+                }
+                "gauge" => names.push(name.to_string()),
+                other => panic!("{name}: a {other} has no expansion here yet"),
+            }
+        }
+        names.sort();
+        assert!(names.contains(&"kafka_mirror_operator_reconcile_failures_total".to_string()));
+        let listed = format!("{}\n", names.join("\n"));
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/monitoring/metrics/operator.txt"
+        );
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &listed).unwrap();
+        }
+        let golden = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            golden, listed,
+            "{path} is stale: UPDATE_GOLDEN=1 cargo test -p kafka-mirror-operator --lib exported_series"
+        );
+    }
 }

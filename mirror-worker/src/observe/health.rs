@@ -42,6 +42,10 @@ impl Health {
         self.target_reachable.store(reachable, Ordering::Release);
     }
 
+    pub fn target_reachable(&self) -> bool {
+        self.target_reachable.load(Ordering::Acquire)
+    }
+
     /// Records the first fatal error; later ones are consequences and only logged.
     pub fn set_fatal(&self, reason: String) {
         let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,7 +96,14 @@ pub struct WorkerEndpoints {
 }
 
 impl Endpoints for WorkerEndpoints {
+    /// The engine's metrics, with `ready` and `target_reachable` as `/readyz` would answer now.
     fn metrics(&self) -> String {
+        self.metrics
+            .ready
+            .set(i64::from(self.health.ready().is_ok()));
+        self.metrics
+            .target_reachable
+            .set(i64::from(self.health.target_reachable()));
         self.metrics.encode()
     }
     fn live(&self) -> std::result::Result<(), String> {
@@ -100,5 +111,47 @@ impl Endpoints for WorkerEndpoints {
     }
     fn ready(&self) -> std::result::Result<(), String> {
         self.health.ready()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(streams: usize) -> WorkerEndpoints {
+        WorkerEndpoints {
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::new(streams)),
+        }
+    }
+
+    #[test]
+    fn metrics_say_ready_and_target_reachable_as_readyz_would_answer() {
+        let worker = endpoints(1);
+        let text = worker.metrics();
+        assert!(
+            text.contains("kafka_mirror_ready 0\n"),
+            "no stream yet: {text}"
+        );
+        assert!(text.contains("kafka_mirror_target_reachable 1\n"), "{text}");
+
+        worker.health.stream_started();
+        assert!(worker.metrics().contains("kafka_mirror_ready 1\n"));
+
+        worker.health.set_target_reachable(false);
+        let text = worker.metrics();
+        assert!(text.contains("kafka_mirror_ready 0\n"), "{text}");
+        assert!(text.contains("kafka_mirror_target_reachable 0\n"), "{text}");
+
+        worker.health.set_target_reachable(true);
+        worker
+            .health
+            .set_fatal("the target refused a record".into());
+        let text = worker.metrics();
+        assert!(
+            text.contains("kafka_mirror_ready 0\n"),
+            "a fatal stop: {text}"
+        );
+        assert!(text.contains("kafka_mirror_target_reachable 1\n"), "{text}");
     }
 }

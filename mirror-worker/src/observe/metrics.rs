@@ -38,6 +38,10 @@ pub struct Metrics {
     pub rewinds: Counter,
     pub mirrored_topics: Gauge,
     pub migration_complete: Gauge,
+    /// 1 while `/readyz` answers 200; set when `/metrics` is read (see `health::WorkerEndpoints`).
+    pub ready: Gauge,
+    /// 0 while librdkafka reports every target broker down; set when `/metrics` is read.
+    pub target_reachable: Gauge,
 }
 
 impl Default for Metrics {
@@ -61,6 +65,8 @@ impl Metrics {
         let rewinds = Counter::default();
         let mirrored_topics = Gauge::default();
         let migration_complete = Gauge::default();
+        let ready = Gauge::default();
+        let target_reachable = Gauge::default();
         registry.register(
             "records_mirrored",
             "Records written to the target and acknowledged by it, by source topic",
@@ -117,6 +123,17 @@ impl Metrics {
              until stopped when it was given the operator's end offsets); 0 before, and in mode: continuous",
             migration_complete.clone(),
         );
+        registry.register(
+            "ready",
+            "1 while the worker is ready (/readyz answers 200): alive, every stream consuming and the target \
+             reachable, or the migration complete",
+            ready.clone(),
+        );
+        registry.register(
+            "target_reachable",
+            "0 while librdkafka reports every target broker down, 1 again after the next acknowledged delivery",
+            target_reachable.clone(),
+        );
         Self {
             registry,
             records_mirrored,
@@ -130,6 +147,8 @@ impl Metrics {
             rewinds,
             mirrored_topics,
             migration_complete,
+            ready,
+            target_reachable,
         }
     }
 
@@ -145,5 +164,71 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         kafka_mirror_runtime::http::encode_registry(&self.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of the series a registry exports, from its `# TYPE` lines: a counter's `_total`, a histogram's
+    /// `_bucket`, `_sum` and `_count`, a gauge's own name.
+    fn exported_series(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let (name, kind) = rest.split_once(' ').expect("# TYPE <name> <kind>");
+            match kind {
+                "counter" => names.push(format!("{name}_total")),
+                "histogram" => {
+                    names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")))
+                }
+                "gauge" => names.push(name.to_string()),
+                other => panic!("{name}: a {other} has no expansion here yet"),
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// tests/monitoring/metrics/mirror-worker.txt lists every series the worker exports; the chart's alerts and
+    /// dashboard are checked against it (tests/deploy/test_monitoring.py), so renaming a metric fails here until
+    /// the list is regenerated (UPDATE_GOLDEN=1), and there until every query uses the new name.
+    #[test]
+    fn the_exported_series_are_the_list_the_alerts_and_dashboard_are_checked_against() {
+        // A family shows its `# TYPE` line once it has a series: one of each (a new family goes here too).
+        let metrics = Metrics::new();
+        let topic = TopicLabels { topic: "t".into() };
+        metrics.records_mirrored.get_or_create(&topic).inc();
+        metrics.bytes_mirrored.get_or_create(&topic).inc();
+        metrics.error("consume");
+        metrics
+            .partition_lag
+            .get_or_create(&PartitionLabels {
+                topic: "t".into(),
+                partition: 0,
+            })
+            .set(1);
+        let text = metrics.encode();
+        let names = exported_series(&text);
+        assert!(
+            names.contains(&"kafka_mirror_errors_total".to_string()),
+            "{text}"
+        );
+        let listed = format!("{}\n", names.join("\n"));
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/monitoring/metrics/mirror-worker.txt"
+        );
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &listed).unwrap();
+        }
+        let golden = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            golden, listed,
+            "{path} is stale: UPDATE_GOLDEN=1 cargo test -p mirror-worker --lib exported_series"
+        );
     }
 }
