@@ -43,6 +43,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "chart and manifests (Helm's engine, Kubernetes $(grep -o '^KUBERNETES = "[0-9.]*"' tests/deploy/test_chart.py | cut -d'"' -f2) schemas)"
 bash tests/deploy/run.sh
 
+step "alerts and dashboard queries under promtool (tests/monitoring/run.sh; Debian's prometheus, installed once)"
+bash tests/monitoring/run.sh
+
 step "the kind suite's workflow, scripts and Dockerfiles (actionlint, shellcheck; the suite itself runs in GitHub Actions)"
 bash tests/lint-ci.sh
 

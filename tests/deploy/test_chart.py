@@ -71,6 +71,31 @@ def validate_service_monitor(obj: dict) -> None:
     assert all(e["port"] and e["path"] == "/metrics" for e in spec["endpoints"]), obj
 
 
+def validate_pod_monitor(obj: dict) -> None:
+    # Like the ServiceMonitor: what Prometheus needs from it (the field names are the CRD's).
+    spec = obj["spec"]
+    assert set(spec) <= {"jobLabel", "namespaceSelector", "selector", "podMetricsEndpoints"}, obj
+    assert spec["selector"]["matchLabels"], obj
+    assert set(spec["namespaceSelector"]) <= {"any", "matchNames"}, obj
+    for endpoint in spec["podMetricsEndpoints"]:
+        assert set(endpoint) <= {"port", "path", "interval", "relabelings"}, endpoint
+        assert endpoint["port"] and endpoint["path"] == "/metrics", obj
+        assert all(set(r) <= {"sourceLabels", "targetLabel", "action", "regex", "replacement"} for r in
+                   endpoint.get("relabelings", [])), endpoint
+
+
+def validate_prometheus_rule(obj: dict) -> None:
+    # Prometheus' rules file format inside spec; promtool checks the rules themselves (tests/monitoring/).
+    for group in obj["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules"} and group["name"], group
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "record", "expr", "for", "labels", "annotations"}, rule
+            assert bool(rule.get("alert")) != bool(rule.get("record")) and rule["expr"], rule
+            assert re.fullmatch(r"([0-9]+(ms|s|m|h|d))+", rule.get("for", "0s")), rule
+            for value in [*rule.get("labels", {}).values(), *rule.get("annotations", {}).values()]:
+                assert isinstance(value, str), rule
+
+
 def validate_argocd_application(obj: dict) -> None:
     spec = obj["spec"]
     assert spec["destination"]["namespace"] and spec["source"]["repoURL"] and spec["source"]["path"], obj
@@ -78,6 +103,8 @@ def validate_argocd_application(obj: dict) -> None:
 
 FOREIGN_KINDS = {
     "monitoring.coreos.com/v1/ServiceMonitor": validate_service_monitor,
+    "monitoring.coreos.com/v1/PodMonitor": validate_pod_monitor,
+    "monitoring.coreos.com/v1/PrometheusRule": validate_prometheus_rule,
     "argoproj.io/v1alpha1/Application": validate_argocd_application,
 }
 
