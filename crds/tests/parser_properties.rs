@@ -295,7 +295,7 @@ fn template() -> impl Strategy<Value = Value> {
 fn valid_document() -> impl Strategy<Value = Value> {
     let scalars = (
         proptest::option::of(select(vec!["key", "preserve"])),
-        proptest::option::of(Just("atLeastOnce")),
+        proptest::option::of(select(vec!["atLeastOnce", "exactlyOnce"])),
         proptest::option::of(select(vec!["continuous", "migrate"])),
         proptest::option::of(0..=1000i32),
         proptest::option::of(1..=64i32),
@@ -317,6 +317,8 @@ fn valid_document() -> impl Strategy<Value = Value> {
                 }
                 let mut spec = json!({"source": source, "target": target, "topics": topics});
                 let (partitioning, delivery, mode, replicas, streams, paused) = scalars;
+                // Exactly once is refused with mode: migrate (spec.delivery).
+                let mode = mode.filter(|m| !(delivery == Some("exactlyOnce") && *m == "migrate"));
                 let optional: [(&str, Option<Value>); 7] = [
                     ("partitioning", partitioning.map(Value::from)),
                     ("delivery", delivery.map(Value::from)),

@@ -33,6 +33,12 @@ pub struct PartitionState {
     /// The source deleted records of this partition before they were mirrored; nothing after the gap is
     /// sent (see `truncation`).
     truncated: AtomicBool,
+    /// `delivery: exactlyOnce`: the source offset after the partition's last committed transaction (NONE
+    /// before the partition is taken over); what the source group commits, instead of the acknowledged one.
+    transaction_position: AtomicI64,
+    /// `delivery: exactlyOnce`: another worker took the partition over (or it could not be); nothing more of it
+    /// is mirrored here.
+    fenced: Mutex<Option<std::time::Instant>>,
 }
 
 impl PartitionState {
@@ -56,7 +62,53 @@ impl PartitionState {
             end,
             reached_end: AtomicBool::new(false),
             truncated: AtomicBool::new(false),
+            transaction_position: AtomicI64::new(NONE),
+            fenced: Mutex::new(None),
         }
+    }
+
+    /// `delivery: exactlyOnce`: the partition was taken over at `start` (its position on the target); from
+    /// now on the source group commits only positions of committed transactions.
+    pub fn start_transactional(&self, start: i64) {
+        self.transaction_position.store(start, Ordering::Release);
+        self.tracker().rewind(start);
+    }
+
+    /// Whether the partition is mirrored in transactions.
+    pub fn transactional(&self) -> bool {
+        self.transaction_position.load(Ordering::Acquire) != NONE
+    }
+
+    /// The source offset after the last committed transaction.
+    pub fn transaction_position(&self) -> Option<i64> {
+        let position = self.transaction_position.load(Ordering::Acquire);
+        (position != NONE).then_some(position)
+    }
+
+    /// A transaction committed the partition's records up to `position`.
+    pub fn transaction_committed(&self, position: i64) {
+        self.transaction_position
+            .fetch_max(position, Ordering::AcqRel);
+    }
+
+    /// The open transaction was aborted: everything sent since the last commit is abandoned (late reports of it
+    /// are ignored) and the partition is read again from the last committed position, which is returned.
+    pub fn transaction_aborted(&self) -> Option<i64> {
+        let position = self.transaction_position()?;
+        self.tracker().rewind(position);
+        Some(position)
+    }
+
+    pub fn set_fenced(&self) {
+        self.fenced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// Since when the partition is fenced, if it is.
+    pub fn fenced_since(&self) -> Option<std::time::Instant> {
+        *self.fenced.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn set_truncated(&self) {
@@ -142,7 +194,12 @@ impl PartitionState {
         self.tracker().in_flight()
     }
 
+    /// The offset the source group may commit: after the last record acknowledged in order, or with
+    /// `delivery: exactlyOnce` after the last committed transaction.
     pub fn committable(&self) -> Option<i64> {
+        if let Some(position) = self.transaction_position() {
+            return Some(position);
+        }
         self.tracker().committable()
     }
 

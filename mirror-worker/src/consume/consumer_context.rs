@@ -12,14 +12,16 @@ use kafka_mirror_clients::host_aliases::HostAliases;
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use tracing::{debug, error, info, warn};
 
 use super::commit::{commit_kept_partitions, store};
 use super::truncation;
 use crate::acks::PartitionState;
+use crate::deliver::transactions::{Outcome, Transactions};
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, PartitionLabels, TopicLabels};
@@ -45,6 +47,8 @@ pub struct StreamContext {
     pub leaving: AtomicBool,
     /// `spec.source.hostAliases`: the consumer resolves the brokers' names through them.
     host_aliases: HostAliases,
+    /// `delivery: exactlyOnce`: the transactional producers of this stream's partitions.
+    pub transactions: Option<Arc<Transactions>>,
 }
 
 impl StreamContext {
@@ -69,6 +73,7 @@ impl StreamContext {
             uncommitted_since: Mutex::new(None),
             leaving: AtomicBool::new(false),
             host_aliases,
+            transactions: None,
         }
     }
 
@@ -105,6 +110,81 @@ impl StreamContext {
             }
         }
         store(consumer, states);
+    }
+
+    /// `delivery: exactlyOnce`: commits the open transactions of `states` that hold records, then acts on how
+    /// each ended: a committed position becomes what the source group commits; an aborted transaction re-reads
+    /// its partition from the last committed position (`seek`: unless the partition is leaving); a fenced
+    /// partition is paused and mirrors nothing more here.
+    pub fn commit_transactions(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        states: &[Arc<PartitionState>],
+        seek: bool,
+    ) {
+        let Some(transactions) = &self.transactions else {
+            return;
+        };
+        for (state, outcome) in transactions.commit(states) {
+            self.settle_transaction(consumer, &state, outcome, seek);
+        }
+    }
+
+    /// `delivery: exactlyOnce`: aborts the open transaction of a partition whose delivery failed and re-reads it
+    /// from its last committed position.
+    pub fn abort_transaction(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        state: &Arc<PartitionState>,
+    ) {
+        if let Some(transactions) = &self.transactions {
+            let outcome = transactions.abort(state);
+            self.settle_transaction(consumer, state, outcome, true);
+        }
+    }
+
+    fn settle_transaction(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        state: &Arc<PartitionState>,
+        outcome: Outcome,
+        seek: bool,
+    ) {
+        match outcome {
+            Outcome::Committed(position) => state.transaction_committed(position),
+            Outcome::Aborted => {
+                let Some(position) = state.transaction_aborted() else {
+                    return;
+                };
+                self.metrics.rewinds.inc();
+                warn!(
+                    stream = self.stream,
+                    topic = state.topic,
+                    partition = state.partition,
+                    offset = position,
+                    "transaction aborted; re-reading the partition from its last committed position"
+                );
+                if seek
+                    && let Err(error) = consumer.seek(
+                        &state.topic,
+                        state.partition,
+                        rdkafka::Offset::Offset(position),
+                        Duration::from_secs(10),
+                    )
+                {
+                    self.health.set_fatal(format!(
+                        "cannot re-read {}[{}] from offset {position} after an aborted transaction: {error}",
+                        state.topic, state.partition
+                    ));
+                }
+            }
+            Outcome::Fenced => {
+                state.set_fenced();
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&state.topic, state.partition);
+                let _ = consumer.pause(&tpl);
+            }
+        }
     }
 
     /// One line per topic of a rebalance event: the mirror, stream and topic as fields, the partitions listed
@@ -148,6 +228,17 @@ impl StreamContext {
                 self.attention.clone(),
                 end,
             );
+            if let Some(transactions) = &self.transactions {
+                // `take_over` set the start position read from the target; a partition it could not take over
+                // has no producer and mirrors nothing (the worker is stopping).
+                match (
+                    elem.offset(),
+                    transactions.producer(&topic, elem.partition()),
+                ) {
+                    (rdkafka::Offset::Offset(start), Some(_)) => state.start_transactional(start),
+                    _ => state.set_fenced(),
+                }
+            }
             partitions
                 .entry(topic)
                 .or_default()
@@ -260,6 +351,48 @@ impl ClientContext for StreamContext {
 }
 
 impl ConsumerContext for StreamContext {
+    /// librdkafka's rebalance as rust-rdkafka does it (pre-rebalance callback, incremental assign or unassign,
+    /// post-rebalance callback), except that with `delivery: exactlyOnce` newly assigned partitions are taken
+    /// over first: their transactional producers fence the previous owner, and their start positions, read
+    /// from the target, go into the assignment.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assign
+            && let Some(transactions) = &self.transactions
+            && let Err(reason) = transactions.take_over(consumer, tpl)
+        {
+            self.metrics.error("transaction_takeover");
+            self.health.set_fatal(format!(
+                "delivery exactlyOnce: taking partitions over failed: {reason}"
+            ));
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            _ => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match (assign, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(error) = result {
+            warn!(stream = self.stream, %error, "applying the rebalance failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.metrics.rebalances.inc();
         match rebalance {
@@ -274,6 +407,14 @@ impl ConsumerContext for StreamContext {
             Rebalance::Revoke(tpl) => {
                 let revoked = self.revoke(tpl);
                 self.log_by_topic(tpl, "partitions revoked; draining and committing them");
+                // Exactly once: their transactions commit (or abort) before the next owner's initTransactions
+                // could abort them, and their producers close.
+                if let Some(transactions) = &self.transactions {
+                    self.commit_transactions(consumer, &revoked, false);
+                    for state in &revoked {
+                        transactions.remove(&state.topic, state.partition);
+                    }
+                }
                 // The revoke completes only after this returns, and librdkafka then commits the stored offsets
                 // of the removed partitions: the next owner starts after every record acknowledged here.
                 self.drain_and_store(consumer, &revoked);

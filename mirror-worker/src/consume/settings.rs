@@ -8,6 +8,7 @@ use kafka_mirror_clients::client_config::KafkaClientConfig;
 use kafka_mirror_crds::Partitioning;
 
 use super::shutdown_gate::ShutdownGate;
+use crate::deliver::transactions::Transactions;
 use crate::engine::MigrationEnd;
 
 /// Everything a stream needs, cloned per stream.
@@ -25,6 +26,9 @@ pub struct StreamSettings {
     pub gate: Arc<ShutdownGate>,
     /// The target producer compresses: a record larger than a topic's limit may still fit once compressed.
     pub compresses: bool,
+    /// `delivery: exactlyOnce`: this stream's transactional producers, one per assigned partition, instead of
+    /// the process's shared producer.
+    pub transactions: Option<Arc<Transactions>>,
 }
 
 /// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus

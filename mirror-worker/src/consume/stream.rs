@@ -38,7 +38,10 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
 
 pub struct Stream {
     consumer: BaseConsumer<StreamContext>,
-    producer: Arc<MirrorProducer>,
+    /// The process's shared producer; `None` with `delivery: exactlyOnce`, where each partition has its own.
+    producer: Option<Arc<MirrorProducer>>,
+    /// How often open transactions commit (`delivery: exactlyOnce`).
+    commit_interval: Duration,
     routes: watch::Receiver<Routes>,
     stop: Arc<AtomicBool>,
     health: Arc<Health>,
@@ -52,7 +55,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(
         settings: StreamSettings,
-        producer: Arc<MirrorProducer>,
+        producer: Option<Arc<MirrorProducer>>,
         routes: watch::Receiver<Routes>,
         stop: Arc<AtomicBool>,
         health: Arc<Health>,
@@ -64,7 +67,7 @@ impl Stream {
             &settings.group_id,
             settings.commit_interval,
         );
-        let context = StreamContext::new(
+        let mut context = StreamContext::new(
             settings.stream,
             settings.mirror,
             metrics.clone(),
@@ -73,6 +76,7 @@ impl Stream {
             settings.migration_end,
             config.host_aliases().clone(),
         );
+        context.transactions = settings.transactions.clone();
         let consumer: BaseConsumer<StreamContext> =
             config
                 .create_with_context(context)
@@ -83,6 +87,7 @@ impl Stream {
         Ok(Self {
             consumer,
             producer,
+            commit_interval: settings.commit_interval,
             routes,
             stop,
             health,
@@ -109,6 +114,7 @@ impl Stream {
         self.subscribe(&routes)?;
         self.health.stream_started();
         let mut last_store = Instant::now();
+        let mut last_transaction = Instant::now();
         let result = loop {
             if self.stop.load(Ordering::Acquire) {
                 break Ok(());
@@ -128,6 +134,16 @@ impl Stream {
             }
             if self.consumer.context().take_attention() {
                 self.rewind_failed_partitions();
+            }
+            if self.consumer.context().transactions.is_some()
+                && last_transaction.elapsed() >= self.commit_interval
+            {
+                let states = self.consumer.context().all_states();
+                self.consumer
+                    .context()
+                    .commit_transactions(&self.consumer, &states, true);
+                self.check_fenced(&states);
+                last_transaction = Instant::now();
             }
             if last_store.elapsed() >= STORE_INTERVAL {
                 let states = self.consumer.context().all_states();
@@ -159,6 +175,10 @@ impl Stream {
             let _ = self.consumer.pause(&assigned);
         }
         let states = self.consumer.context().all_states();
+        // Exactly once: what was sent commits with its positions (what cannot is aborted, for the next owner).
+        self.consumer
+            .context()
+            .commit_transactions(&self.consumer, &states, false);
         self.finish_drained_partitions(&states);
         self.consumer
             .context()
@@ -214,10 +234,49 @@ impl Stream {
                     + message.payload().map_or(0, <[u8]>::len)) as u64,
             },
         );
-        if self.send(record, route, &state, offset, generation)
-            && state.end.is_some_and(|end| offset + 1 >= end)
-        {
+        let sent = match &self.producer {
+            Some(producer) => self.send(producer, record, route, &state, offset, generation),
+            None => match self
+                .consumer
+                .context()
+                .transactions
+                .as_ref()
+                .and_then(|t| t.producer(&state.topic, state.partition))
+            {
+                Some(txn) => {
+                    let sent = self.send(&txn.producer, record, route, &state, offset, generation);
+                    if sent {
+                        txn.sent(offset);
+                    }
+                    sent
+                }
+                // Fenced in the meantime: nothing more of the partition is mirrored here.
+                None => {
+                    state.failed(offset, generation);
+                    false
+                }
+            },
+        };
+        if sent && state.end.is_some_and(|end| offset + 1 >= end) {
             self.reach_end(&state);
+        }
+    }
+
+    /// `delivery: exactlyOnce`: a partition fenced and still assigned long after its new owner took it over
+    /// means this worker's group membership and the target disagree; the worker stops rather than stall.
+    fn check_fenced(&self, states: &[Arc<PartitionState>]) {
+        const FENCED_LIMIT: Duration = Duration::from_secs(120);
+        if let Some(state) = states
+            .iter()
+            .find(|s| s.fenced_since().is_some_and(|t| t.elapsed() > FENCED_LIMIT))
+        {
+            self.health.set_fatal(format!(
+                "{}[{}] was fenced by another worker's transactional producer {}s ago and is still assigned to \
+                 this one",
+                state.topic,
+                state.partition,
+                FENCED_LIMIT.as_secs()
+            ));
         }
     }
 
@@ -239,7 +298,7 @@ impl Stream {
             return None;
         };
         let state = self.state(topic, message.partition())?;
-        if state.truncated() {
+        if state.truncated() || state.fenced_since().is_some() {
             return None;
         }
         if let Some(end) = state.end
@@ -282,6 +341,7 @@ impl Stream {
     /// was settled as failed instead (refused, or the queue stayed full until the stream stopped).
     fn send(
         &self,
+        producer: &MirrorProducer,
         mut record: TargetRecord<'_>,
         route: &Route,
         state: &PartitionState,
@@ -289,7 +349,7 @@ impl Stream {
         generation: u64,
     ) -> bool {
         loop {
-            match self.producer.send(record) {
+            match producer.send(record) {
                 Ok(()) => {
                     self.metrics.in_flight_records.inc();
                     return true;
@@ -316,6 +376,7 @@ impl Stream {
                             error: &error,
                         },
                         false,
+                        state.transactional(),
                     );
                     return false;
                 }
@@ -374,6 +435,15 @@ impl Stream {
     /// Seeks every partition with a failed delivery back to its first unacknowledged record.
     fn rewind_failed_partitions(&self) {
         for state in self.consumer.context().all_states() {
+            if state.transactional() {
+                // Exactly once: the transaction holding the failed record is aborted whole.
+                if state.take_rewind().is_some() {
+                    self.consumer
+                        .context()
+                        .abort_transaction(&self.consumer, &state);
+                }
+                continue;
+            }
             if let Some(offset) = state.take_rewind() {
                 self.metrics.rewinds.inc();
                 warn!(

@@ -24,12 +24,15 @@ pub(crate) struct FailedDelivery<'a> {
 /// re-read from its last acknowledged offset; when trying again cannot help, the mirror stops at the record.
 /// `after_gap`: librdkafka stopped the producer rather than leave a gap, and this report is the refused batch's
 /// first record unless it is a consequence of the stop (see `producer_config`). One log line per partition and
-/// rewind; every failure is counted in the metric.
+/// rewind; every failure is counted in the metric. `transactional`: the record was sent in a transaction
+/// (`delivery: exactlyOnce`), which is aborted and re-read whole; only a refusal of the record itself stops the
+/// mirror, not the producer's own fatal state (fencing ends the partition's transactions, see `transactions`).
 pub(crate) fn settle_failure(
     metrics: &Metrics,
     health: &Health,
     failed: FailedDelivery<'_>,
     after_gap: bool,
+    transactional: bool,
 ) {
     let FailedDelivery {
         state,
@@ -40,7 +43,12 @@ pub(crate) fn settle_failure(
     } = failed;
     let first = state.failed(offset, generation);
     let source = format!("{}[{}]@{offset}", state.topic, state.partition);
-    match failure_class(error, after_gap) {
+    let class = if transactional && !refuses_record(error) {
+        FailureClass::Retriable
+    } else {
+        failure_class(error, after_gap)
+    };
+    match class {
         FailureClass::Retriable => {
             metrics.error("delivery_retriable");
             if first {
@@ -108,6 +116,23 @@ fn classify(error: &KafkaError) -> FailureClass {
         ) => FailureClass::Fatal,
         _ => FailureClass::Retriable,
     }
+}
+
+/// Whether the target refused the record itself, so that sending it again cannot help.
+fn refuses_record(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            MessageSizeTooLarge
+                | InvalidMessageSize
+                | InvalidRecord
+                | InvalidTopic
+                | TopicAuthorizationFailed
+                | PolicyViolation
+                | InvalidTimestamp
+        )
+    )
 }
 
 /// Whether a delivery failed only because the producer stopped (a fatal error, and the queues librdkafka

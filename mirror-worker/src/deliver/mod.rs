@@ -6,6 +6,7 @@
 mod failure;
 pub mod partitioner;
 mod producer;
+pub mod transactions;
 
 pub(crate) use failure::{FailedDelivery, oversized_record, settle_failure, stop_at_record};
 pub use producer::producer_config;

@@ -28,6 +28,10 @@ pub struct DeliveryToken {
     pub bytes: u64,
 }
 
+/// The offset a [`DeliveryToken`] carries for a record of the mirror's own, the partition's position in the
+/// positions topic (`delivery: exactlyOnce`), which no tracker counts.
+pub const POSITION_RECORD: i64 = -1;
+
 pub type MirrorProducer = ThreadedProducer<DeliveryContext>;
 
 pub struct DeliveryContext {
@@ -38,6 +42,26 @@ pub struct DeliveryContext {
     gap: AtomicBool,
     /// `spec.target.hostAliases`: the producer resolves the brokers' names through them.
     host_aliases: HostAliases,
+    /// One source partition's transactional producer (`delivery: exactlyOnce`): its fatal errors (fencing)
+    /// end that partition's transactions, not the process, and a failed delivery aborts the transaction.
+    transactional: bool,
+}
+
+impl DeliveryContext {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        host_aliases: HostAliases,
+        transactional: bool,
+    ) -> Self {
+        Self {
+            metrics,
+            health,
+            gap: AtomicBool::new(false),
+            host_aliases,
+            transactional,
+        }
+    }
 }
 
 /// Notices that librdkafka stopped the producer for good (a fatal error, e.g. the gap-less guarantee), which no
@@ -130,7 +154,8 @@ impl ClientContext for DeliveryContext {
         match error.rdkafka_error_code() {
             // Not the reason to show: the refused batch's reports follow and name its record.
             Some(RDKafkaErrorCode::GaplessGuarantee) => self.gap.store(true, Ordering::Release),
-            Some(RDKafkaErrorCode::Fatal) => {
+            // A transactional producer's fatal error (fencing) is its partition's: see `transactions`.
+            Some(RDKafkaErrorCode::Fatal) if !self.transactional => {
                 self.health.set_fatal(format!("target producer: {reason}"))
             }
             // Other fatal errors arrive with their own code (rust-rdkafka drops the event's fatal flag):
@@ -145,6 +170,10 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<DeliveryToken>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, token: Self::DeliveryOpaque) {
+        if token.offset == POSITION_RECORD {
+            // A position in the positions topic: its transaction's commit reports its fate.
+            return;
+        }
         self.metrics.in_flight_records.dec();
         match result {
             Ok(_) => {
@@ -164,6 +193,7 @@ impl ProducerContext for DeliveryContext {
                     error,
                 },
                 self.gap.load(Ordering::Acquire),
+                self.transactional,
             ),
         }
     }
@@ -193,12 +223,12 @@ pub fn create(
 ) -> Result<MirrorProducer> {
     let config = producer_config(config);
     config
-        .create_with_context(DeliveryContext {
+        .create_with_context(DeliveryContext::new(
             metrics,
             health,
-            gap: AtomicBool::new(false),
-            host_aliases: config.host_aliases().clone(),
-        })
+            config.host_aliases().clone(),
+            false,
+        ))
         .map_err(|e| Error::Kafka {
             what: "creating the target producer".into(),
             source: e,

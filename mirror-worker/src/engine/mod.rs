@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::migration::MigrationRecord;
-use kafka_mirror_crds::Mode;
+use kafka_mirror_crds::{Delivery, Mode};
 use rdkafka::producer::Producer;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::consume::{ShutdownGate, Stream, StreamSettings};
+use crate::deliver::transactions::{self, Transactions};
 use crate::deliver::{self, MirrorProducer};
 use crate::discover::{Discovery, Route, Routes};
 use crate::observe::health::Health;
@@ -133,10 +134,27 @@ impl Engine {
                 migration_complete: true,
             });
         }
-        let producer = Arc::new(self.create_producer(&routes)?);
+        // Exactly once: a transactional producer per partition, made by each stream as partitions arrive.
+        let exactly_once = match spec.delivery {
+            Delivery::ExactlyOnce => Some(ExactlyOnce {
+                positions_topic: transactions::ensure_positions_topic(plan).await?,
+                smallest_limit: routes.values().filter_map(|r| r.max_message_bytes).min(),
+            }),
+            Delivery::AtLeastOnce => None,
+        };
+        let producer = match exactly_once {
+            Some(_) => None,
+            None => Some(Arc::new(self.create_producer(&routes)?)),
+        };
         let (routes_tx, routes_rx) = watch::channel::<Routes>(Arc::new(routes));
         let stop = Arc::new(AtomicBool::new(false));
-        let streams = self.start_streams(&producer, &routes_rx, &stop, migration.as_ref())?;
+        let streams = self.start_streams(
+            producer.as_ref(),
+            exactly_once.as_ref(),
+            &routes_rx,
+            &stop,
+            migration.as_ref(),
+        )?;
 
         let migration_complete = self
             .supervise(
@@ -144,7 +162,7 @@ impl Engine {
                 &discovery,
                 migration.as_mut(),
                 &routes_tx,
-                &producer,
+                producer.as_deref(),
                 &streams,
             )
             .await;
@@ -155,7 +173,9 @@ impl Engine {
         }
         let first_error = join_streams(streams).await;
         // Streams drained before returning; this only waits for anything left after a drain timeout.
-        let _ = producer.flush(self.options.drain_timeout);
+        if let Some(producer) = &producer {
+            let _ = producer.flush(self.options.drain_timeout);
+        }
         if let Some(reason) = self.health.fatal() {
             error!(
                 reason,
@@ -188,7 +208,8 @@ impl Engine {
     /// Starts `numStreams` streams, each on a thread of its own.
     fn start_streams(
         &self,
-        producer: &Arc<MirrorProducer>,
+        producer: Option<&Arc<MirrorProducer>>,
+        exactly_once: Option<&ExactlyOnce>,
         routes: &watch::Receiver<Routes>,
         stop: &Arc<AtomicBool>,
         migration: Option<&Migration>,
@@ -209,10 +230,20 @@ impl Engine {
                 migration_end: migration.map(|m| m.end.clone()),
                 gate: gate.clone(),
                 compresses: deliver::compresses(&plan.target_producer),
+                transactions: exactly_once.map(|e| {
+                    Arc::new(Transactions::new(
+                        plan,
+                        e.positions_topic.clone(),
+                        e.smallest_limit,
+                        self.options.drain_timeout,
+                        self.metrics.clone(),
+                        self.health.clone(),
+                    ))
+                }),
             };
             let stream = Stream::new(
                 settings,
-                producer.clone(),
+                producer.cloned(),
                 routes.clone(),
                 stop.clone(),
                 self.health.clone(),
@@ -232,7 +263,7 @@ impl Engine {
         discovery: &Discovery,
         mut migration: Option<&mut Migration>,
         routes: &watch::Sender<Routes>,
-        producer: &MirrorProducer,
+        producer: Option<&MirrorProducer>,
         streams: &[StreamTask],
     ) -> bool {
         let refresh =
@@ -251,7 +282,9 @@ impl Engine {
                     self.refresh_routes(discovery, routes).await;
                 }
                 _ = tick.tick() => {
-                    producer_watch.check(producer, &self.health);
+                    if let Some(producer) = producer {
+                        producer_watch.check(producer, &self.health);
+                    }
                     if self.health.fatal().is_some() || streams.iter().any(|s| s.is_finished()) {
                         return false;
                     }
@@ -300,6 +333,12 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// `delivery: exactlyOnce`: what every stream's transactions share.
+struct ExactlyOnce {
+    positions_topic: String,
+    smallest_limit: Option<i64>,
 }
 
 /// A stream's thread, and how it ended.

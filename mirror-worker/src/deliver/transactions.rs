@@ -1,0 +1,555 @@
+//! Exactly once across two clusters (`delivery: exactlyOnce`). Kafka's own exactly-once pipeline (KIP-447)
+//! commits a consumer's offsets inside the producer's transaction, which works only when both live in one
+//! cluster; a mirror's offsets belong to the source and its transactions to the target. So the positions move
+//! to the target:
+//!
+//! - Every assigned source partition has its own transactional producer on the target, with the transactional
+//!   id `kafka-mirror.<groupId>.<topic>.<partition>`. Whoever takes the partition over calls
+//!   `initTransactions` with that id first, which aborts the previous owner's open transaction and fences its
+//!   producer epoch: a paused or partitioned old owner can commit nothing more of that partition.
+//! - Each transaction holds the partition's mirrored records and one record in the compacted topic
+//!   `kafka-mirror.offsets.<groupId>` on the target (key `<topic>:<partition>`, value the next source offset to
+//!   read). A `read_committed` view of the target therefore holds the records and the position after them, or
+//!   neither.
+//! - A new owner reads its start positions from that topic `read_committed` after `initTransactions` (up to the
+//!   high watermark seen then, so every transaction decided before it is read), falling back to the source
+//!   group's committed offset for a partition the topic does not know yet.
+//! - The source group is still committed after each transaction, to the position it committed, so the
+//!   operator's lag (which reads the group) stays true; it is never ahead of the target.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::client_config::KafkaClientConfig;
+use kafka_mirror_clients::host_aliases::ResolvingContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{debug, info, warn};
+
+use super::producer::{
+    DeliveryContext, DeliveryToken, MirrorProducer, POSITION_RECORD, fit_batches, producer_config,
+};
+use crate::acks::PartitionState;
+use crate::observe::health::Health;
+use crate::observe::metrics::Metrics;
+use crate::{Error, Result};
+
+/// How long a transaction may stay open on the target before its coordinator aborts it. Longer than a commit
+/// interval plus a drain; a paused owner's transaction is aborted sooner, by the next owner's
+/// `initTransactions`.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long taking partitions over may take (`initTransactions`, reading the positions) before the worker
+/// stops rather than mirror from a position it does not know.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The compacted topic on the target that holds the source positions of a mirror's group.
+pub fn positions_topic(group_id: &str) -> String {
+    format!("kafka-mirror.offsets.{group_id}")
+}
+
+/// The transactional id of a source partition's producer: the same for every owner of the partition, so the
+/// next owner fences the previous one. `:` occurs in neither a group id the mirror accepts nor a topic name,
+/// so no two partitions of two mirrors share an id.
+pub fn transactional_id(group_id: &str, topic: &str, partition: i32) -> String {
+    format!("kafka-mirror:{group_id}:{topic}:{partition}")
+}
+
+/// The key of a source partition's record in the positions topic (`:` cannot occur in a topic name).
+pub fn position_key(topic: &str, partition: i32) -> String {
+    format!("{topic}:{partition}")
+}
+
+fn parse_position(key: &[u8], value: &[u8]) -> Option<((String, i32), i64)> {
+    let key = std::str::from_utf8(key).ok()?;
+    let (topic, partition) = key.rsplit_once(':')?;
+    let offset = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+    Some(((topic.to_string(), partition.parse().ok()?), offset))
+}
+
+/// Creates the positions topic on the target if it is missing: one partition, compacted, segments rolled
+/// every 10 minutes so a new owner reads little more than the latest position of each partition.
+pub async fn ensure_positions_topic(plan: &MirrorPlan) -> Result<String> {
+    let name = positions_topic(&plan.group_id);
+    if name.len() > 249 {
+        return Err(Error::Fatal(format!(
+            "delivery exactlyOnce stores positions in topic {name}, longer than the 249 characters Kafka allows: \
+             set a shorter spec.source.groupId"
+        )));
+    }
+    let admin: AdminClient<ResolvingContext> =
+        plan.target_admin.create().map_err(|source| Error::Kafka {
+            what: "creating the target admin client".into(),
+            source,
+        })?;
+    let replication = plan.spec.topics.create.replication_factor.unwrap_or(-1);
+    let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(replication))
+        .set("cleanup.policy", "compact")
+        .set("segment.ms", "600000")
+        .set("min.compaction.lag.ms", "0");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics([&topic], &options)
+        .await
+        .map_err(|source| Error::Kafka {
+            what: format!("creating the positions topic {name} on the target"),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) => info!(topic = name, "created the positions topic on the target"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(Error::Fatal(format!(
+                    "delivery exactlyOnce: cannot create the positions topic {name} on the target: {code}"
+                )));
+            }
+        }
+    }
+    Ok(name)
+}
+
+/// One source partition's transactional producer and what its open transaction holds.
+pub struct PartitionTxn {
+    pub producer: MirrorProducer,
+    /// The source offset after the last record sent in the open transaction; -1 when it holds none.
+    pending: AtomicI64,
+}
+
+impl PartitionTxn {
+    /// A record at `offset` was handed to this producer in the open transaction.
+    pub fn sent(&self, offset: i64) {
+        self.pending.fetch_max(offset + 1, Ordering::AcqRel);
+    }
+}
+
+/// How a partition's transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed with the partition's records up to this source offset.
+    Committed(i64),
+    /// Aborted: nothing of it is visible; re-read from the last committed position.
+    Aborted,
+    /// Another owner took the partition over: this producer can commit nothing more.
+    Fenced,
+}
+
+/// A partition's producer made and initialised, or why not.
+type Created = std::result::Result<((String, i32), PartitionTxn), String>;
+
+/// The transactional producers of one stream's partitions.
+pub struct Transactions {
+    group_id: String,
+    positions_topic: String,
+    /// Target producer settings without a transactional id.
+    producer_config: KafkaClientConfig,
+    /// Target settings for reading the positions topic.
+    reader_config: KafkaClientConfig,
+    /// The source consumer's `auto.offset.reset`: where a partition without any position starts.
+    start_latest: bool,
+    commit_timeout: Duration,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    producers: Mutex<HashMap<(String, i32), Arc<PartitionTxn>>>,
+}
+
+impl Transactions {
+    pub fn new(
+        plan: &MirrorPlan,
+        positions_topic: String,
+        smallest_limit: Option<i64>,
+        commit_timeout: Duration,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Self {
+        let mut producer_config =
+            producer_config(fit_batches(plan.target_producer.clone(), smallest_limit));
+        producer_config
+            // Only for the idempotent producer alone: a transaction that fails is aborted and re-read whole.
+            .set("enable.gapless.guarantee", "false")
+            .set(
+                "transaction.timeout.ms",
+                TRANSACTION_TIMEOUT.as_millis().to_string(),
+            );
+        let mut reader_config = plan.target_admin.clone();
+        reader_config
+            .set("group.id", format!("{}.positions-reader", plan.group_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed");
+        let start_latest = plan.source_consumer.get("auto.offset.reset") == Some("latest");
+        Self {
+            group_id: plan.group_id.clone(),
+            positions_topic,
+            producer_config,
+            reader_config,
+            start_latest,
+            commit_timeout,
+            metrics,
+            health,
+            producers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn producers(&self) -> MutexGuard<'_, HashMap<(String, i32), Arc<PartitionTxn>>> {
+        self.producers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The producer of an assigned partition; `None` once it was fenced or removed.
+    pub fn producer(&self, topic: &str, partition: i32) -> Option<Arc<PartitionTxn>> {
+        self.producers()
+            .get(&(topic.to_string(), partition))
+            .cloned()
+    }
+
+    /// Drops the producers of partitions that left this stream (their transactions committed or aborted).
+    pub fn remove(&self, topic: &str, partition: i32) {
+        self.producers().remove(&(topic.to_string(), partition));
+    }
+
+    /// Takes the partitions of `tpl` over: a transactional producer each (fencing the previous owner), then their
+    /// start positions, written into `tpl` for the assignment. An error leaves the partitions without a
+    /// producer, so nothing of them is mirrored.
+    pub fn take_over<C: rdkafka::consumer::ConsumerContext>(
+        &self,
+        source: &BaseConsumer<C>,
+        tpl: &mut TopicPartitionList,
+    ) -> std::result::Result<(), String> {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        // initTransactions waits for the previous owner's transaction to be aborted: in parallel.
+        let created: Vec<Created> = std::thread::scope(|scope| {
+            let handles: Vec<_> = partitions
+                .iter()
+                .map(|(topic, partition)| {
+                    scope.spawn(move || {
+                        self.create_producer(topic, *partition)
+                            .map(|p| ((topic.clone(), *partition), p))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("initTransactions panicked".into()))
+                })
+                .collect()
+        });
+        let mut producers = Vec::new();
+        for result in created {
+            producers.push(result?);
+        }
+        let positions = self.read_positions()?;
+        let mut fallback = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            if !positions.contains_key(&(topic.clone(), *partition)) {
+                fallback.add_partition(topic, *partition);
+            }
+        }
+        let committed = if fallback.count() > 0 {
+            source
+                .committed_offsets(fallback, TAKEOVER_TIMEOUT)
+                .map_err(|e| format!("reading the source group's committed offsets: {e}"))?
+        } else {
+            TopicPartitionList::new()
+        };
+        for (topic, partition) in &partitions {
+            let start = match positions.get(&(topic.clone(), *partition)) {
+                Some(offset) => *offset,
+                None => match committed
+                    .find_partition(topic, *partition)
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(offset)) => offset,
+                    _ => {
+                        let (low, high) = source
+                            .fetch_watermarks(topic, *partition, TAKEOVER_TIMEOUT)
+                            .map_err(|e| {
+                                format!("reading the watermarks of {topic}[{partition}]: {e}")
+                            })?;
+                        if self.start_latest { high } else { low }
+                    }
+                },
+            };
+            tpl.set_partition_offset(topic, *partition, Offset::Offset(start))
+                .map_err(|e| format!("setting the start of {topic}[{partition}]: {e}"))?;
+        }
+        let mut map = self.producers();
+        for (key, producer) in producers {
+            map.insert(key, Arc::new(producer));
+        }
+        info!(
+            partitions = partitions.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "transactional producers started; start positions read from the target"
+        );
+        Ok(())
+    }
+
+    fn create_producer(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> std::result::Result<PartitionTxn, String> {
+        let id = transactional_id(&self.group_id, topic, partition);
+        let mut config = self.producer_config.clone();
+        config.set("transactional.id", &id);
+        let context = DeliveryContext::new(
+            self.metrics.clone(),
+            self.health.clone(),
+            config.host_aliases().clone(),
+            true,
+        );
+        let producer: MirrorProducer = config
+            .create_with_context(context)
+            .map_err(|e| format!("creating the transactional producer {id}: {e}"))?;
+        producer
+            .init_transactions(TAKEOVER_TIMEOUT)
+            .map_err(|e| format!("initTransactions of {id}: {e}"))?;
+        producer
+            .begin_transaction()
+            .map_err(|e| format!("beginning a transaction of {id}: {e}"))?;
+        Ok(PartitionTxn {
+            producer,
+            pending: AtomicI64::new(-1),
+        })
+    }
+
+    /// The latest committed position of every source partition in the positions topic, read `read_committed`
+    /// up to its high watermark now (every transaction decided before this call).
+    fn read_positions(&self) -> std::result::Result<HashMap<(String, i32), i64>, String> {
+        let topic = &self.positions_topic;
+        let reader: BaseConsumer<ResolvingContext> = self
+            .reader_config
+            .create()
+            .map_err(|e| format!("creating the positions reader: {e}"))?;
+        let (low, high) = reader
+            .fetch_watermarks(topic, 0, TAKEOVER_TIMEOUT)
+            .map_err(|e| format!("reading the watermarks of {topic}: {e}"))?;
+        let mut positions = HashMap::new();
+        if high <= low {
+            return Ok(positions);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+        reader
+            .assign(&tpl)
+            .map_err(|e| format!("reading {topic}: {e}"))?;
+        let deadline = Instant::now() + TAKEOVER_TIMEOUT;
+        loop {
+            match reader.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    if let (Some(key), Some(value)) = (message.key(), message.payload())
+                        && let Some((partition, offset)) = parse_position(key, value)
+                    {
+                        positions.insert(partition, offset);
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                Some(Err(error)) => debug!(%error, "reading the positions topic"),
+            }
+            let position = reader
+                .position()
+                .ok()
+                .and_then(|p| p.find_partition(topic, 0).map(|e| e.offset()));
+            if matches!(position, Some(Offset::Offset(p)) if p >= high) {
+                return Ok(positions);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the positions topic {topic} could not be read up to offset {high} within {}s",
+                    TAKEOVER_TIMEOUT.as_secs()
+                ));
+            }
+        }
+    }
+
+    /// Commits the open transaction of each of `states` that holds records, with the partition's position in
+    /// the positions topic; aborts the ones that cannot commit. Transactions commit in parallel.
+    pub fn commit(&self, states: &[Arc<PartitionState>]) -> Vec<(Arc<PartitionState>, Outcome)> {
+        let work: Vec<(Arc<PartitionState>, Arc<PartitionTxn>, i64)> = states
+            .iter()
+            .filter_map(|state| {
+                let txn = self.producer(&state.topic, state.partition)?;
+                let pending = txn.pending.load(Ordering::Acquire);
+                (pending >= 0).then(|| (state.clone(), txn, pending))
+            })
+            .collect();
+        if work.is_empty() {
+            return Vec::new();
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .iter()
+                .map(|(state, txn, pending)| {
+                    scope.spawn(move || (state.clone(), self.commit_one(state, txn, *pending)))
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        })
+    }
+
+    fn commit_one(
+        &self,
+        state: &Arc<PartitionState>,
+        txn: &PartitionTxn,
+        position: i64,
+    ) -> Outcome {
+        let key = position_key(&state.topic, state.partition);
+        let value = position.to_string();
+        let token = DeliveryToken {
+            state: state.clone(),
+            offset: POSITION_RECORD,
+            generation: 0,
+            bytes: 0,
+        };
+        let record = BaseRecord::with_opaque_to(&self.positions_topic, Box::new(token))
+            .partition(0)
+            .key(&key)
+            .payload(&value);
+        if let Err((error, _)) = txn.producer.send(record) {
+            warn!(%error, topic = state.topic, partition = state.partition, "the position could not join the transaction; aborting it");
+            return self.abort_txn(state, txn);
+        }
+        let deadline = Instant::now() + self.commit_timeout;
+        loop {
+            match txn.producer.commit_transaction(self.commit_timeout) {
+                Ok(()) => {
+                    txn.pending.store(-1, Ordering::Release);
+                    return match txn.producer.begin_transaction() {
+                        Ok(()) => Outcome::Committed(position),
+                        Err(error) => self.broken(state, &error),
+                    };
+                }
+                Err(error) if fenced(&error) => return self.fenced_outcome(state, &error),
+                Err(error) if retriable(&error) && Instant::now() < deadline => {
+                    debug!(%error, topic = state.topic, partition = state.partition, "committing the transaction again");
+                }
+                Err(error) => {
+                    warn!(%error, topic = state.topic, partition = state.partition, "the transaction could not commit; aborting it, the partition is re-read from its last committed position");
+                    return self.abort_txn(state, txn);
+                }
+            }
+        }
+    }
+
+    /// Aborts the open transaction of a partition whose delivery failed; nothing of it becomes visible.
+    pub fn abort(&self, state: &PartitionState) -> Outcome {
+        match self.producer(&state.topic, state.partition) {
+            Some(txn) => self.abort_txn(state, &txn),
+            None => Outcome::Fenced,
+        }
+    }
+
+    /// Aborts, trying again while the target does not answer (an abort cannot be skipped: the producer starts
+    /// no new transaction before it), up to the transaction timeout, after which the target's coordinator
+    /// aborts the transaction itself and this producer cannot go on.
+    fn abort_txn(&self, state: &PartitionState, txn: &PartitionTxn) -> Outcome {
+        self.metrics.error("transaction_aborted");
+        let deadline = Instant::now() + TRANSACTION_TIMEOUT;
+        loop {
+            match txn.producer.abort_transaction(self.commit_timeout) {
+                Ok(()) => {
+                    txn.pending.store(-1, Ordering::Release);
+                    return match txn.producer.begin_transaction() {
+                        Ok(()) => Outcome::Aborted,
+                        Err(error) => self.broken(state, &error),
+                    };
+                }
+                Err(error) if fenced(&error) => return self.fenced_outcome(state, &error),
+                Err(error) if retriable(&error) && Instant::now() < deadline => {
+                    debug!(%error, topic = state.topic, partition = state.partition, "aborting the transaction again");
+                }
+                Err(error) => return self.broken(state, &error),
+            }
+        }
+    }
+
+    fn fenced_outcome(&self, state: &PartitionState, error: &KafkaError) -> Outcome {
+        self.metrics.error("producer_fenced");
+        warn!(%error, topic = state.topic, partition = state.partition,
+            "fenced: another worker took this partition over; this worker mirrors nothing more of it");
+        self.remove(&state.topic, state.partition);
+        Outcome::Fenced
+    }
+
+    /// A producer that can neither commit nor abort (not fenced): the process stops, nothing uncommitted counts.
+    fn broken(&self, state: &PartitionState, error: &KafkaError) -> Outcome {
+        self.remove(&state.topic, state.partition);
+        self.health.set_fatal(format!(
+            "the transactional producer of {}[{}] failed: {error}",
+            state.topic, state.partition
+        ));
+        Outcome::Fenced
+    }
+}
+
+/// Whether a transactional call failed because a newer producer with the same transactional id exists (or
+/// librdkafka raised a fatal error, which for a transactional producer is how fencing shows).
+fn fenced(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Transaction(e) => {
+            e.is_fatal()
+                || matches!(
+                    e.code(),
+                    RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                        | RDKafkaErrorCode::Fenced
+                )
+        }
+        other => matches!(
+            other.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::Fenced
+                    | RDKafkaErrorCode::Fatal
+            )
+        ),
+    }
+}
+
+/// Whether trying the commit again may succeed (a timeout while the target is slow or unreachable).
+fn retriable(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Transaction(e) => e.is_retriable(),
+        KafkaError::Flush(_) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_keys() {
+        assert_eq!(positions_topic("g"), "kafka-mirror.offsets.g");
+        assert_eq!(
+            transactional_id("g", "orders", 3),
+            "kafka-mirror:g:orders:3"
+        );
+        assert_eq!(position_key("orders.eu", 3), "orders.eu:3");
+        assert_eq!(
+            parse_position(b"orders.eu:3", b"1200"),
+            Some((("orders.eu".into(), 3), 1200))
+        );
+        assert_eq!(parse_position(b"orders", b"1"), None);
+        assert_eq!(parse_position(b"orders:1", b"x"), None);
+    }
+}
