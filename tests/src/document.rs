@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kafka_mirror_crds::Mode;
 use kafka_mirror_crds::cluster::{Authentication, HostAlias, SaslMechanism, SecretKeyRef, Tls};
+use kafka_mirror_crds::{Delivery, Mode};
 use serde::Serialize;
 
 /// A `KafkaMirror` named `name` (its consumer group is [`MirrorDocument::group_id`]).
@@ -32,6 +32,8 @@ struct Spec {
     topics: Topics,
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<Mode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<Delivery>,
     #[serde(skip_serializing_if = "Option::is_none")]
     num_streams: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +184,7 @@ impl MirrorDocument {
                 target,
                 topics: Topics::default(),
                 mode: None,
+                delivery: None,
                 num_streams: None,
                 paused: None,
                 replicas: None,
@@ -249,6 +252,12 @@ impl MirrorDocument {
     /// `spec.mode`.
     pub fn mode(mut self, mode: Mode) -> MirrorDocument {
         self.spec.mode = Some(mode);
+        self
+    }
+
+    /// `spec.delivery`.
+    pub fn delivery(mut self, delivery: Delivery) -> MirrorDocument {
+        self.spec.delivery = Some(delivery);
         self
     }
 

@@ -35,6 +35,6 @@ pub use http::{free_address, free_port, http_get};
 pub use kafka::{ClusterOptions, KafkaCluster, SaslUser, Scram};
 pub use kubelet::{PodRunner, PodView};
 pub use operator::Operator;
-pub use records::{client_config, read_records, verify_copy};
+pub use records::{client_config, read_records, read_records_isolated, verify_copy};
 pub use scene::Scene;
 pub use worker::{Finished, Launch, Worker, worker_binary};

@@ -39,6 +39,27 @@ pub fn read_records(
     .unwrap_or_else(|e| panic!("reading {topic} back: {e}"))
 }
 
+/// [`read_records`] with the reader's `isolation`: `ReadUncommitted` sees the records of aborted transactions
+/// too (what a consumer of the target that does not set `isolation.level=read_committed` would see).
+pub fn read_records_isolated(
+    config: &ClientConfig,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    isolation: samples::Isolation,
+) -> Vec<ReadRecord> {
+    let deadline = Instant::now() + timeout;
+    wait_for_records(config, topic, expected, deadline);
+    samples::read_all_isolated(
+        config,
+        topic,
+        expected,
+        deadline.saturating_duration_since(Instant::now()),
+        isolation,
+    )
+    .unwrap_or_else(|e| panic!("reading {topic} back: {e}"))
+}
+
 /// Returns once `topic` exists and its high watermarks add up to `expected` records, or at `deadline`.
 fn wait_for_records(config: &ClientConfig, topic: &str, expected: usize, deadline: Instant) {
     let probe: BaseConsumer = config.create().expect("a metadata reader");

@@ -174,11 +174,35 @@ pub fn read_all_with(
     expected: usize,
     timeout: Duration,
 ) -> Result<Vec<ReadRecord>> {
+    read_all_isolated(config, topic, expected, timeout, Isolation::ReadCommitted)
+}
+
+/// Which records of transactions a reader sees (librdkafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Only records of committed transactions (and records written outside transactions).
+    ReadCommitted,
+    /// Every record written, aborted transactions' records too.
+    ReadUncommitted,
+}
+
+/// [`read_all_with`] with the reader's `isolation`.
+pub fn read_all_isolated(
+    config: &ClientConfig,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    isolation: Isolation,
+) -> Result<Vec<ReadRecord>> {
+    let isolation_level = match isolation {
+        Isolation::ReadCommitted => "read_committed",
+        Isolation::ReadUncommitted => "read_uncommitted",
+    };
     let consumer: BaseConsumer = config
         .clone()
         .set("group.id", "kafka-mirror-testkit-reader")
         .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", isolation_level)
         .create()
         .map_err(|source| Error {
             what: "creating the sample reader".into(),

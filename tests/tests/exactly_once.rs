@@ -1,0 +1,462 @@
+//! `delivery: exactlyOnce` on Apache Kafka: the worker writes the target in transactions that hold the source
+//! positions too (the compacted `kafka-mirror.offsets.<groupId>` topic on the target), one transactional
+//! producer per source partition. The judge is a `read_committed` consumer of the target: every source record
+//! exactly once, per-key order kept, whatever the worker went through. A `read_uncommitted` consumer of the
+//! same topic sees the copies of aborted transactions, so the test can tell exactly-once from luck: where the
+//! faults left aborted copies behind, that reader counts them as duplicates.
+//!
+//! One source and one target cluster serve the file; each test has its own topic and mirror name (so its own
+//! group, positions topic and transactional ids).
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use kafka_mirror_crds::Delivery;
+use kafka_mirror_samples::{self as samples, Isolation, ReadRecord, SampleRecord, Verification};
+use kafka_mirror_tests::document::{Connection, MirrorDocument};
+use kafka_mirror_tests::http::{assigned_partitions_at, http_get, metric};
+use kafka_mirror_tests::kafka::KEEP_FOREVER;
+use kafka_mirror_tests::positions::Progress;
+use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, client_config};
+
+/// The source and target cluster the tests of this file share.
+fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
+    static CLUSTERS: OnceLock<(KafkaCluster, KafkaCluster)> = OnceLock::new();
+    CLUSTERS.get_or_init(|| {
+        std::thread::scope(|s| {
+            let source = s.spawn(|| {
+                KafkaCluster::start_for_process("eos-source", &ClusterOptions::default())
+            });
+            let target = KafkaCluster::start_for_process("eos-target", &ClusterOptions::default());
+            (source.join().expect("starting the source cluster"), target)
+        })
+    })
+}
+
+/// Short sessions, as in `faults.rs`: a killed or frozen member is noticed after 6 s (the broker's minimum)
+/// instead of 45 s.
+const SESSION: &[(&str, &str)] = &[
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "2000"),
+];
+
+/// The target read back by a `read_committed` consumer (the judge: every record once, in per-key order) and
+/// by a `read_uncommitted` one (which also sees aborted transactions' records). Returns both verifications.
+fn judge(
+    what: &str,
+    target: &str,
+    topic: &str,
+    seeded: &[SampleRecord],
+) -> (Verification, Verification) {
+    let config = client_config(target, &[]);
+    let committed: Vec<ReadRecord> = samples::read_all_isolated(
+        &config,
+        topic,
+        seeded.len(),
+        Duration::from_secs(120),
+        Isolation::ReadCommitted,
+    )
+    .unwrap();
+    let exact =
+        kafka_mirror_tests::verify_copy(&format!("{what}, read_committed"), seeded, &committed);
+    assert_eq!(
+        exact.duplicated, 0,
+        "{what}: a read_committed consumer of the target saw duplicates: {exact}"
+    );
+    assert_eq!(exact.arrived, seeded.len(), "{what}: {exact}");
+    let everything: Vec<ReadRecord> = samples::read_all_isolated(
+        &config,
+        topic,
+        seeded.len(),
+        Duration::from_secs(120),
+        Isolation::ReadUncommitted,
+    )
+    .unwrap();
+    let all = samples::verify(seeded, &everything);
+    eprintln!("{what}, read_uncommitted (aborted transactions' copies included): {all}");
+    assert_eq!(all.lost, 0, "{what}, read_uncommitted: {all}");
+    (exact, all)
+}
+
+/// A seeded pseudo-random sequence (SplitMix64), so the kill points of a run can be repeated.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `KMIRROR_FAULTS_SEED` to repeat a run, else a new seed from the clock.
+fn kill_seed() -> u64 {
+    std::env::var("KMIRROR_FAULTS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// The errors a worker counted of `kind` (`kafka_mirror_errors_total{kind=...}`), 0 when it counted none.
+fn errors_of(http: std::net::SocketAddr, kind: &str) -> f64 {
+    http_get(http, "/metrics")
+        .ok()
+        .and_then(|(_, body)| {
+            metric(
+                &body,
+                &format!("kafka_mirror_errors_total{{kind=\"{kind}\"}}"),
+            )
+        })
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn sigkill_ten_times_during_200_000_records_and_a_read_committed_consumer_sees_each_record_once() {
+    const TOPIC: &str = "eos-sigkill";
+    const NAME: &str = "eos-sigkill";
+    const PARTITIONS: i32 = 8;
+    const KILLS: usize = 10;
+    const RECORDS: u64 = 200_000;
+    /// After a run owns every partition and the producer passed the run's kill position, the kill comes after a
+    /// further random delay below this: from inside the first transaction to several commit intervals later.
+    const KILL_DELAY_MS: u64 = 2500;
+    let (source, target) = clusters();
+    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = MirrorDocument::new(
+        NAME,
+        Connection::new(s).configs(SESSION),
+        Connection::new(t),
+    )
+    .include(TOPIC)
+    .delivery(Delivery::ExactlyOnce)
+    .num_streams(2);
+    let document = mirror.write_in(dir.path());
+    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
+    let seed = kill_seed();
+    eprintln!("SIGKILL points from seed {seed} (KMIRROR_FAULTS_SEED={seed} repeats them)");
+    let mut random = SplitMix64(seed);
+    let mut positions: Vec<u64> = (0..KILLS).map(|_| random.below(RECORDS)).collect();
+    positions.sort_unstable();
+    let delays: Vec<u64> = (0..KILLS).map(|_| random.below(KILL_DELAY_MS)).collect();
+    eprintln!("kill positions (records produced) {positions:?}, then delays (ms) {delays:?}");
+
+    let producer = BackgroundProducer::start(
+        client_config(s, &[]),
+        TOPIC,
+        Feed::batches(RECORDS / 1000, 1000, Duration::from_millis(200), 1000, 64),
+    );
+    let started = Instant::now();
+    for round in 0..KILLS {
+        let mut worker = Worker::spawn(&document, dir.path(), &[]);
+        let http = worker.http;
+        worker.wait_for(
+            &format!("run {round} to own all {PARTITIONS} partitions"),
+            Duration::from_secs(90),
+            || assigned_partitions_at(http) == i64::from(PARTITIONS),
+        );
+        while producer.produced() < positions[round] && !producer.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(delays[round]));
+        let killed = worker.kill_hard();
+        std::thread::sleep(Duration::from_millis(300));
+        eprintln!(
+            "kill {round} at {:.1} s: {} produced, {} on the target (committed transactions' records, aborted ones \
+             and markers), {} committed on the source",
+            started.elapsed().as_secs_f64(),
+            producer.produced(),
+            progress.on_target_total(),
+            progress.committed_total(),
+        );
+        assert!(
+            !killed.stderr.contains("stopped on a fatal error"),
+            "run {round} stopped on its own:\n{}",
+            killed.output()
+        );
+    }
+    let seeded = producer.join();
+    assert_eq!(seeded.len() as u64, RECORDS);
+
+    let mut last = Worker::spawn(&document, dir.path(), &[]);
+    let http = last.http;
+    last.wait_for(
+        "the last run to own every partition",
+        Duration::from_secs(90),
+        || assigned_partitions_at(http) == i64::from(PARTITIONS),
+    );
+    // The source group is committed after each transaction: its lag is the mirror's true lag.
+    last.wait_for(
+        "the last run to commit all 200,000 records on the source",
+        Duration::from_secs(240),
+        || progress.committed_total() >= RECORDS as i64,
+    );
+    let finished = last.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
+
+    let (exact, all) = judge("10 × SIGKILL during 200,000 records", t, TOPIC, &seeded);
+    eprintln!(
+        "10 × SIGKILL: read_committed saw {} records, {} duplicated; read_uncommitted saw {} records, {} of them \
+         copies from aborted transactions; {} records on the target in all (with transaction markers)",
+        exact.arrived,
+        exact.duplicated,
+        all.arrived,
+        all.duplicated,
+        progress.on_target_total()
+    );
+    assert!(
+        all.duplicated > 0,
+        "ten kills mid-stream left no aborted copy on the target: the read_uncommitted reader cannot tell the \
+         transactions apart, so this run proves nothing ({all})"
+    );
+}
+
+#[test]
+fn a_frozen_worker_taken_over_is_fenced_when_it_resumes_and_the_target_still_holds_each_record_once()
+ {
+    const TOPIC: &str = "eos-sigstop";
+    const NAME: &str = "eos-sigstop";
+    const PARTITIONS: i32 = 8;
+    let (source, target) = clusters();
+    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = MirrorDocument::new(
+        NAME,
+        Connection::new(s).configs(SESSION),
+        Connection::new(t),
+    )
+    .include(TOPIC)
+    .delivery(Delivery::ExactlyOnce);
+    let document = mirror.write_in(dir.path());
+    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
+    // Records flow without pauses, so the frozen worker has an open transaction with records in it.
+    let producer = BackgroundProducer::start(
+        client_config(s, &[]),
+        TOPIC,
+        Feed::batches(120, 500, Duration::from_millis(50), 1000, 64),
+    );
+    let mut frozen = Worker::spawn(&document, dir.path(), &[]);
+    let frozen_http = frozen.http;
+    frozen.wait_for(
+        "the first worker to own every partition",
+        Duration::from_secs(90),
+        || assigned_partitions_at(frozen_http) == i64::from(PARTITIONS),
+    );
+    let mut other = Worker::spawn(&document, dir.path(), &[]);
+    let other_http = other.http;
+    other.wait_for(
+        "the two workers to share the partitions",
+        Duration::from_secs(90),
+        || {
+            let (a, b) = (
+                assigned_partitions_at(frozen_http),
+                assigned_partitions_at(other_http),
+            );
+            a > 0 && b > 0 && a + b == i64::from(PARTITIONS)
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    frozen.signal("STOP");
+    let stopped_at = Instant::now();
+    other.wait_for(
+        "the other worker to take every partition over from the frozen one",
+        Duration::from_secs(60),
+        || assigned_partitions_at(other_http) == i64::from(PARTITIONS),
+    );
+    eprintln!(
+        "the other worker owned every partition {:.1} s after the SIGSTOP",
+        stopped_at.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    frozen.signal("CONT");
+    // The resumed worker learns it lost its partitions; whatever it still tries to commit is fenced.
+    frozen.wait_for(
+        "the resumed worker to be fenced",
+        Duration::from_secs(60),
+        || errors_of(frozen_http, "producer_fenced") > 0.0,
+    );
+    let seeded = producer.join();
+    other.wait_for(
+        "the workers to commit every record on the source",
+        Duration::from_secs(180),
+        || progress.committed_total() >= seeded.len() as i64,
+    );
+    let fenced = errors_of(frozen_http, "producer_fenced");
+    let resumed = frozen.stop();
+    assert_eq!(resumed.status.code(), Some(0), "{}", resumed.output());
+    let finished = other.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
+    assert!(
+        resumed
+            .stderr
+            .contains("fenced: another worker took this partition over"),
+        "{}",
+        resumed.output()
+    );
+    let (exact, all) = judge("SIGSTOP, takeover, SIGCONT", t, TOPIC, &seeded);
+    eprintln!(
+        "SIGSTOP/SIGCONT: {} records; read_committed {} duplicated; read_uncommitted {} copies from aborted \
+         transactions; the resumed worker's producers were fenced {fenced} times",
+        seeded.len(),
+        exact.duplicated,
+        all.duplicated
+    );
+}
+
+#[test]
+fn scaling_one_worker_to_four_and_back_to_one_mid_stream_keeps_each_record_once() {
+    const TOPIC: &str = "eos-scale";
+    const NAME: &str = "eos-scale";
+    const PARTITIONS: i32 = 8;
+    let (source, target) = clusters();
+    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    // Sessions at librdkafka's defaults: workers leave the group on purpose here.
+    let mirror = MirrorDocument::new(NAME, Connection::new(s), Connection::new(t))
+        .include(TOPIC)
+        .delivery(Delivery::ExactlyOnce);
+    let document = mirror.write_in(dir.path());
+    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
+    let producer = BackgroundProducer::start(
+        client_config(s, &[]),
+        TOPIC,
+        Feed::batches(80, 1000, Duration::from_millis(400), 1000, 64),
+    );
+    let mut first = Worker::spawn(&document, dir.path(), &[]);
+    let http = first.http;
+    first.wait_for(
+        "one worker to own all 8 partitions",
+        Duration::from_secs(90),
+        || assigned_partitions_at(http) == i64::from(PARTITIONS),
+    );
+    let more: Vec<Worker> = (0..3)
+        .map(|_| Worker::spawn(&document, dir.path(), &[]))
+        .collect();
+    let shares = |first: &Worker, more: &[Worker]| -> Vec<i64> {
+        std::iter::once(first)
+            .chain(more)
+            .map(Worker::assigned_partitions)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut four = shares(&first, &more);
+    while !(four.iter().sum::<i64>() == i64::from(PARTITIONS) && four.iter().all(|&n| n > 0)) {
+        assert!(
+            Instant::now() < deadline,
+            "the four workers never shared the partitions: {four:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        four = shares(&first, &more);
+    }
+    eprintln!("assigned per worker with four: {four:?}");
+    for worker in &more {
+        worker.signal("TERM");
+    }
+    for worker in more {
+        let stopped = worker.finish(Duration::from_secs(60));
+        assert!(
+            stopped.exited_by_itself && stopped.status.code() == Some(0),
+            "{}",
+            stopped.output()
+        );
+    }
+    first.wait_for(
+        "the first worker to own all 8 again",
+        Duration::from_secs(90),
+        || assigned_partitions_at(http) == i64::from(PARTITIONS),
+    );
+    let seeded = producer.join();
+    first.wait_for(
+        "the mirror to commit every record",
+        Duration::from_secs(180),
+        || progress.committed_total() >= seeded.len() as i64,
+    );
+    let stopped = first.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.output());
+    let (exact, all) = judge("scaled 1 → 4 → 1 mid-stream", t, TOPIC, &seeded);
+    eprintln!(
+        "1 → 4 → 1: {} records; read_committed {} duplicated; read_uncommitted {} copies from aborted transactions",
+        seeded.len(),
+        exact.duplicated,
+        all.duplicated
+    );
+}
+
+#[test]
+fn the_target_unreachable_for_30_seconds_keeps_each_record_once() {
+    const TOPIC: &str = "eos-outage";
+    const NAME: &str = "eos-outage";
+    const PARTITIONS: i32 = 4;
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let (source, _) = clusters();
+    // Its own target: this test kills the target's only broker.
+    let target = KafkaCluster::start(&ClusterOptions::default());
+    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = MirrorDocument::new(NAME, Connection::new(s), Connection::new(t))
+        .include(TOPIC)
+        .delivery(Delivery::ExactlyOnce);
+    let document = mirror.write_in(dir.path());
+    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
+    let producer = BackgroundProducer::start(
+        client_config(s, &[]),
+        TOPIC,
+        Feed::batches(60, 1000, Duration::from_millis(600), 1000, 64),
+    );
+    let mut worker = Worker::spawn(&document, dir.path(), &[]);
+    worker.wait_for("records to flow", Duration::from_secs(60), || {
+        progress.on_target_total() >= 3000
+    });
+    target.kill_broker(1);
+    let down_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let committed_while_down = progress.committed();
+    while down_at.elapsed() < OUTAGE {
+        assert!(
+            worker.is_running(),
+            "the worker stays alive while the target is down"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        progress.committed(),
+        committed_while_down,
+        "no source offset moves while no transaction can commit"
+    );
+    target.start_broker(1);
+    let seeded = producer.join();
+    worker.wait_for(
+        "the worker to commit every record after the outage",
+        Duration::from_secs(180),
+        || progress.committed_total() >= seeded.len() as i64,
+    );
+    let finished = worker.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
+    let (exact, all) = judge("target down for 30 s", t, TOPIC, &seeded);
+    eprintln!(
+        "outage: {} records; read_committed {} duplicated; read_uncommitted {} copies from aborted transactions",
+        seeded.len(),
+        exact.duplicated,
+        all.duplicated
+    );
+}
