@@ -68,6 +68,10 @@ struct RunArgs {
     /// Seconds before a mirror whose spec cannot work is looked at again (an edit is seen at once).
     #[arg(long, default_value_t = 300)]
     invalid_requeue: u64,
+    /// Seconds before a mirror refused for a missing Secret or key is looked at again (Secrets are not
+    /// watched: creating one is no edit of the mirror).
+    #[arg(long, default_value_t = 10)]
+    missing_secret_requeue: u64,
     /// Hold a coordination.k8s.io Lease before reconciling, so that several replicas can run (one active).
     #[arg(long, env = "KMIRROR_LEADER_ELECTION")]
     leader_election: bool,
@@ -112,9 +116,13 @@ fn main() -> ExitCode {
 
 fn run_operator(args: RunArgs) -> ExitCode {
     init_logging(args.log_format);
-    if args.lease_duration < 3 || args.lag_interval == 0 || args.invalid_requeue == 0 {
+    if args.lease_duration < 3
+        || args.lag_interval == 0
+        || args.invalid_requeue == 0
+        || args.missing_secret_requeue == 0
+    {
         eprintln!(
-            "kafka-mirror-operator: error: --lease-duration must be at least 3 seconds, --lag-interval and --invalid-requeue at least 1"
+            "kafka-mirror-operator: error: --lease-duration must be at least 3 seconds, --lag-interval, --invalid-requeue and --missing-secret-requeue at least 1"
         );
         return ExitCode::from(2);
     }
@@ -127,6 +135,7 @@ fn run_operator(args: RunArgs) -> ExitCode {
         intervals: Intervals {
             lag: Duration::from_secs(args.lag_interval),
             invalid: Duration::from_secs(args.invalid_requeue),
+            missing_secret: Duration::from_secs(args.missing_secret_requeue),
             ..Intervals::default()
         },
         leader_election: args.leader_election.then(|| LeaderElection {

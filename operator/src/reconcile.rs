@@ -25,6 +25,7 @@ use crate::desired::{BuildSettings, desired_objects};
 use crate::error::Chain;
 use crate::metrics::Metrics;
 use crate::observe::observe;
+use crate::reason::Reason;
 use crate::validate::{Refusal, validate};
 use crate::{Error, Result, publish};
 
@@ -33,9 +34,12 @@ use crate::{Error, Result, publish};
 pub struct Intervals {
     /// Lag measurement of a working mirror.
     pub lag: Duration,
-    /// A spec that cannot work: nothing changes until the user edits it (an edit triggers a reconcile at
-    /// once), but a missing Secret may be created meanwhile.
+    /// A spec that cannot work: nothing changes until the user edits it, and an edit triggers a reconcile at
+    /// once.
     pub invalid: Duration,
+    /// A Secret or key the spec names is missing: the user creates it without editing the mirror, and the
+    /// operator does not watch Secrets (it may only get the ones a mirror names), so it looks again soon.
+    pub missing_secret: Duration,
     /// After a failed reconcile (API server errors).
     pub error: Duration,
 }
@@ -45,7 +49,18 @@ impl Default for Intervals {
         Self {
             lag: Duration::from_secs(30),
             invalid: Duration::from_secs(300),
+            missing_secret: Duration::from_secs(10),
             error: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Intervals {
+    /// When a mirror refused for `reason` is looked at again.
+    pub fn after_refusal(&self, reason: Reason) -> Duration {
+        match reason {
+            Reason::SecretMissing => self.missing_secret,
+            _ => self.invalid,
         }
     }
 }
@@ -84,10 +99,13 @@ pub(crate) async fn reconcile(resource: Arc<KafkaMirror>, ctx: Arc<Context>) -> 
     Ok(Action::requeue(ctx.intervals.lag))
 }
 
-/// A spec that cannot work is looked at again slowly: an edit triggers a reconcile at once anyway.
+/// A spec that cannot work is looked at again slowly (an edit triggers a reconcile at once anyway); a missing
+/// Secret soon, since creating it is no edit of the mirror.
 async fn refuse(refusal: &Refusal, ctx: &Context) -> Result<Action> {
     publish::refused(ctx, refusal).await?;
-    Ok(Action::requeue(ctx.intervals.invalid))
+    Ok(Action::requeue(
+        ctx.intervals.after_refusal(refusal.problem.reason),
+    ))
 }
 
 /// Retry failed reconciles at a steady pace; count them by reason.

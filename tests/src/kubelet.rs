@@ -6,8 +6,9 @@
 //!   their mount paths under it (`<pod dir>/etc/kafka-mirror/config.yaml` for `/etc/kafka-mirror/config.yaml`),
 //!   and waits, as a kubelet does, while one is missing (the pod stays Pending and the runner says why);
 //! - starts the container's command line with its environment, each argument or value that names a path under
-//!   a mount rewritten to the same path under the pod directory, and its HTTP endpoint moved from the pod's
-//!   port to a free loopback one (`KMIRROR_HTTP_LISTEN`, the pod contract's variable);
+//!   a mount, or a directory holding mounts (`KMIRROR_SECRETS_DIR`), rewritten to the same path under the pod
+//!   directory, and its HTTP endpoint moved from the pod's port to a free loopback one (`KMIRROR_HTTP_LISTEN`,
+//!   the pod contract's variable);
 //! - asks the container's readiness probe (the HTTP path the pod spec names) and writes `Running`, `Ready` and
 //!   the container's restart count into the pod's status, from which the ReplicaSet and Deployment controllers
 //!   count ready replicas;
@@ -471,10 +472,16 @@ async fn prepare(
                 .unwrap_or_else(|e| panic!("writing {}: {e}", file.display()));
         }
     }
+    // A path at or under a mount, or a directory holding mounts (the Secrets directory, one mount per Secret
+    // below it).
     let relocate = |value: &str| -> String {
         let inside = mounts.iter().any(|m| {
             let mp = m.mount_path.trim_end_matches('/');
-            value == mp || value.starts_with(&format!("{mp}/"))
+            let value = value.trim_end_matches('/');
+            value.starts_with('/')
+                && (value == mp
+                    || value.starts_with(&format!("{mp}/"))
+                    || mp.starts_with(&format!("{value}/")))
         });
         if inside {
             under(root, value).to_string_lossy().into_owned()

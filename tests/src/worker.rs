@@ -366,14 +366,17 @@ impl Worker {
     /// there after its drain timeout and a margin: 20 s for [`Launch::new`]).
     pub fn finish(mut self, timeout: Duration) -> Finished {
         let deadline = Instant::now() + timeout;
-        let mut exited_by_itself = false;
-        while Instant::now() < deadline {
+        // Asked at least once, also with a zero timeout: a worker that exited (and was reaped by
+        // `exit_status`) has no process left to signal.
+        let exited_by_itself = loop {
             if let Ok(Some(_)) = self.child.try_wait() {
-                exited_by_itself = true;
-                break;
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
             }
             std::thread::sleep(Duration::from_millis(100));
-        }
+        };
         if !exited_by_itself {
             self.signal("TERM");
             let deadline = Instant::now() + self.stop_timeout;

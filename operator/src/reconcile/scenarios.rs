@@ -437,8 +437,10 @@ async fn a_missing_secret_or_key_names_the_field_and_never_shows_a_value() {
         .await;
     assert_eq!(
         action.unwrap(),
-        Action::requeue(Intervals::default().invalid)
+        Action::requeue(Intervals::default().missing_secret),
+        "creating the Secret is no edit of the mirror, and Secrets are not watched: looked at again soon"
     );
+    assert!(Intervals::default().missing_secret < Intervals::default().invalid);
 
     // The Secret exists with another key: the message lists the keys it has, never a value.
     let (client, server) = fixtures::client();
