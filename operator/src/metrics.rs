@@ -137,6 +137,7 @@ impl Endpoints for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_mirror_runtime::http::{assert_series_list, exported_series};
 
     #[test]
     fn a_reconcile_is_counted_and_timed_when_its_guard_drops() {
@@ -174,35 +175,15 @@ mod tests {
             "metadata.uid",
         )));
         let text = metrics.encode();
-        let mut names = Vec::new();
-        for line in text.lines() {
-            let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|r| r.split_once(' '))
-            else {
-                continue;
-            };
-            match kind {
-                "counter" => names.push(format!("{name}_total")),
-                "histogram" => {
-                    names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")))
-                }
-                "gauge" => names.push(name.to_string()),
-                other => panic!("{name}: a {other} has no expansion here yet"),
-            }
-        }
-        names.sort();
+        let names = exported_series(&text);
         assert!(names.contains(&"kafka_mirror_operator_reconcile_failures_total".to_string()));
-        let listed = format!("{}\n", names.join("\n"));
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/monitoring/metrics/operator.txt"
-        );
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(path, &listed).unwrap();
-        }
-        let golden = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(
-            golden, listed,
-            "{path} is stale: UPDATE_GOLDEN=1 cargo test -p kafka-mirror-operator --lib exported_series"
+        assert_series_list(
+            &names,
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/monitoring/metrics/operator.txt"
+            ),
+            "cargo test -p kafka-mirror-operator --lib exported_series",
         );
     }
 }

@@ -238,6 +238,21 @@ impl KafkaCluster {
         })
     }
 
+    /// The single-broker source and target clusters of a test binary that mirrors between two: started on
+    /// first use (named `source` and `target`), for the process's lifetime as [`KafkaCluster::start_for_process`].
+    pub fn source_and_target() -> (&'static KafkaCluster, &'static KafkaCluster) {
+        static SOURCE: OnceLock<KafkaCluster> = OnceLock::new();
+        static TARGET: OnceLock<KafkaCluster> = OnceLock::new();
+        (
+            SOURCE.get_or_init(|| {
+                KafkaCluster::start_for_process("source", &ClusterOptions::default())
+            }),
+            TARGET.get_or_init(|| {
+                KafkaCluster::start_for_process("target", &ClusterOptions::default())
+            }),
+        )
+    }
+
     /// A cluster that lives as long as the test process, for a test binary that shares more than the one
     /// [`KafkaCluster::shared`] cluster (e.g. a source and a target): the caller keeps it in a static, and the
     /// script's watchdog stops it and removes its directory when the process exits. `name` must be unique in

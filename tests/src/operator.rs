@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::ControlPlane;
 use crate::http::{free_address, http_get, metric};
-use crate::worker::built_binary;
+use crate::worker::{built_binary, send_signal};
 
 /// The `kafka-mirror-operator` binary of this build.
 pub fn operator_binary() -> PathBuf {
@@ -85,15 +85,7 @@ impl Operator {
 
     /// Sends `signal` (`TERM`, `KILL`, ...) to the process.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(
-            status.success(),
-            "kill -{signal} {} failed",
-            self.child.id()
-        );
+        send_signal(self.child.id(), signal);
     }
 
     /// How it exited, when it has.

@@ -28,6 +28,16 @@ pub fn built_binary(name: &str) -> PathBuf {
     path
 }
 
+/// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`, ...) to process `pid`, as `kill` does; fails the test when
+/// it cannot.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
 /// The `mirror-worker` binary of this build.
 pub fn worker_binary() -> PathBuf {
     built_binary("mirror-worker")
@@ -325,15 +335,7 @@ impl Worker {
 
     /// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`, ...) to the process.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(
-            status.success(),
-            "kill -{signal} {} failed",
-            self.child.id()
-        );
+        send_signal(self.child.id(), signal);
     }
 
     /// SIGKILL, as the OOM killer or a node failure would: no drain, no commit, no goodbye.

@@ -27,13 +27,11 @@ fn repository() -> PathBuf {
 }
 
 fn source() -> &'static KafkaCluster {
-    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| KafkaCluster::start_for_process("source", &ClusterOptions::default()))
+    KafkaCluster::source_and_target().0
 }
 
 fn target() -> &'static KafkaCluster {
-    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| KafkaCluster::start_for_process("target", &ClusterOptions::default()))
+    KafkaCluster::source_and_target().1
 }
 
 /// The seed's example (`deploy/examples/hdinsight-testtopic.yaml`) in `namespace`, pointed at this machine's

@@ -11,13 +11,12 @@
 //! Each test has a namespace (the Lease lives there too), a pod runner and operators of its own; the two Kafka
 //! clusters and the control plane are shared by the tests of this file.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kafka_mirror_samples as samples;
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
-use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Operator, Scene};
+use kafka_mirror_tests::{KafkaCluster, Operator, Scene};
 
 const LEASE: &str = "kafka-mirror-operator";
 /// `--lease-duration`: the holder renews every third of it (2 s), a standby takes over after seeing the
@@ -28,13 +27,11 @@ const LEADER: &str = "kafka_mirror_operator_leader";
 const COMPONENT: &str = "kafka-mirror-operator";
 
 fn source() -> &'static KafkaCluster {
-    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| KafkaCluster::start_for_process("source", &ClusterOptions::default()))
+    KafkaCluster::source_and_target().0
 }
 
 fn target() -> &'static KafkaCluster {
-    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| KafkaCluster::start_for_process("target", &ClusterOptions::default()))
+    KafkaCluster::source_and_target().1
 }
 
 /// A mirror of `topic` (2 partitions, `records` records already in it) between the two clusters, reached by

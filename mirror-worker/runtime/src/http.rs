@@ -91,3 +91,42 @@ pub fn encode_registry(registry: &Registry) -> String {
         .expect("writing to a String cannot fail");
     out
 }
+
+/// The names of the series Prometheus text (what [`encode_registry`] wrote) exports, sorted, from its
+/// `# TYPE` lines: a counter's `_total`, a histogram's `_bucket`, `_sum` and `_count`, a gauge's own name. What
+/// the chart's alerts and dashboard are checked against (tests/monitoring/metrics/*.txt).
+pub fn exported_series(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let Some((name, kind)) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
+            continue;
+        };
+        match kind {
+            "counter" => names.push(format!("{name}_total")),
+            "histogram" => {
+                names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")))
+            }
+            "gauge" => names.push(name.to_string()),
+            other => panic!("{name}: a {other} has no expansion here yet"),
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Compares `names` with the list in `path` (one per line), rewriting the file first when `UPDATE_GOLDEN` is
+/// set; panics naming `regenerate`, the command that rewrites it, when they differ. For the registries' tests.
+pub fn assert_series_list(names: &[String], path: &str, regenerate: &str) {
+    let listed = format!("{}\n", names.join("\n"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, &listed).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
+    let golden = std::fs::read_to_string(path).unwrap_or_default();
+    assert_eq!(
+        golden, listed,
+        "{path} is stale: UPDATE_GOLDEN=1 {regenerate}"
+    );
+}

@@ -170,28 +170,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The names of the series a registry exports, from its `# TYPE` lines: a counter's `_total`, a histogram's
-    /// `_bucket`, `_sum` and `_count`, a gauge's own name.
-    fn exported_series(text: &str) -> Vec<String> {
-        let mut names = Vec::new();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("# TYPE ") else {
-                continue;
-            };
-            let (name, kind) = rest.split_once(' ').expect("# TYPE <name> <kind>");
-            match kind {
-                "counter" => names.push(format!("{name}_total")),
-                "histogram" => {
-                    names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")))
-                }
-                "gauge" => names.push(name.to_string()),
-                other => panic!("{name}: a {other} has no expansion here yet"),
-            }
-        }
-        names.sort();
-        names
-    }
+    use kafka_mirror_runtime::http::{assert_series_list, exported_series};
 
     /// tests/monitoring/metrics/mirror-worker.txt lists every series the worker exports; the chart's alerts and
     /// dashboard are checked against it (tests/deploy/test_monitoring.py), so renaming a metric fails here until
@@ -217,18 +196,13 @@ mod tests {
             names.contains(&"kafka_mirror_errors_total".to_string()),
             "{text}"
         );
-        let listed = format!("{}\n", names.join("\n"));
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/monitoring/metrics/mirror-worker.txt"
-        );
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(path, &listed).unwrap();
-        }
-        let golden = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(
-            golden, listed,
-            "{path} is stale: UPDATE_GOLDEN=1 cargo test -p mirror-worker --lib exported_series"
+        assert_series_list(
+            &names,
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/monitoring/metrics/mirror-worker.txt"
+            ),
+            "cargo test -p mirror-worker --lib exported_series",
         );
     }
 }
