@@ -331,16 +331,27 @@ impl Transactions {
     }
 
     /// The latest committed position of every source partition in the positions topic, read `read_committed`
-    /// up to its high watermark now (every transaction decided before this call).
+    /// up to its high watermark now: every transaction decided before this call, and so (after
+    /// `initTransactions`) every transaction of the partitions being taken over. Reading up to it waits for the
+    /// last stable offset to pass it, i.e. for transactions of other partitions being committed meanwhile.
     fn read_positions(&self) -> std::result::Result<HashMap<(String, i32), i64>, String> {
         let topic = &self.positions_topic;
         let reader: BaseConsumer<ResolvingContext> = self
             .reader_config
             .create()
             .map_err(|e| format!("creating the positions reader: {e}"))?;
-        let (low, high) = reader
+        // The high watermark itself, asked by a read_uncommitted client: a read_committed one is answered the
+        // last stable offset, which another partition's transaction being committed right now may hold below a
+        // position the previous owner of ours committed after it.
+        let mut watermarks_config = self.reader_config.clone();
+        watermarks_config.set("isolation.level", "read_uncommitted");
+        let watermarks: BaseConsumer<ResolvingContext> = watermarks_config
+            .create()
+            .map_err(|e| format!("creating the positions reader: {e}"))?;
+        let (low, high) = watermarks
             .fetch_watermarks(topic, 0, TAKEOVER_TIMEOUT)
             .map_err(|e| format!("reading the watermarks of {topic}: {e}"))?;
+        drop(watermarks);
         let mut positions = HashMap::new();
         if high <= low {
             return Ok(positions);
