@@ -132,8 +132,8 @@ fn kubectl_get_shows_the_printer_columns_and_scale_goes_through_the_scale_subres
     assert_eq!(
         header,
         [
-            "NAME", "SOURCE", "TARGET", "TOPICS", "LAG", "READY", "REASON", "MODE", "REPLICAS",
-            "AGE"
+            "NAME", "SOURCE", "TARGET", "TOPICS", "LAG", "READY", "REASON", "MODE", "DELIVERY",
+            "REPLICAS", "AGE"
         ],
         "{wide}"
     );
