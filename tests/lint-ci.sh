@@ -2,7 +2,8 @@
 # Lints what CI and the kind suite are made of, since neither GitHub Actions nor kind runs on the build machines:
 #   - the workflows, with actionlint (which also shellchecks their `run:` blocks);
 #   - every shell script of the tree, tracked or not yet (git's ignore rules apply), and .ci/run, with shellcheck;
-#   - the Dockerfiles: the runtime (last) stage of each has to switch to a non-root USER.
+#   - the Dockerfiles: the runtime (last) stage of each has to switch to a non-root USER;
+#   - the release: the crates, the chart and its appVersion name one version.
 # Prints what it checked and exits non-zero on any finding.
 # Usage: bash tests/lint-ci.sh
 set -euo pipefail
@@ -72,9 +73,15 @@ check_dockerfiles() {
   done
 }
 
+check_release_versions() {
+  step "the release's versions (tests/release/check-versions.sh, which .github/workflows/release.yml runs with the tag)"
+  bash tests/release/check-versions.sh || finding "the crates and the chart name different versions"
+}
+
 lint_workflows
 lint_scripts
 check_dockerfiles
+check_release_versions
 
 if [ "$findings" -gt 0 ]; then
   step "lint-ci: $findings finding(s)"
