@@ -180,16 +180,7 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
         drain_timeout: seconds("--drain-timeout", cli.drain_timeout)?,
     };
     let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
-    // A paused mirror copies nothing. The operator honours `paused` by running no worker at all; a worker
-    // given a paused document cannot honour it by running, so it refuses, rather than mirror what the
-    // document says must not be mirrored.
-    if plan.spec.paused {
-        return Err(field_error(
-            "spec.paused",
-            "true: a paused mirror copies nothing, so there is nothing to run (set it to false to mirror; \
-             the operator runs no workers while a mirror is paused)",
-        ));
-    }
+    refuse_what_only_the_operator_honours(&plan)?;
     let migration_end = migration_end(cli.migration_end.as_deref(), plan.spec.mode)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(plan.spec.num_streams as usize));
@@ -218,6 +209,40 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
              the workers to zero)"
         );
         shutdown_signal().await;
+    }
+    Ok(())
+}
+
+/// Fields of the document that only the operator can honour, since they are about pods, not about one
+/// process: a worker given one it cannot honour refuses it rather than run as if it were absent.
+/// - `paused: true`: a paused mirror copies nothing; the operator runs no worker at all.
+/// - `template`: the worker pods' image, resources and scheduling; the operator leaves it out of the document
+///   it gives its pods, so only a document written for `mirror-worker --config` by hand can carry it.
+/// - `replicas` is honoured, not refused: it is how many workers share the mirror's consumer group, each
+///   started with the same document; this process is one of them (said in the log).
+fn refuse_what_only_the_operator_honours(plan: &MirrorPlan) -> Result<(), Error> {
+    if plan.spec.paused {
+        return Err(field_error(
+            "spec.paused",
+            "true: a paused mirror copies nothing, so there is nothing to run (set it to false to mirror; \
+             the operator runs no workers while a mirror is paused)",
+        ));
+    }
+    if plan.spec.template.is_some() {
+        return Err(field_error(
+            "spec.template",
+            "pod settings (image, resources, scheduling) apply to the worker pods the operator runs; a \
+             mirror-worker process started by hand has none to apply (remove spec.template to run this \
+             document with --config)",
+        ));
+    }
+    if plan.spec.replicas > 1 {
+        info!(
+            mirror = plan.name,
+            replicas = plan.spec.replicas,
+            "spec.replicas: this process is one of the workers sharing the consumer group; start the others with \
+             the same document"
+        );
     }
     Ok(())
 }

@@ -40,6 +40,8 @@ struct Spec {
     paused: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     replicas: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Clone, Debug, Default)]
@@ -188,6 +190,7 @@ impl MirrorDocument {
                 num_streams: None,
                 paused: None,
                 replicas: None,
+                template: None,
             },
         }
     }
@@ -270,6 +273,12 @@ impl MirrorDocument {
     /// `spec.replicas`: how many worker pods the operator runs.
     pub fn replicas(mut self, replicas: i32) -> MirrorDocument {
         self.spec.replicas = Some(replicas);
+        self
+    }
+
+    /// `spec.template`: the worker pods' settings (image, resources, scheduling), as JSON.
+    pub fn template(mut self, template: serde_json::Value) -> MirrorDocument {
+        self.spec.template = Some(template);
         self
     }
 

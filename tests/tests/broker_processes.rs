@@ -358,6 +358,37 @@ fn a_paused_document_is_refused_naming_spec_paused_and_copies_nothing() {
     );
 }
 
+/// `spec.template` holds pod settings, which a process started by hand cannot apply: refused naming the field,
+/// before any connection (the clusters here are closed ports).
+#[test]
+fn a_document_with_pod_settings_is_refused_naming_spec_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let document = MirrorDocument::new(
+        "templated",
+        Connection::new("127.0.0.1:1"),
+        Connection::new("127.0.0.1:2"),
+    )
+    .include("orders")
+    .template(serde_json::json!({"image": "registry.example/mirror-worker:dev"}))
+    .write_in(dir.path());
+    let run = Launch::worker_defaults(&document)
+        .spawn()
+        .finish(Duration::from_secs(60));
+    assert_eq!(run.exit_code(), Some(2), "{}", run.stderr);
+    let last = run
+        .stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "mirror-worker: error: spec.template: pod settings (image, resources, scheduling)"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_bad_document_exits_2_naming_the_field_before_touching_any_cluster() {
     let dir = tempfile::tempdir().unwrap();
