@@ -156,7 +156,8 @@ pub struct Transactions {
     commit_timeout: Duration,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    producers: Mutex<HashMap<(String, i32), Arc<PartitionTxn>>>,
+    /// By topic, then partition (looked up by `&str` for every record, without allocating).
+    producers: Mutex<HashMap<String, HashMap<i32, Arc<PartitionTxn>>>>,
 }
 
 impl Transactions {
@@ -198,20 +199,27 @@ impl Transactions {
         }
     }
 
-    fn producers(&self) -> MutexGuard<'_, HashMap<(String, i32), Arc<PartitionTxn>>> {
+    fn producers(&self) -> MutexGuard<'_, HashMap<String, HashMap<i32, Arc<PartitionTxn>>>> {
         self.producers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The producer of an assigned partition; `None` once it was fenced or removed.
     pub fn producer(&self, topic: &str, partition: i32) -> Option<Arc<PartitionTxn>> {
         self.producers()
-            .get(&(topic.to_string(), partition))
+            .get(topic)
+            .and_then(|by_partition| by_partition.get(&partition))
             .cloned()
     }
 
     /// Drops the producers of partitions that left this stream (their transactions committed or aborted).
     pub fn remove(&self, topic: &str, partition: i32) {
-        self.producers().remove(&(topic.to_string(), partition));
+        let mut producers = self.producers();
+        if let Some(by_partition) = producers.get_mut(topic) {
+            by_partition.remove(&partition);
+            if by_partition.is_empty() {
+                producers.remove(topic);
+            }
+        }
     }
 
     /// Takes the partitions of `tpl` over: a transactional producer each (fencing the previous owner), then their
@@ -232,23 +240,9 @@ impl Transactions {
         }
         let started = Instant::now();
         // initTransactions waits for the previous owner's transaction to be aborted: in parallel.
-        let created: Vec<Created> = std::thread::scope(|scope| {
-            let handles: Vec<_> = partitions
-                .iter()
-                .map(|(topic, partition)| {
-                    scope.spawn(move || {
-                        self.create_producer(topic, *partition)
-                            .map(|p| ((topic.clone(), *partition), p))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("initTransactions panicked".into()))
-                })
-                .collect()
+        let created: Vec<Created> = parallel(&partitions, |(topic, partition)| {
+            self.create_producer(topic, *partition)
+                .map(|p| ((topic.clone(), *partition), p))
         });
         let mut producers = Vec::new();
         for result in created {
@@ -290,8 +284,10 @@ impl Transactions {
                 .map_err(|e| format!("setting the start of {topic}[{partition}]: {e}"))?;
         }
         let mut map = self.producers();
-        for (key, producer) in producers {
-            map.insert(key, Arc::new(producer));
+        for ((topic, partition), producer) in producers {
+            map.entry(topic)
+                .or_default()
+                .insert(partition, Arc::new(producer));
         }
         info!(
             partitions = partitions.len(),
@@ -405,14 +401,8 @@ impl Transactions {
         if work.is_empty() {
             return Vec::new();
         }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = work
-                .iter()
-                .map(|(state, txn, pending)| {
-                    scope.spawn(move || (state.clone(), self.commit_one(state, txn, *pending)))
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        parallel(&work, |(state, txn, pending)| {
+            (state.clone(), self.commit_one(state, txn, *pending))
         })
     }
 
@@ -511,6 +501,42 @@ impl Transactions {
     }
 }
 
+/// How many transactional calls (each blocking on the target) a stream makes at once.
+const PARALLEL: usize = 16;
+
+/// `f` of every item, in order, on at most [`PARALLEL`] threads.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PARALLEL.min(items.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::AcqRel);
+                        let Some(item) = items.get(i) else {
+                            return done;
+                        };
+                        done.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Whether a transactional call failed because a newer producer with the same transactional id exists (or
 /// librdkafka raised a fatal error, which for a transactional producer is how fencing shows).
 fn fenced(error: &KafkaError) -> bool {
@@ -547,6 +573,17 @@ fn retriable(error: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_keeps_the_order_and_every_item() {
+        let items: Vec<u32> = (0..100).collect();
+        assert_eq!(
+            parallel(&items, |i| i * 2),
+            items.iter().map(|i| i * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(parallel(&[7u32], |i| i + 1), vec![8]);
+        assert!(parallel(&Vec::<u32>::new(), |i| *i).is_empty());
+    }
 
     #[test]
     fn names_and_keys() {
