@@ -63,14 +63,25 @@ fn ready(o: &Observed) -> (bool, Reason, String) {
         return (false, Reason::SourceTruncated, why);
     }
     if o.ready_replicas < o.desired_replicas {
-        return (
-            false,
-            Reason::WorkersNotReady,
-            format!(
-                "{} of {} workers ready",
-                o.ready_replicas, o.desired_replicas
-            ),
+        let workers = format!(
+            "{} of {} workers ready",
+            o.ready_replicas, o.desired_replicas
         );
+        // A cluster the operator cannot reach either is the likely reason the workers are not ready (they are
+        // ready only while they consume and reach the target): say that first, as Degraded does.
+        return match (&o.lag, &o.target) {
+            (Err(why), _) => (
+                false,
+                Reason::SourceUnreachable,
+                format!("{why} ({workers})"),
+            ),
+            (_, Err(why)) => (
+                false,
+                Reason::TargetUnreachable,
+                format!("{why} ({workers})"),
+            ),
+            _ => (false, Reason::WorkersNotReady, workers),
+        };
     }
     if let Err(why) = &o.target {
         return (false, Reason::TargetUnreachable, why.clone());
@@ -385,6 +396,33 @@ mod tests {
                 .message
                 .ends_with("has timed out progressing.")
         );
+    }
+
+    #[test]
+    fn workers_not_ready_while_a_cluster_is_unreachable_are_not_ready_for_that_reason() {
+        let source_down = Observed {
+            ready_replicas: 0,
+            lag: Err("spec.source.bootstrapServers \"127.0.0.1:1\": no broker answered".into()),
+            ..healthy()
+        };
+        let c = conditions(&[], &source_down, &time(100));
+        let ready = find(&c, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "SourceUnreachable")
+        );
+        assert_eq!(
+            ready.message,
+            "spec.source.bootstrapServers \"127.0.0.1:1\": no broker answered (0 of 2 workers ready)"
+        );
+        let target_down = Observed {
+            ready_replicas: 1,
+            target: Err("spec.target.bootstrapServers \"127.0.0.1:2\": no broker answered".into()),
+            ..healthy()
+        };
+        let c = conditions(&[], &target_down, &time(100));
+        assert_eq!(find(&c, READY).reason, "TargetUnreachable");
+        assert!(find(&c, READY).message.ends_with("(1 of 2 workers ready)"));
     }
 
     #[test]

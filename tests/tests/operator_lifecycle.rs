@@ -650,11 +650,16 @@ fn an_unreachable_source_is_degraded_with_a_warning_event() {
             && message.contains("check spec.source.bootstrapServers"),
         "librdkafka's reason and what to check: {message}"
     );
-    // Not ready: the worker cannot reach its source either (or, were it ready, the lag is unknown).
+    // Not ready, and Ready says why: the source (the worker cannot reach it either; were it ready, the lag
+    // would be unknown).
     let ready = condition(&mirror, "Ready");
     assert_eq!(ready["status"], "False", "{:#}", mirror["status"]);
     assert!(
-        ready["reason"] == "WorkersNotReady" || ready["reason"] == "LagUnknown",
+        (ready["reason"] == "SourceUnreachable" || ready["reason"] == "LagUnknown")
+            && ready["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&field),
         "{ready:#}"
     );
     assert!(
