@@ -16,7 +16,7 @@ use kafka_mirror_samples::{self as samples, Isolation, ReadRecord, SampleRecord,
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::http::{assigned_partitions_at, http_get, metric};
 use kafka_mirror_tests::kafka::KEEP_FOREVER;
-use kafka_mirror_tests::positions::Progress;
+use kafka_mirror_tests::positions::{Progress, Watermarks};
 use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
 use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, client_config};
 
@@ -107,6 +107,60 @@ fn kill_seed() -> u64 {
                 .unwrap()
                 .as_nanos() as u64
         })
+}
+
+/// The positions the worker trusts: the latest committed record of each source partition of `topic` in the
+/// target's `kafka-mirror.offsets.<group>` topic, read `read_committed` (`None` where there is none).
+fn positions_on_target(
+    target: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Option<i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let positions_topic = format!("kafka-mirror.offsets.{group}");
+    let consumer: BaseConsumer = client_config(target, &[])
+        .set("group.id", "kafka-mirror-testkit-positions")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(&positions_topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&positions_topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut latest = vec![None; partitions as usize];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            if let Some((t, p)) = key.rsplit_once(':')
+                && t == topic
+            {
+                let offset = String::from_utf8_lossy(m.payload().unwrap_or_default())
+                    .parse()
+                    .unwrap();
+                latest[p.parse::<usize>().unwrap()] = Some(offset);
+            }
+        }
+        let at = consumer
+            .position()
+            .unwrap()
+            .find_partition(&positions_topic, 0)
+            .map(|e| e.offset());
+        if matches!(at, Some(Offset::Offset(o)) if o >= high) {
+            return latest;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reading {positions_topic} up to {high}"
+        );
+    }
 }
 
 /// The errors a worker counted of `kind` (`kafka_mirror_errors_total{kind=...}`), 0 when it counted none.
@@ -208,6 +262,25 @@ fn sigkill_ten_times_during_200_000_records_and_a_read_committed_consumer_sees_e
     let finished = last.stop();
     assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
 
+    // The positions on the target (what the worker trusts), the source group's commits (what the operator's lag
+    // reads) and the source's end agree.
+    let on_target = positions_on_target(t, &mirror.group_id(), TOPIC, PARTITIONS);
+    let committed = progress.committed();
+    let source_end = Watermarks::new(&client_config(s, &[]), TOPIC, PARTITIONS)
+        .high()
+        .unwrap();
+    eprintln!(
+        "positions on the target {on_target:?}, source group committed {committed:?}, source end {source_end:?}"
+    );
+    assert_eq!(
+        on_target,
+        source_end.iter().map(|&e| Some(e)).collect::<Vec<_>>(),
+        "every partition's position on the target is the source's end"
+    );
+    assert_eq!(
+        committed, source_end,
+        "the source group is committed to the same positions"
+    );
     let (exact, all) = judge("10 × SIGKILL during 200,000 records", t, TOPIC, &seeded);
     eprintln!(
         "10 × SIGKILL: read_committed saw {} records, {} duplicated; read_uncommitted saw {} records, {} of them \
