@@ -1,7 +1,9 @@
 //! Deliver: the target side of the mirror. One producer per process ([`producer`]) writes the records of every
 //! stream and settles each delivery in its partition's acknowledgement tracker; [`partitioner`] picks the
 //! target partition as the Java producer would; [`failure`] decides what a failed delivery means, and is the
-//! one place a record the target cannot take stops the mirror.
+//! one place a record the target cannot take stops the mirror. With `delivery: exactlyOnce` the records go
+//! through [`transactions`] instead: a transactional producer per source partition, whose transactions also
+//! hold the partition's source position on the target.
 
 mod failure;
 pub mod partitioner;
