@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# The throughput, memory and latency benchmark of issue 6, in one command: installs Debian's kcat (the peer),
-# builds the worker and the operator in release mode, and runs mirror-worker/benches/mirror (about 5 minutes
-# after the build). Prints the results as Markdown and writes them to target/benchmark-results.md, the table
+# The throughput, memory and latency benchmark of issues 6 and 17, in one command, on Apache Kafka: installs
+# Debian's kcat and a JDK and Maven when missing, Apache Kafka (tests/kafka/install.sh: the brokers),
+# MirrorMaker 1 and MirrorMaker 2 (tests/mirrormaker/install.sh: the peers), all from Maven Central into
+# ~/.cache/kafka-mirror once; builds the worker and the operator in release mode, and runs
+# mirror-worker/benches/mirror (about 25 minutes after the build on 2 cores; `--quick` is a smoke run of a few
+# minutes). Prints the results as Markdown and writes them to target/benchmark-results.md, the table
 # BENCHMARKS.md holds. Not part of the test command. Arguments go to the benchmark (`--help` lists them).
-# Usage: bash tests/benchmark.sh [--num-streams 2] [--value-sizes 1000] ...
+# Usage: bash tests/benchmark.sh [--quick] [--value-sizes 1000] [--rounds 2] [--skip mm1,mm2] ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export KMIRROR_EXTRA_COMMANDS="kcat:kcat"
+export KMIRROR_EXTRA_COMMANDS="kcat:kcat java:openjdk-17-jdk-headless mvn:maven openssl:openssl"
 # shellcheck source=tests/build-deps.sh
 source tests/build-deps.sh
+
+printf '\n==> Apache Kafka (the brokers), MirrorMaker 1 and MirrorMaker 2 (the peers), from Maven Central\n'
+bash tests/kafka/install.sh
+bash tests/mirrormaker/install.sh mm1
+bash tests/mirrormaker/install.sh mm2
 
 printf '\n==> building mirror-worker and kafka-mirror-operator (release)\n'
 cargo build --release -p mirror-worker -p kafka-mirror-operator --bins
 printf '\n==> running the benchmark\n'
-# fetch.wait.max.ms=10: librdkafka's mock broker holds a fetch that found nothing for the whole wait, even when
-# records arrive meanwhile (Kafka answers as soon as fetch.min.bytes are there), so with the default 500 ms the
-# latency measured would be the mock's. Every run of the benchmark, the limits included, uses it.
 cargo bench -p mirror-worker --bench mirror -- \
-  --operator "$PWD/target/release/kafka-mirror-operator" --out "$PWD/target/benchmark-results.md" \
-  --source-config fetch.wait.max.ms=10 "$@"
+  --operator "$PWD/target/release/kafka-mirror-operator" --out "$PWD/target/benchmark-results.md" "$@"

@@ -1,89 +1,158 @@
-//! A Kafka cluster in its own process: librdkafka's mock cluster, hosted by this benchmark binary started
-//! again in the `host-cluster` role. Running it apart keeps the broker's CPU and memory out of the figures of
-//! the process being measured, as a real broker's would be.
+//! The benchmark's brokers: Apache Kafka clusters (KRaft, one broker each) as JVM processes of their own, from
+//! the test kit's fixture (`kafka_mirror_tests::KafkaCluster`, over `tests/kafka/cluster.sh`, the Kafka that
+//! `tests/kafka/install.sh` fetched from Maven Central). Running them apart keeps the brokers' CPU and memory
+//! out of the figures of the process being measured; their CPU is read from /proc and shown beside each row.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_mirror_tests::positions::Watermarks;
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster};
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
-/// The topic of the latency measurement, beside the throughput topic and empty until then. The mock broker
-/// finds a fetch position by walking a partition's record batches from the first, so on the preloaded
-/// throughput topic the broker, not the mirror, would be the latency measured. 16 partitions: the paced load
-/// fills each partition with small batches that every fetch walks again; with 64 the walk took the p50 at a
-/// tenth of the maximum rate from 22 ms to 132 ms. The mock keeps 5 MiB of each, so the mirror may fall 80 MB
-/// behind before records are trimmed under it.
-pub const LATENCY_TOPIC: &str = "bench-latency";
-pub const LATENCY_PARTITIONS: i32 = 16;
+/// The broker JVM: the heap and the options of Kafka's own `kafka-server-start.sh` and `kafka-run-class.sh`
+/// (`-Xmx1G -Xms1G`, G1), instead of the test kit's small-heap, client-compiler defaults, which start fast but
+/// are not what a broker runs with.
+pub const BROKER_HEAP: &str = "-Xms1g -Xmx1g";
+pub const KAFKA_JVM_PERFORMANCE_OPTS: &str = "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
+     -Djava.awt.headless=true";
 
-/// Hosts a one-broker mock cluster with `topic` of `partitions` partitions (and the latency topic): prints its
-/// bootstrap servers on stdout, then serves until stdin closes (the parent exited or dropped its handle).
-pub fn host(topic: &str, partitions: i32) -> ! {
-    let cluster = MockCluster::new(1).expect("starting the mock cluster");
-    cluster
-        .create_topic(topic, partitions, 1)
-        .expect("creating the benchmark topic");
-    cluster
-        .create_topic(LATENCY_TOPIC, LATENCY_PARTITIONS, 1)
-        .expect("creating the latency topic");
-    println!("{}", cluster.bootstrap_servers());
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    std::process::exit(0)
-}
-
-/// A cluster process started by [`ClusterProcess::start`]; killed when dropped.
+/// A running Apache Kafka cluster of one broker; stopped when dropped.
 pub struct ClusterProcess {
-    child: Child,
+    cluster: KafkaCluster,
+    /// The plaintext listener the clients of the benchmark use.
     pub bootstrap: String,
-    pub topic: String,
-    pub partitions: i32,
+    pid: u32,
 }
 
 impl ClusterProcess {
-    pub fn start(topic: &str, partitions: i32) -> ClusterProcess {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["host-cluster", "--topic", topic, "--partitions"])
-            .arg(partitions.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting a cluster process");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("reading the cluster's bootstrap servers");
-        assert!(
-            !line.trim().is_empty(),
-            "the cluster process printed nothing"
-        );
+    /// Starts a one-broker cluster (about 10 s on 2 cores) with the JVM settings above (the caller set them in
+    /// the environment the cluster script reads, see `main`).
+    pub fn start(name: &str) -> ClusterProcess {
+        eprintln!("  starting the {name} cluster (Apache Kafka)");
+        let cluster = KafkaCluster::start(&ClusterOptions {
+            config: vec![
+                // Deleted target topics free their disk at once: every copy writes a fresh one.
+                ("file.delete.delay.ms".into(), "1000".into()),
+            ],
+            ..ClusterOptions::default()
+        });
+        let pid = std::fs::read_to_string(cluster.dir().join("pid-1"))
+            .expect("the cluster script writes the broker's pid")
+            .trim()
+            .parse()
+            .expect("a pid");
         ClusterProcess {
-            child,
-            bootstrap: line.trim().to_string(),
-            topic: topic.to_string(),
-            partitions,
+            bootstrap: cluster.internal.clone(),
+            cluster,
+            pid,
         }
     }
 
     /// CPU time the broker process has used so far.
     pub fn cpu(&self) -> Duration {
-        crate::measure::so_far(self.child.id()).cpu
+        crate::measure::so_far(self.pid).cpu
     }
 
-    /// A client that asks the cluster for the topic's watermarks, all partitions in one request.
-    pub fn watcher(&self) -> Watermarks {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap);
-        Watermarks::new(&config, &self.topic, self.partitions)
+    pub fn client(&self) -> ClientConfig {
+        self.cluster.client()
+    }
+
+    /// A client that asks the cluster for `topic`'s watermarks, all partitions in one request.
+    pub fn watcher(&self, topic: &str, partitions: i32) -> Watermarks {
+        Watermarks::new(&self.client(), topic, partitions)
+    }
+
+    /// Creates `topic`, deleting it first when it exists (a copy before wrote it), and waits until its
+    /// metadata lists every partition.
+    pub fn fresh_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        if self.cluster.partitions(topic) > 0 {
+            let deleted =
+                block_on(admin.delete_topics(&[topic], &options)).expect("deleting a topic");
+            for result in deleted {
+                if let Err((name, code)) = result {
+                    assert_eq!(
+                        code,
+                        RDKafkaErrorCode::UnknownTopicOrPartition,
+                        "deleting {name}"
+                    );
+                }
+            }
+        }
+        loop {
+            let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
+                .set("retention.ms", "-1");
+            let created =
+                block_on(admin.create_topics(&[new_topic], &options)).expect("creating a topic");
+            match created.into_iter().next().expect("one result") {
+                Ok(_) => break,
+                // A topic just deleted is still being removed for a moment.
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err((name, code)) => panic!("creating {name}: {code}"),
+            }
+        }
+        while self.cluster.partitions(topic) != partitions as usize {
+            assert!(
+                Instant::now() < deadline,
+                "{topic} did not list {partitions} partitions"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Every partition has a leader that answers (a fresh topic says "not leader" for a moment).
+        let watcher = self.watcher(topic, partitions);
+        while watcher.high_total() != Ok(0) {
+            assert!(
+                Instant::now() < deadline,
+                "{topic} did not answer for its end offsets"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Deletes `topic` (a copy's target, once measured), so the broker's disk holds one copy at a time.
+    pub fn delete_topic(&self, topic: &str) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let _ = block_on(admin.delete_topics(&[topic], &options));
+    }
+
+    /// Commits offset 0 of every partition of `topic` for `group`: a consumer group that starts from the
+    /// beginning whatever its `auto.offset.reset` (MirrorMaker 1 with the seed guide's properties starts at the
+    /// end of a partition without a committed offset, as the guide runs it: started before the data).
+    pub fn commit_beginning(&self, group: &str, topic: &str, partitions: i32) {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut offsets = TopicPartitionList::new();
+        for p in 0..partitions {
+            offsets
+                .add_partition_offset(topic, p, Offset::Offset(0))
+                .unwrap();
+        }
+        consumer
+            .commit(&offsets, CommitMode::Sync)
+            .unwrap_or_else(|e| panic!("committing the beginning of {topic} for {group}: {e}"));
     }
 }
 
-impl Drop for ClusterProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Runs one admin future to completion on a runtime of its own.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }

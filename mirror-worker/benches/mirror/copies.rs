@@ -1,6 +1,6 @@
-//! The copies being compared: Debian's kcat as a consume | produce pipeline, and the mirror-worker binary.
-//! Both are timed the same way, from outside: the target's end offsets, polled every 10 ms, from the first
-//! record on the target to the last.
+//! The copies being compared: Debian's kcat as a consume | produce pipeline, and the mirror-worker binary (the
+//! MirrorMaker peers are in `peers`). All are timed the same way, from outside: the target's end offsets,
+//! polled every 10 ms, from the first record on the target to the last.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -20,23 +20,40 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Arrival {
     /// First record on the target to the last.
     pub seconds: f64,
+    /// The CPU time the copying process (`copier`) had used when the first record was seen on the target.
+    pub cpu_at_first: Duration,
 }
 
 /// Polls `target` until it holds `expected` records; `alive` is asked between polls so that a copy process that
-/// died is reported instead of waited for.
+/// died is reported instead of waited for. `copier`: the pid of a long-running copy process whose CPU time is
+/// read when the first record arrives (its start-up, a JVM's included, is then left out of its figures).
 pub fn wait_for_arrival(
     target: &Watermarks,
     expected: i64,
+    copier: Option<u32>,
     mut alive: impl FnMut() -> Result<(), String>,
 ) -> Arrival {
     let started = Instant::now();
     let mut first = None;
+    let mut cpu_at_first = Duration::ZERO;
     loop {
-        let arrived = target
-            .high_total()
-            .expect("asking the target for its end offsets");
+        // A topic created a moment ago may answer "not leader" for a while: asked again.
+        let arrived = match target.high_total() {
+            Ok(arrived) => arrived,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < COPY_TIMEOUT,
+                    "asking the target for its end offsets: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
         if arrived > 0 && first.is_none() {
             first = Some(Instant::now());
+            if let Some(pid) = copier {
+                cpu_at_first = measure::so_far(pid).cpu;
+            }
         }
         if arrived >= expected {
             assert_eq!(
@@ -45,6 +62,7 @@ pub fn wait_for_arrival(
             );
             return Arrival {
                 seconds: first.unwrap().elapsed().as_secs_f64(),
+                cpu_at_first,
             };
         }
         if let Err(why) = alive() {
@@ -63,6 +81,8 @@ pub fn wait_for_arrival(
 pub fn kcat_pipeline(
     source: &ClusterProcess,
     target: &ClusterProcess,
+    topic: &str,
+    partitions: i32,
     expected: i64,
 ) -> (Arrival, Usage) {
     let mut consume = Command::new("kcat")
@@ -75,34 +95,29 @@ pub fn kcat_pipeline(
             "-b",
             &source.bootstrap,
             "-t",
-            &source.topic,
+            topic,
         ])
         .args(["-f", "%k\t%s\n"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("starting kcat -C (is Debian's kcat installed? tests/benchmark.sh installs it)");
     let mut produce = Command::new("kcat")
-        .args([
-            "-P",
-            "-q",
-            "-b",
-            &target.bootstrap,
-            "-t",
-            &target.topic,
-            "-K",
-            "\t",
-        ])
+        .args(["-P", "-q", "-b", &target.bootstrap, "-t", topic, "-K", "\t"])
         // The same delivery guarantee as the worker's producer.
         .args(["-X", "enable.idempotence=true"])
         .stdin(Stdio::from(consume.stdout.take().unwrap()))
         .spawn()
         .expect("starting kcat -P");
-    let arrival = wait_for_arrival(&target.watcher(), expected, || {
-        match produce.try_wait().unwrap() {
-            Some(status) if !status.success() => Err(format!("kcat -P exited with {status}")),
-            _ => Ok(()),
-        }
-    });
+    let arrival =
+        wait_for_arrival(
+            &target.watcher(topic, partitions),
+            expected,
+            None,
+            || match produce.try_wait().unwrap() {
+                Some(status) if !status.success() => Err(format!("kcat -P exited with {status}")),
+                _ => Ok(()),
+            },
+        );
     let usage = measure::reap(consume, "kcat -C").plus(measure::reap(produce, "kcat -P"));
     (arrival, usage)
 }
@@ -129,35 +144,28 @@ impl WorkerProcess {
         }
     }
 
-    /// Waits until the worker's streams hold `partitions` partitions (its `/metrics` say so), so that a
-    /// measurement does not include the consumer group forming.
-    pub fn wait_assigned(&mut self, partitions: i32) {
-        let deadline = Instant::now() + COPY_TIMEOUT;
-        while self.worker.assigned_partitions() != i64::from(partitions) {
-            if let Some(status) = self.worker.exit_status() {
-                panic!(
-                    "mirror-worker exited with {status} before it was assigned; its log:\n{}",
-                    self.worker.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mirror-worker was not assigned {partitions} partitions"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits until the target holds `expected` records.
-    pub fn copy(&mut self, target: &ClusterProcess, expected: i64) -> Arrival {
+    /// Waits until the target holds `expected` records of `topic`.
+    pub fn copy(
+        &mut self,
+        target: &ClusterProcess,
+        topic: &str,
+        partitions: i32,
+        expected: i64,
+    ) -> Arrival {
+        let pid = self.worker.pid();
         let worker = &mut self.worker;
-        wait_for_arrival(&target.watcher(), expected, || match worker.exit_status() {
-            Some(status) => Err(format!(
-                "mirror-worker exited with {status}; its log:\n{}",
-                worker.stderr()
-            )),
-            None => Ok(()),
-        })
+        wait_for_arrival(
+            &target.watcher(topic, partitions),
+            expected,
+            Some(pid),
+            || match worker.exit_status() {
+                Some(status) => Err(format!(
+                    "mirror-worker exited with {status}; its log:\n{}",
+                    worker.stderr()
+                )),
+                None => Ok(()),
+            },
+        )
     }
 
     /// CPU and peak memory so far.

@@ -1,10 +1,10 @@
-//! End-to-end latency while the worker mirrors a steady load: records are produced to the source at a fixed
+//! End-to-end latency while a mirror (the worker, MirrorMaker 1 or 2) copies a steady load: records are produced to the source at a fixed
 //! rate, each carrying its send time (µs) in a header that the mirror copies unchanged; a consumer at the end
 //! of the target reads them back. Latency is receipt on the target minus the send time, so it is an upper bound
 //! on source append to target append: it also holds the source produce round trip and the target fetch.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_mirror_samples as samples;
@@ -13,7 +13,7 @@ use rdkafka::message::{Header, Headers, Message};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::cluster::{ClusterProcess, LATENCY_PARTITIONS, LATENCY_TOPIC};
+use crate::cluster::ClusterProcess;
 use crate::load::{Acks, KEYS, headers_of};
 
 const SENT_HEADER: &str = "bench-sent-us";
@@ -36,33 +36,91 @@ pub struct Latencies {
     pub max_ms: f64,
 }
 
-/// Produces `rate` records/s of `value_size` bytes to the source for `duration` while the worker runs, and
-/// measures each record's arrival on the target.
+/// A copy (the worker, MirrorMaker 1 or 2) mirroring `source_topic` of the source to `target_topic` of the
+/// target, running meanwhile.
+pub struct Pipeline<'a> {
+    pub source: &'a ClusterProcess,
+    pub source_topic: &'a str,
+    pub target: &'a ClusterProcess,
+    pub target_topic: &'a str,
+    pub partitions: i32,
+}
+
+/// How long the copy may take to carry a probe record of every partition.
+const FLOWING_TIMEOUT: Duration = Duration::from_secs(120);
+/// Probes go on this long after that, before the measured load starts.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// Produces `rate` records/s of `value_size` bytes to the source for `duration` while the copy runs, and
+/// measures each record's arrival on the target. First sends probe records (without the send-time header)
+/// until one reaches the target, so that the copy's start (a consumer group forming, MirrorMaker 2's
+/// connectors starting) is not measured.
 pub fn measure(
-    source: &ClusterProcess,
-    target: &ClusterProcess,
+    pipeline: &Pipeline<'_>,
     rate: u64,
     duration: Duration,
     value_size: usize,
 ) -> Result<Latencies, String> {
     // How many paced records were sent, once all were; the reader stops when it has read that many.
     let done = Arc::new(AtomicU64::new(u64::MAX));
+    let flowing = Arc::new(AtomicBool::new(false));
     let reader = {
-        let bootstrap = target.bootstrap.clone();
-        let (topic, partitions) = (LATENCY_TOPIC.to_string(), LATENCY_PARTITIONS);
-        let done = done.clone();
-        std::thread::spawn(move || read_latencies(&bootstrap, &topic, partitions, &done))
+        let bootstrap = pipeline.target.bootstrap.clone();
+        let (topic, partitions) = (pipeline.target_topic.to_string(), pipeline.partitions);
+        let (done, flowing) = (done.clone(), flowing.clone());
+        std::thread::spawn(move || read_latencies(&bootstrap, &topic, partitions, &done, &flowing))
     };
     // Give the reader time to find the ends of the target's partitions before the first record is sent.
     std::thread::sleep(Duration::from_secs(2));
     let producer: ThreadedProducer<Acks> = ClientConfig::new()
-        .set("bootstrap.servers", &source.bootstrap)
+        .set("bootstrap.servers", &pipeline.source.bootstrap)
         // Batches as an application would (librdkafka's default linger is 5 ms). Sending every record at once
-        // costs the load generator and the mock broker so much CPU on a small machine that the worker starves;
-        // the linger is inside the latency measured, which stays an upper bound.
+        // costs the load generator and the broker so much CPU on a small machine that the copy starves; the
+        // linger is inside the latency measured, which stays an upper bound.
         .set("linger.ms", "5")
         .create_with_context(Acks::default())
         .expect("creating the paced producer");
+    // Probe records, one to each partition every 500 ms, until a probe of every partition reached the
+    // target: the copy's consumer group holds every partition (MirrorMaker 1 starts a partition it has no
+    // offset for at its end, so probes sent before its group formed are skipped, and sent again).
+    let probing = Instant::now();
+    let mut probe = 20_000_000_000u64;
+    while !flowing.load(Ordering::Acquire) {
+        if probing.elapsed() > FLOWING_TIMEOUT {
+            done.store(0, Ordering::Release);
+            let _ = reader.join();
+            return Err(format!(
+                "probe records did not reach every partition of the target within {FLOWING_TIMEOUT:?}"
+            ));
+        }
+        for partition in 0..pipeline.partitions {
+            let record = samples::sample(probe, KEYS, value_size);
+            let _ = producer.send(
+                BaseRecord::to(pipeline.source_topic)
+                    .partition(partition)
+                    .key(record.key.as_bytes())
+                    .payload(&record.value),
+            );
+            probe += 1;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // A group that has just formed may still rebalance (MirrorMaker 1's four consumers join one by one); a
+    // few more seconds of probes before the measured load.
+    let settling = Instant::now();
+    while settling.elapsed() < SETTLE {
+        for partition in 0..pipeline.partitions {
+            let record = samples::sample(probe, KEYS, value_size);
+            let _ = producer.send(
+                BaseRecord::to(pipeline.source_topic)
+                    .partition(partition)
+                    .key(record.key.as_bytes())
+                    .payload(&record.value),
+            );
+            probe += 1;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let started = Instant::now();
     let counted_from = now_us() + WARM_UP.as_micros() as u64;
     let mut sent = 0u64;
@@ -76,7 +134,7 @@ pub fn measure(
                 key: SENT_HEADER,
                 value: Some(&stamp),
             });
-            let mut base = BaseRecord::to(LATENCY_TOPIC)
+            let mut base = BaseRecord::to(pipeline.source_topic)
                 .key(record.key.as_bytes())
                 .payload(&record.value)
                 .headers(headers);
@@ -95,7 +153,7 @@ pub fn measure(
     if (arrivals.len() as u64) < sent {
         return Err(format!(
             "only {} of {sent} paced records reached the target within {LAST_RECORD_WAIT:?} of the last send: \
-             the mirror fell behind the load (see the worker's log)",
+             the copy fell behind the load (see its log)",
             arrivals.len()
         ));
     }
@@ -120,6 +178,7 @@ fn read_latencies(
     topic: &str,
     partitions: i32,
     done: &AtomicU64,
+    flowing: &AtomicBool,
 ) -> Vec<(u64, u64)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -127,6 +186,8 @@ fn read_latencies(
         .set("enable.auto.commit", "false")
         // Answer as soon as anything arrived, and wait little when nothing did.
         .set("fetch.wait.max.ms", "5")
+        // Only what was committed: MirrorMaker 2 and an exactly-once worker write in transactions.
+        .set("isolation.level", "read_committed")
         .create()
         .expect("creating the latency reader");
     let mut assignment = TopicPartitionList::new();
@@ -137,6 +198,7 @@ fn read_latencies(
     }
     consumer.assign(&assignment).unwrap();
     let mut arrivals = Vec::new();
+    let mut probed = vec![false; partitions as usize];
     let mut deadline = None;
     while (arrivals.len() as u64) < done.load(Ordering::Acquire) {
         if done.load(Ordering::Acquire) != u64::MAX
@@ -148,6 +210,12 @@ fn read_latencies(
             continue;
         };
         let received = now_us();
+        if !flowing.load(Ordering::Relaxed) {
+            probed[message.partition() as usize] = true;
+            if probed.iter().all(|p| *p) {
+                flowing.store(true, Ordering::Release);
+            }
+        }
         let Some(sent) = message.headers().and_then(|h| {
             h.iter()
                 .find(|h| h.key == SENT_HEADER)

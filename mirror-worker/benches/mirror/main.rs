@@ -1,9 +1,10 @@
-//! The throughput, memory and latency benchmark (issue 6). One run measures, for each record size:
+//! The throughput, memory and latency benchmark (issues 6 and 17), on Apache Kafka. One run measures, for each
+//! record size, on a source and a target Apache Kafka cluster (JVM processes of their own, from the test kit):
 //! the limits (the client library consuming the data alone and producing it alone, with the worker's
-//! settings), the peer (Debian's kcat as a consume | produce pipeline) and mirror-worker doing the same copy,
-//! then the worker's end-to-end latency at half its maximum rate; and the operator's idle memory.
-//! Every broker is a separate process. Run it with `bash tests/benchmark.sh`; the results table is written
-//! as Markdown for BENCHMARKS.md.
+//! settings), the peers (Debian's kcat as a consume | produce pipeline; MirrorMaker 1 exactly as the seed guide
+//! runs it; MirrorMaker 2 in dedicated mode) and mirror-worker doing the same copy, in interleaved rounds; then
+//! each mirror's end-to-end latency at a tenth, a quarter and half of its own maximum rate; and the operator's
+//! idle memory. Run it with `bash tests/benchmark.sh`; the results are written as Markdown for BENCHMARKS.md.
 
 mod alone;
 mod cluster;
@@ -12,6 +13,7 @@ mod latency;
 mod load;
 mod measure;
 mod operator_idle;
+mod peers;
 mod report;
 
 use std::path::PathBuf;
@@ -22,9 +24,10 @@ use clap::{Parser, Subcommand};
 use crate::alone::Tuning;
 use crate::cluster::ClusterProcess;
 use crate::copies::WorkerProcess;
-use crate::report::{LatencyPoint, Row, SizeResult};
+use crate::peers::Peer;
+use crate::report::{Kind, LatencyPoint, Row, SizeResult};
 
-// The limits and the brokers run on the worker's allocator, so the comparison is of the same build.
+// The limits run on the worker's allocator, so the comparison is of the same build.
 kafka_mirror_runtime::use_jemalloc!();
 
 const TOPIC: &str = "bench";
@@ -37,25 +40,33 @@ struct Cli {
     /// Value sizes in bytes, one benchmark each.
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     value_sizes: Vec<usize>,
-    /// Source (and target) partitions. librdkafka's mock cluster keeps at most 5 MiB per partition, so the
-    /// data set of each size is sized to fill about 4 MB of each.
+    /// Source (and target) partitions.
     #[arg(long, default_value_t = 64)]
     partitions: i32,
+    /// KB of records (key, value, headers and framing) per partition in each size's data set.
+    #[arg(long, default_value_t = 4000)]
+    partition_kb: u64,
     #[command(flatten)]
     tuning: Tuning,
-    /// Rounds of the four copies, interleaved; each row reports the round with the median records/s. One copy
-    /// lasts seconds on this machine, and single runs varied by tens of percent.
+    /// Rounds of the copies, interleaved; each row reports the round with the median records/s.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Seconds of paced load for the latency measurement.
+    /// Seconds of paced load for each latency measurement.
     #[arg(long, default_value_t = 10)]
     latency_seconds: u64,
-    /// Records/s of the latency measurement, instead of half the worker's measured maximum.
+    /// Records/s of the latency measurement (half; a quarter and a tenth are derived), instead of half of each
+    /// copy's own measured maximum.
     #[arg(long)]
     latency_rate: Option<u64>,
+    /// Rows to leave out (consume, produce, kcat, mm1, mm2, worker), e.g. for a look at one peer.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
     /// Seconds the operator runs idle before its memory is read.
     #[arg(long, default_value_t = 20)]
     operator_seconds: u64,
+    /// A smoke run: 500 KB per partition, one round, 3 s of latency load, 5 s of idle operator.
+    #[arg(long)]
+    quick: bool,
     /// The operator binary (release build); by default next to this benchmark's target directory.
     #[arg(long)]
     operator: Option<PathBuf>,
@@ -68,18 +79,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Role {
     #[command(hide = true)]
-    HostCluster {
-        #[arg(long)]
-        topic: String,
-        #[arg(long)]
-        partitions: i32,
-    },
-    #[command(hide = true)]
     Consume {
         source: String,
         topic: String,
-        /// A group of its own per round: the mock broker holds a re-formed group's assignment for the session
-        /// timeout, which would add 45 s of waiting to every round after the first.
+        /// A group of its own per round, so every round reads from the start.
         group: String,
         records: u64,
         #[command(flatten)]
@@ -99,9 +102,8 @@ enum Role {
 
 fn main() {
     // `cargo bench` passes --bench to every bench target.
-    let cli = Cli::parse_from(std::env::args().filter(|a| a != "--bench"));
+    let mut cli = Cli::parse_from(std::env::args().filter(|a| a != "--bench"));
     match cli.role {
-        Some(Role::HostCluster { topic, partitions }) => cluster::host(&topic, partitions),
         Some(Role::Consume {
             source,
             topic,
@@ -117,15 +119,36 @@ fn main() {
             value_size,
             tuning,
         }) => alone::produce_role(&target, &topic, partitions, records, value_size, &tuning),
-        None => benchmark(&cli),
+        None => {
+            if cli.quick {
+                cli.partition_kb = cli.partition_kb.min(500);
+                cli.rounds = 1;
+                cli.latency_seconds = cli.latency_seconds.min(3);
+                cli.operator_seconds = cli.operator_seconds.min(5);
+            }
+            // The brokers run with Kafka's own server heap and JVM options (see `cluster`): the test kit's
+            // cluster script reads these. Set before any thread starts.
+            for (name, value) in [
+                ("KMIRROR_KAFKA_HEAP", cluster::BROKER_HEAP),
+                (
+                    "KMIRROR_KAFKA_JVM_OPTS",
+                    cluster::KAFKA_JVM_PERFORMANCE_OPTS,
+                ),
+            ] {
+                if std::env::var_os(name).is_none() {
+                    // SAFETY: single-threaded at this point; nothing reads the environment concurrently.
+                    unsafe { std::env::set_var(name, value) };
+                }
+            }
+            benchmark(&cli)
+        }
     }
 }
 
-/// Records of `value_size` that fill about 4 MB of each of `partitions` partitions.
-fn records_for(value_size: usize, partitions: i32) -> u64 {
-    // Key, headers and record framing add about 70 bytes to each value in the mock broker's log; a mirror's
-    // target placement by key can make one partition 10% fuller than the average.
-    let per_partition = 4_000_000 / (value_size as u64 + 70);
+/// Records of `value_size` that fill about `partition_kb` KB of each of `partitions` partitions.
+fn records_for(value_size: usize, partitions: i32, partition_kb: u64) -> u64 {
+    // Key, headers and record framing add about 70 bytes to each value.
+    let per_partition = partition_kb * 1000 / (value_size as u64 + 70);
     per_partition * partitions as u64
 }
 
@@ -137,10 +160,19 @@ fn benchmark(cli: &Cli) {
          `bash tests/benchmark.sh`, which does",
         operator.display()
     );
+    // Both peers installed before any cluster starts (a first install takes a minute of Maven).
+    for peer in [Peer::Mm1, Peer::Mm2] {
+        if !cli.skips(Kind::of_peer(peer)) {
+            peer.libs();
+        }
+    }
+    let source = ClusterProcess::start("source");
+    let target = ClusterProcess::start("target");
     let mut sizes = Vec::new();
     for &value_size in &cli.value_sizes {
-        sizes.push(one_size(cli, value_size));
+        sizes.push(one_size(cli, &source, &target, value_size));
     }
+    drop((source, target));
     eprintln!("measuring the operator idle for {} s", cli.operator_seconds);
     let operator = operator_idle::measure(&operator, Duration::from_secs(cli.operator_seconds));
     let markdown = report::markdown(&report::machine(), cli_line(cli), &sizes, &operator);
@@ -151,19 +183,48 @@ fn benchmark(cli: &Cli) {
     }
 }
 
-fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
-    let records = records_for(value_size, cli.partitions);
+impl Cli {
+    fn skips(&self, kind: Kind) -> bool {
+        self.skip.iter().any(|s| s == kind.key())
+    }
+}
+
+/// The CPU the two brokers used over a span.
+struct BrokerCpu<'a> {
+    clusters: [&'a ClusterProcess; 2],
+    before: Duration,
+}
+
+impl<'a> BrokerCpu<'a> {
+    fn start(source: &'a ClusterProcess, target: &'a ClusterProcess) -> BrokerCpu<'a> {
+        let clusters = [source, target];
+        let before = clusters.iter().map(|c| c.cpu()).sum();
+        BrokerCpu { clusters, before }
+    }
+
+    fn used(&self) -> Duration {
+        self.clusters.iter().map(|c| c.cpu()).sum::<Duration>() - self.before
+    }
+}
+
+fn one_size(
+    cli: &Cli,
+    source: &ClusterProcess,
+    target: &ClusterProcess,
+    value_size: usize,
+) -> SizeResult {
+    let records = records_for(value_size, cli.partitions, cli.partition_kb);
     let (bytes, bytes_without_headers) = alone::data_bytes(records, value_size);
-    let partitions = cli.partitions.to_string();
+    let topic = format!("{TOPIC}-{value_size}");
     eprintln!(
-        "{value_size}-byte values: {records} records, {bytes} bytes, {partitions} partitions"
+        "{value_size}-byte values: {records} records, {bytes} bytes, {} partitions",
+        cli.partitions
     );
-    let source = ClusterProcess::start(TOPIC, cli.partitions);
-    let produce_args = |target: &str| -> Vec<String> {
+    let produce_args = |bootstrap: &str| -> Vec<String> {
         let mut args = vec![
-            target.to_string(),
-            TOPIC.into(),
-            partitions.clone(),
+            bootstrap.to_string(),
+            topic.clone(),
+            cli.partitions.to_string(),
             records.to_string(),
             value_size.to_string(),
         ];
@@ -171,225 +232,274 @@ fn one_size(cli: &Cli, value_size: usize) -> SizeResult {
         args
     };
     eprintln!("  loading the source");
+    source.fresh_topic(&topic, cli.partitions);
     alone::run_role("produce", &produce_args(&source.bootstrap));
-    // The first offsets the cluster still holds are above 0 when it trimmed records (the mock keeps 5 MiB per
-    // partition), which would make every figure of the run wrong.
-    let trimmed: i64 = source
-        .watcher()
-        .low()
-        .expect("asking the source for its first offsets")
-        .iter()
-        .sum();
-    assert_eq!(
-        trimmed, 0,
-        "the mock cluster trimmed {trimmed} records: use more partitions"
-    );
+    // The same load once to the target, not measured: a broker JVM compiles its hot paths during its first
+    // seconds of load, and without this the first copy of the first round would measure that.
+    eprintln!("  warming the target up");
+    target.fresh_topic(&topic, cli.partitions);
+    alone::run_role("produce", &produce_args(&target.bootstrap));
+    target.delete_topic(&topic);
 
     // Each round copies once of each kind, so a slow minute of the machine touches every kind alike.
-    let mut rounds = Rounds::default();
-    let mut last_target = None;
+    let mut rounds: Vec<(Kind, Vec<Row>)> = Kind::ALL
+        .iter()
+        .filter(|k| !cli.skips(**k))
+        .map(|k| (*k, Vec::new()))
+        .collect();
+    let copy = DataSet {
+        cli,
+        source,
+        target,
+        topic: &topic,
+        records,
+        bytes,
+        bytes_without_headers,
+        value_size,
+    };
     for round in 1..=cli.rounds {
         eprintln!("  round {round} of {}", cli.rounds);
-        rounds
-            .consume
-            .push(consume_alone(cli, &source, records, round));
-        rounds
-            .produce
-            .push(produce_alone(cli.partitions, records, &produce_args));
-        rounds.kcat.push(kcat_copy(
-            cli.partitions,
-            &source,
-            records,
-            bytes_without_headers,
-        ));
-        let (row, target) = mirror_copy(cli, &source, records, bytes, value_size, round);
-        rounds.mirror.push(row);
-        // The last round's target stays up for the latency measurement.
-        if round == cli.rounds {
-            last_target = Some(target);
+        for (kind, rows) in rounds.iter_mut() {
+            rows.push(copy.run(*kind, round, &produce_args));
         }
     }
-    let target = last_target.expect("at least one round");
-    let [consume, produce, kcat, mirror] = rounds.medians();
+    let rows: Vec<(Kind, Row)> = rounds
+        .into_iter()
+        .map(|(kind, rows)| (kind, Row::median(rows)))
+        .collect();
 
-    // The latency has a worker of its own that mirrors only the fresh latency topic: the mock broker walks a
-    // partition's log from its start on every fetch, and the preloaded partitions would slow every fetch.
-    let worker = latency_worker(cli, &source, &target, value_size);
-
-    // The lower rates first: should the half rate overrun the machine, the worker stops on records the
-    // mock broker trimmed under it, and nothing could be measured after that.
-    let half = cli
-        .latency_rate
-        .unwrap_or((mirror.records_per_s / 2.0) as u64);
+    // Each mirror's latency on a fresh, empty topic of its own (the preloaded one would be copied first).
     let mut latency = Vec::new();
-    for (label, rate) in [
-        ("a tenth of", half / 5),
-        ("a quarter of", half / 2),
-        ("half", half),
-    ] {
-        eprintln!(
-            "  latency at {rate} records/s for {} s",
-            cli.latency_seconds
-        );
-        let measured = latency::measure(
-            &source,
-            &target,
-            rate,
-            Duration::from_secs(cli.latency_seconds),
-            value_size,
-        );
-        latency.push(LatencyPoint {
-            label,
-            rate,
-            measured,
-        });
+    for (kind, row) in &rows {
+        if kind.is_mirror() {
+            latency.push((*kind, copy.latency(*kind, row.records_per_s)));
+        }
     }
-    worker.stop();
     SizeResult {
         value_size,
         records,
         bytes,
-        consume,
-        produce,
-        kcat,
-        mirror,
+        rows,
         latency,
     }
 }
 
-/// The rows of every round, per kind of copy.
-#[derive(Default)]
-struct Rounds {
-    consume: Vec<Row>,
-    produce: Vec<Row>,
-    kcat: Vec<Row>,
-    mirror: Vec<Row>,
+/// One size's data set on the source, and how to copy it.
+struct DataSet<'a> {
+    cli: &'a Cli,
+    source: &'a ClusterProcess,
+    target: &'a ClusterProcess,
+    topic: &'a str,
+    records: u64,
+    bytes: u64,
+    bytes_without_headers: u64,
+    value_size: usize,
 }
 
-impl Rounds {
-    fn medians(self) -> [Row; 4] {
-        [self.consume, self.produce, self.kcat, self.mirror].map(Row::median)
+impl DataSet<'_> {
+    fn run(&self, kind: Kind, round: usize, produce_args: &dyn Fn(&str) -> Vec<String>) -> Row {
+        eprintln!("    {}", kind.label());
+        let (cli, source, target, topic) = (self.cli, self.source, self.target, self.topic);
+        let partitions = cli.partitions;
+        let tag = format!("{}-r{round}", self.value_size);
+        let log = |what: &str| {
+            let log = release_dir()
+                .parent()
+                .unwrap()
+                .join(format!("benchmark-{what}-{tag}.log"));
+            eprintln!("      its log: {}", log.display());
+            log
+        };
+        // Every copy but MirrorMaker 2's writes to a fresh target topic of the source topic's name.
+        let target_topic = match kind {
+            Kind::Mm2 => peers::mm2_target_topic(&format!("src{}r{round}", self.value_size), topic),
+            _ => topic.to_string(),
+        };
+        if kind != Kind::Consume {
+            target.fresh_topic(&target_topic, partitions);
+        }
+        let brokers = BrokerCpu::start(source, target);
+        let (bytes, seconds, usage) = match kind {
+            Kind::Consume => {
+                let (consumed, usage) = alone::run_role(
+                    "consume",
+                    &[
+                        vec![
+                            source.bootstrap.clone(),
+                            topic.to_string(),
+                            format!("kafka-mirror-bench.consume-alone-{tag}"),
+                            self.records.to_string(),
+                        ],
+                        cli.tuning.to_args(),
+                    ]
+                    .concat(),
+                );
+                assert_eq!(consumed.records, self.records);
+                (consumed.bytes, consumed.seconds, usage)
+            }
+            Kind::Produce => {
+                let (produced, usage) =
+                    alone::run_role("produce", &produce_args(&target.bootstrap));
+                (produced.bytes, produced.seconds, usage)
+            }
+            Kind::Kcat => {
+                let (arrival, usage) =
+                    copies::kcat_pipeline(source, target, topic, partitions, self.records as i64);
+                (self.bytes_without_headers, arrival.seconds, usage)
+            }
+            Kind::Mm1 | Kind::Mm2 => {
+                let (peer, setup) = if kind == Kind::Mm1 {
+                    let group = format!("mirrorgroup-{tag}");
+                    // The guide starts MirrorMaker before the data arrives; here the data is there first, so
+                    // the group starts with the beginning committed (see `commit_beginning`).
+                    source.commit_beginning(&group, topic, partitions);
+                    let setup =
+                        peers::mm1_setup(&source.bootstrap, &target.bootstrap, &group, topic);
+                    (Peer::Mm1, setup)
+                } else {
+                    let alias = format!("src{}r{round}", self.value_size);
+                    let setup =
+                        peers::mm2_setup(&source.bootstrap, &target.bootstrap, &alias, topic);
+                    (Peer::Mm2, setup)
+                };
+                let (arrival, mut usage) = peers::copy(
+                    peer,
+                    &setup,
+                    log(kind.key()),
+                    target,
+                    &target_topic,
+                    partitions,
+                    self.records as i64,
+                );
+                usage.cpu = usage.cpu.saturating_sub(arrival.cpu_at_first);
+                (self.bytes, arrival.seconds, usage)
+            }
+            Kind::Worker => {
+                let mut worker = start_worker(
+                    cli,
+                    &format!("bench-{tag}"),
+                    topic,
+                    source,
+                    target,
+                    &log("worker"),
+                );
+                let arrival = worker.copy(target, &target_topic, partitions, self.records as i64);
+                let mut usage = worker.usage_so_far();
+                usage.cpu = usage.cpu.saturating_sub(arrival.cpu_at_first);
+                worker.stop();
+                (self.bytes, arrival.seconds, usage)
+            }
+        };
+        let broker_cpu = brokers.used();
+        if kind != Kind::Consume {
+            target.delete_topic(&target_topic);
+        }
+        Row::new(
+            kind.label(),
+            self.records,
+            bytes,
+            seconds,
+            usage,
+            broker_cpu,
+        )
+    }
+
+    /// The mirror `kind` on a fresh topic, at a tenth, a quarter and half of `max_rate`.
+    fn latency(&self, kind: Kind, max_rate: f64) -> Vec<LatencyPoint> {
+        let (cli, source, target) = (self.cli, self.source, self.target);
+        let partitions = cli.partitions;
+        let source_topic = format!("latency-{}-{}", self.value_size, kind.key());
+        let alias = format!("lat{}", self.value_size);
+        let target_topic = match kind {
+            Kind::Mm2 => peers::mm2_target_topic(&alias, &source_topic),
+            _ => source_topic.clone(),
+        };
+        source.fresh_topic(&source_topic, partitions);
+        target.fresh_topic(&target_topic, partitions);
+        let log = release_dir().parent().unwrap().join(format!(
+            "benchmark-{}-latency-{}.log",
+            kind.key(),
+            self.value_size
+        ));
+        eprintln!("  latency of {} (its log: {})", kind.label(), log.display());
+        enum Running {
+            Worker(WorkerProcess),
+            Peer(peers::PeerProcess),
+        }
+        let running = match kind {
+            Kind::Worker => Running::Worker(start_worker(
+                cli,
+                &format!("bench-latency-{}", self.value_size),
+                &source_topic,
+                source,
+                target,
+                &log,
+            )),
+            Kind::Mm1 => Running::Peer(peers::PeerProcess::start(
+                Peer::Mm1,
+                // A fresh group: MirrorMaker 1 starts at the end of the topic, as in the guide.
+                &peers::mm1_setup(
+                    &source.bootstrap,
+                    &target.bootstrap,
+                    &format!("mirrorgroup-latency-{}", self.value_size),
+                    &source_topic,
+                ),
+                log,
+            )),
+            Kind::Mm2 => Running::Peer(peers::PeerProcess::start(
+                Peer::Mm2,
+                &peers::mm2_setup(&source.bootstrap, &target.bootstrap, &alias, &source_topic),
+                log,
+            )),
+            _ => unreachable!("only mirrors have a latency"),
+        };
+        let pipeline = latency::Pipeline {
+            source,
+            source_topic: &source_topic,
+            target,
+            target_topic: &target_topic,
+            partitions,
+        };
+        let half = cli.latency_rate.unwrap_or((max_rate / 2.0) as u64);
+        let mut points = Vec::new();
+        // The lower rates first: a copy that cannot keep up with the half rate falls behind for good.
+        for (label, rate) in [
+            ("a tenth of", half / 5),
+            ("a quarter of", half / 2),
+            ("half", half),
+        ] {
+            eprintln!("    at {rate} records/s for {} s", cli.latency_seconds);
+            let measured = latency::measure(
+                &pipeline,
+                rate,
+                Duration::from_secs(cli.latency_seconds),
+                self.value_size,
+            );
+            points.push(LatencyPoint {
+                label,
+                rate,
+                measured,
+            });
+        }
+        match running {
+            Running::Worker(worker) => worker.stop(),
+            Running::Peer(peer) => peer.stop(),
+        }
+        target.delete_topic(&target_topic);
+        source.delete_topic(&source_topic);
+        points
     }
 }
 
-fn consume_alone(cli: &Cli, source: &ClusterProcess, records: u64, round: usize) -> Row {
-    eprintln!("    consume alone");
-    let before = source.cpu();
-    let (consumed, usage) = alone::run_role(
-        "consume",
-        &[
-            vec![
-                source.bootstrap.clone(),
-                TOPIC.into(),
-                format!("kafka-mirror-bench.consume-alone-{round}"),
-                records.to_string(),
-            ],
-            cli.tuning.to_args(),
-        ]
-        .concat(),
-    );
-    assert_eq!(consumed.records, records);
-    Row::new(
-        "consume alone (limit)",
-        records,
-        consumed.bytes,
-        consumed.seconds,
-        usage,
-        source.cpu() - before,
-    )
-}
-
-fn produce_alone(partitions: i32, records: u64, produce_args: &dyn Fn(&str) -> Vec<String>) -> Row {
-    eprintln!("    produce alone");
-    let target = ClusterProcess::start(TOPIC, partitions);
-    let (produced, usage) = alone::run_role("produce", &produce_args(&target.bootstrap));
-    Row::new(
-        "produce alone (limit)",
-        records,
-        produced.bytes,
-        produced.seconds,
-        usage,
-        target.cpu(),
-    )
-}
-
-fn kcat_copy(partitions: i32, source: &ClusterProcess, records: u64, bytes: u64) -> Row {
-    eprintln!("    kcat pipeline");
-    let target = ClusterProcess::start(TOPIC, partitions);
-    let before = source.cpu();
-    let (arrival, usage) = copies::kcat_pipeline(source, &target, records as i64);
-    Row::new(
-        "kcat -C \\| kcat -P (peer; no headers)",
-        records,
-        bytes,
-        arrival.seconds,
-        usage,
-        source.cpu() - before + target.cpu(),
-    )
-}
-
-/// The worker copying the data set to a fresh target, in its own consumer group, then stopped; returns the
-/// target with the copy.
-fn mirror_copy(
-    cli: &Cli,
-    source: &ClusterProcess,
-    records: u64,
-    bytes: u64,
-    value_size: usize,
-    round: usize,
-) -> (Row, ClusterProcess) {
-    eprintln!("    mirror-worker");
-    let target = ClusterProcess::start(TOPIC, cli.partitions);
-    let before = source.cpu();
-    let mut worker = start_worker(
-        cli,
-        &format!("bench-{round}"),
-        TOPIC,
-        source,
-        &target,
-        &format!("{value_size}-{round}"),
-    );
-    let arrival = worker.copy(&target, records as i64);
-    let row = Row::new(
-        "mirror-worker",
-        records,
-        bytes,
-        arrival.seconds,
-        worker.usage_so_far(),
-        source.cpu() - before + target.cpu(),
-    );
-    worker.stop();
-    (row, target)
-}
-
-/// A worker mirroring only the latency topic, with every partition assigned.
-fn latency_worker(
-    cli: &Cli,
-    source: &ClusterProcess,
-    target: &ClusterProcess,
-    value_size: usize,
-) -> WorkerProcess {
-    let mut worker = start_worker(
-        cli,
-        "bench-latency",
-        cluster::LATENCY_TOPIC,
-        source,
-        target,
-        &format!("latency-{value_size}"),
-    );
-    worker.wait_assigned(cluster::LATENCY_PARTITIONS);
-    worker
-}
-
-/// A worker mirroring `topic` as the `KafkaMirror` `name` (its consumer group), its log kept in
-/// target/benchmark-worker-`log_name`.log for a look at what it did (rebalances, warnings) during the run.
+/// A worker mirroring `topic` as the `KafkaMirror` `name` (its consumer group), its log kept in `log` for a look
+/// at what it did (rebalances, warnings) during the run.
 fn start_worker(
     cli: &Cli,
     name: &str,
     topic: &str,
     source: &ClusterProcess,
     target: &ClusterProcess,
-    log_name: &str,
+    log: &std::path::Path,
 ) -> WorkerProcess {
     let document = alone::document(
         name,
@@ -398,12 +508,7 @@ fn start_worker(
         topic,
         &cli.tuning,
     );
-    let log = release_dir()
-        .parent()
-        .unwrap()
-        .join(format!("benchmark-worker-{log_name}.log"));
-    eprintln!("    the worker's log: {}", log.display());
-    WorkerProcess::start(&document, log)
+    WorkerProcess::start(&document, log.to_path_buf())
 }
 
 /// target/release: this binary is target/release/deps/mirror-<hash>.
@@ -421,13 +526,22 @@ fn default_operator_path() -> PathBuf {
 
 fn cli_line(cli: &Cli) -> String {
     let sizes: Vec<String> = cli.value_sizes.iter().map(usize::to_string).collect();
-    format!(
-        "--value-sizes {} --partitions {} --rounds {} {} --latency-seconds {} --operator-seconds {}",
+    let mut line = format!(
+        "--value-sizes {} --partitions {} --partition-kb {} --rounds {} {} --latency-seconds {} \
+         --operator-seconds {}",
         sizes.join(","),
         cli.partitions,
+        cli.partition_kb,
         cli.rounds,
         cli.tuning.to_args().join(" "),
         cli.latency_seconds,
         cli.operator_seconds
-    )
+    );
+    if let Some(rate) = cli.latency_rate {
+        line.push_str(&format!(" --latency-rate {rate}"));
+    }
+    if !cli.skip.is_empty() {
+        line.push_str(&format!(" --skip {}", cli.skip.join(",")));
+    }
+    line
 }

@@ -1,5 +1,6 @@
-//! The results as Markdown, for BENCHMARKS.md: the machine, the command, one table per record size, the
-//! goals of issue 6 checked against this run's own figures, and the operator's idle memory.
+//! The results as Markdown, for BENCHMARKS.md: the machine, the command, one table per record size, each
+//! mirror's latency, the goals of issue 17 checked against this run's own figures, and the operator's idle
+//! memory.
 
 use std::fmt::Write;
 use std::process::Command;
@@ -8,6 +9,63 @@ use std::time::Duration;
 use crate::latency::Latencies;
 use crate::measure::{self, Usage};
 use crate::operator_idle::OperatorIdle;
+
+/// The kinds of copy (and limit) a run measures, in the order of a round and of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Consume,
+    Produce,
+    Kcat,
+    Mm1,
+    Mm2,
+    Worker,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Consume,
+        Kind::Produce,
+        Kind::Kcat,
+        Kind::Mm1,
+        Kind::Mm2,
+        Kind::Worker,
+    ];
+
+    /// The name `--skip` takes.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Consume => "consume",
+            Kind::Produce => "produce",
+            Kind::Kcat => "kcat",
+            Kind::Mm1 => "mm1",
+            Kind::Mm2 => "mm2",
+            Kind::Worker => "worker",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Consume => "consume alone (limit)",
+            Kind::Produce => "produce alone (limit)",
+            Kind::Kcat => "kcat -C \\| kcat -P (peer; no headers)",
+            Kind::Mm1 => "MirrorMaker 1 (seed guide's command)",
+            Kind::Mm2 => "MirrorMaker 2 (dedicated mode)",
+            Kind::Worker => "mirror-worker (at-least-once)",
+        }
+    }
+
+    pub fn of_peer(peer: crate::peers::Peer) -> Kind {
+        match peer {
+            crate::peers::Peer::Mm1 => Kind::Mm1,
+            crate::peers::Peer::Mm2 => Kind::Mm2,
+        }
+    }
+
+    /// Copies whose end-to-end latency is measured: the ones that carry headers (the send time travels in one).
+    pub fn is_mirror(self) -> bool {
+        matches!(self, Kind::Mm1 | Kind::Mm2 | Kind::Worker)
+    }
+}
 
 /// One measured copy or limit.
 pub struct Row {
@@ -69,11 +127,14 @@ pub struct SizeResult {
     pub value_size: usize,
     pub records: u64,
     pub bytes: u64,
-    pub consume: Row,
-    pub produce: Row,
-    pub kcat: Row,
-    pub mirror: Row,
-    pub latency: Vec<LatencyPoint>,
+    pub rows: Vec<(Kind, Row)>,
+    pub latency: Vec<(Kind, Vec<LatencyPoint>)>,
+}
+
+impl SizeResult {
+    fn row(&self, kind: Kind) -> Option<&Row> {
+        self.rows.iter().find(|(k, _)| *k == kind).map(|(_, r)| r)
+    }
 }
 
 /// End-to-end latency at one rate: the percentiles, or why they could not be measured.
@@ -86,7 +147,7 @@ pub struct LatencyPoint {
 impl LatencyPoint {
     fn line(&self) -> String {
         let head = format!(
-            "At {} the worker's maximum rate ({} records/s)",
+            "at {} its maximum rate ({} records/s)",
             self.label, self.rate
         );
         match &self.measured {
@@ -95,6 +156,17 @@ impl LatencyPoint {
                 l.records, l.p50_ms, l.p99_ms, l.max_ms
             ),
             Err(why) => format!("{head}: not measured: {why}."),
+        }
+    }
+
+    fn p99(&self) -> Option<f64> {
+        self.measured.as_ref().ok().map(|l| l.p99_ms)
+    }
+
+    fn cell(&self) -> String {
+        match &self.measured {
+            Ok(l) => format!("{:.1} / {:.1}", l.p50_ms, l.p99_ms),
+            Err(_) => "fell behind".into(),
         }
     }
 }
@@ -114,6 +186,21 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| format!("{program}: not found"))
 }
 
+/// The first line `java -version` prints.
+fn java_version() -> String {
+    Command::new("java")
+        .arg("-version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "java: not found".into())
+}
+
 /// What the run ran on.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -127,19 +214,57 @@ pub fn machine() -> String {
     let memory_gib =
         measure::kib_field(&meminfo, "MemTotal").map_or(0.0, |kib| kib as f64 / 1024.0 / 1024.0);
     let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+    let kafka = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/kafka/pom.xml"),
+    )
+    .ok()
+    .and_then(|pom| {
+        Some(
+            pom.split("<kafka.version>")
+                .nth(1)?
+                .split('<')
+                .next()?
+                .to_string(),
+        )
+    })
+    .unwrap_or_else(|| "?".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
         "- CPU: {model}, {cores} cores available to the run; memory {memory_gib:.1} GiB\n\
-         - kernel: {}\n- date: {}\n- rustc: {}\n- librdkafka (worker, limits, brokers): {librdkafka}\n\
-         - kcat (peer): {}",
+         - load average when the run ended (1, 5, 15 min): {}\n\
+         - kernel: {}\n- date: {}\n- rustc: {}\n- librdkafka (worker, limits): {librdkafka}\n\
+         - kcat (peer): {}\n- JVM: {}\n\
+         - brokers: Apache Kafka {kafka} (Maven Central), one KRaft broker per cluster, `{}` `{}`\n\
+         - MirrorMaker 1: Kafka {} (`kafka.tools.MirrorMaker`), `{}` (kafka-run-class.sh's default)\n\
+         - MirrorMaker 2: connect-mirror {}, `{}` (connect-mirror-maker.sh's)",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         command_line("uname", &["-sr"]),
         command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         command_line("rustc", &["-V"]),
         command_line("kcat", &["-V"]),
+        java_version(),
+        crate::cluster::BROKER_HEAP,
+        crate::cluster::KAFKA_JVM_PERFORMANCE_OPTS,
+        crate::peers::Peer::Mm1.version(),
+        crate::peers::MM1_HEAP,
+        crate::peers::Peer::Mm2.version(),
+        crate::peers::MM2_HEAP,
     )
 }
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
+}
+
+fn goal_line(out: &mut String, goal: &str, value: Option<String>, ok: Option<bool>) {
+    match (value, ok) {
+        (Some(value), Some(ok)) => writeln!(out, "| {goal} | {value} | {} |", verdict(ok)).unwrap(),
+        (Some(value), None) => writeln!(out, "| {goal} | {value} | not measured |").unwrap(),
+        _ => writeln!(out, "| {goal} | | not measured in this run |").unwrap(),
+    }
 }
 
 pub fn markdown(
@@ -169,7 +294,7 @@ pub fn markdown(
             "| run | records/s (median) | all rounds | MB/s | CPU s | CPU s/GB | MB/s per core | peak RSS MiB (highest) | brokers' CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         )
         .unwrap();
-        for row in [&size.consume, &size.produce, &size.kcat, &size.mirror] {
+        for (_, row) in &size.rows {
             writeln!(
                 out,
                 "| {} | {:.0} | {:.0}–{:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
@@ -186,59 +311,34 @@ pub fn markdown(
             )
             .unwrap();
         }
-        let limit = size.consume.records_per_s.min(size.produce.records_per_s);
-        let of_limit = size.mirror.records_per_s / limit;
-        let of_kcat = size.mirror.records_per_s / size.kcat.records_per_s;
-        writeln!(
-            out,
-            "\nEnd-to-end latency (send to the source to receipt from the target):\n"
-        )
-        .unwrap();
-        for point in &size.latency {
-            writeln!(out, "- {}", point.line()).unwrap();
-        }
-        writeln!(out).unwrap();
-        let half = size.latency.iter().find(|p| p.label == "half");
-        let half_p99 = half
-            .and_then(|p| p.measured.as_ref().ok())
-            .map(|l| l.p99_ms);
-        writeln!(out, "| goal | this run | |\n|---|---:|---|").unwrap();
-        writeln!(
-            out,
-            "| mirror ≥ 90% of min(consume alone, produce alone) | {:.0}% | {} |",
-            of_limit * 100.0,
-            verdict(of_limit >= 0.9)
-        )
-        .unwrap();
-        writeln!(
-            out,
-            "| mirror ≥ 2× the kcat pipeline (records/s) | {of_kcat:.2}× | {} |",
-            verdict(of_kcat >= 2.0)
-        )
-        .unwrap();
-        if size.value_size >= 1000 {
+        if !size.latency.is_empty() {
             writeln!(
                 out,
-                "| ≥ 100 MB/s per worker CPU core at 1 KB | {:.1} MB/s | {} |",
-                size.mirror.mb_per_s_per_core,
-                verdict(size.mirror.mb_per_s_per_core >= 100.0)
+                "\nEnd-to-end latency, p50 / p99 in ms (send to the source to receipt from the target), at \
+                 fractions of each mirror's own maximum (its median records/s above):\n"
             )
             .unwrap();
+            writeln!(
+                out,
+                "| mirror | a tenth | a quarter | half |\n|---|---:|---:|---:|"
+            )
+            .unwrap();
+            for (kind, points) in &size.latency {
+                let cells: Vec<String> = points
+                    .iter()
+                    .map(|p| format!("{} ({} rec/s)", p.cell(), p.rate))
+                    .collect();
+                writeln!(out, "| {} | {} |", kind.label(), cells.join(" | ")).unwrap();
+            }
+            writeln!(out).unwrap();
+            for (kind, points) in &size.latency {
+                for point in points {
+                    writeln!(out, "- {}, {}", kind.label(), point.line()).unwrap();
+                }
+            }
         }
-        writeln!(
-            out,
-            "| worker peak RSS < 64 MiB at full speed | {:.1} MiB | {} |",
-            size.mirror.peak_rss_mib,
-            verdict(size.mirror.peak_rss_mib < 64.0)
-        )
-        .unwrap();
-        writeln!(
-            out,
-            "| p99 end-to-end latency < 50 ms at half the maximum rate | {} | {} |\n",
-            half_p99.map_or("fell behind".to_string(), |p| format!("{p:.1} ms")),
-            verdict(half_p99.is_some_and(|p| p < 50.0))
-        )
-        .unwrap();
+        writeln!(out).unwrap();
+        goals(&mut out, size);
     }
     let rss = operator.rss_kib as f64 / 1024.0;
     let peak = operator.peak_rss_kib as f64 / 1024.0;
@@ -253,4 +353,90 @@ pub fn markdown(
     )
     .unwrap();
     out
+}
+
+/// The goals of issue 17, each a ratio of this run's own figures.
+fn goals(out: &mut String, size: &SizeResult) {
+    let worker = size.row(Kind::Worker);
+    let limit = match (size.row(Kind::Consume), size.row(Kind::Produce)) {
+        (Some(c), Some(p)) => Some(c.records_per_s.min(p.records_per_s)),
+        _ => None,
+    };
+    writeln!(out, "| goal (issue 17) | this run | |\n|---|---:|---|").unwrap();
+    let of_limit = worker.zip(limit).map(|(w, l)| w.records_per_s / l);
+    goal_line(
+        out,
+        "worker ≥ 90% of min(consume alone, produce alone), records/s",
+        of_limit.map(|r| format!("{:.0}%", r * 100.0)),
+        of_limit.map(|r| r >= 0.9),
+    );
+    for peer in [Kind::Mm2, Kind::Mm1] {
+        let pair = worker.zip(size.row(peer));
+        let per_core = pair.map(|(w, p)| w.mb_per_s_per_core / p.mb_per_s_per_core);
+        goal_line(
+            out,
+            &format!("worker ≥ 3× {} in MB/s per core", peer_name(peer)),
+            per_core.map(|r| format!("{r:.2}×")),
+            per_core.map(|r| r >= 3.0),
+        );
+        let throughput = pair.map(|(w, p)| w.mb_per_s / p.mb_per_s);
+        goal_line(
+            out,
+            &format!("worker ≥ {} in MB/s", peer_name(peer)),
+            throughput.map(|r| format!("{r:.2}×")),
+            throughput.map(|r| r >= 1.0),
+        );
+    }
+    let rss = worker
+        .zip(size.row(Kind::Mm2))
+        .map(|(w, m)| (w.peak_rss_mib, m.peak_rss_mib));
+    goal_line(
+        out,
+        "worker peak RSS ≤ 1/8 of MirrorMaker 2's",
+        rss.map(|(w, m)| format!("{w:.1} of {m:.1} MiB (1/{:.1})", m / w)),
+        rss.map(|(w, m)| w * 8.0 <= m),
+    );
+    goal_line(
+        out,
+        "worker peak RSS ≤ 64 MiB at 64 partitions",
+        worker.map(|w| format!("{:.1} MiB", w.peak_rss_mib)),
+        worker.map(|w| w.peak_rss_mib <= 64.0),
+    );
+    let half = size
+        .latency
+        .iter()
+        .find(|(k, _)| *k == Kind::Worker)
+        .and_then(|(_, points)| points.iter().find(|p| p.label == "half"));
+    goal_line(
+        out,
+        "worker p99 ≤ 50 ms at half its maximum rate",
+        half.map(|p| {
+            p.p99()
+                .map_or("fell behind".into(), |v| format!("{v:.1} ms"))
+        }),
+        half.map(|p| p.p99().is_some_and(|v| v <= 50.0)),
+    );
+    let of_kcat = worker
+        .zip(size.row(Kind::Kcat))
+        .map(|(w, k)| w.records_per_s / k.records_per_s);
+    goal_line(
+        out,
+        "worker ≥ 2× the kcat pipeline, records/s (issue 6)",
+        of_kcat.map(|r| format!("{r:.2}×")),
+        of_kcat.map(|r| r >= 2.0),
+    );
+    goal_line(
+        out,
+        "exactly-once ≥ 70% of at-least-once throughput",
+        Some("no exactly-once worker yet".into()),
+        None,
+    );
+    writeln!(out).unwrap();
+}
+
+fn peer_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Mm1 => "MirrorMaker 1",
+        _ => "MirrorMaker 2",
+    }
 }
