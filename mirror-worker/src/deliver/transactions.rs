@@ -30,6 +30,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
@@ -428,9 +429,16 @@ impl Transactions {
             warn!(%error, topic = state.topic, partition = state.partition, "the position could not join the transaction; aborting it");
             return self.abort_txn(state, txn);
         }
-        let deadline = Instant::now() + self.commit_timeout;
+        // Delivered first, within the commit timeout (the target may be unreachable): what is not delivered by
+        // then is aborted and read again. The commit itself is then given the transaction's remaining time, as
+        // librdkafka recommends (a commit that times out midway must be retried, not aborted).
+        if let Err(error) = txn.producer.flush(self.commit_timeout) {
+            warn!(%error, topic = state.topic, partition = state.partition, "the transaction's records were not delivered in time; aborting it, the partition is re-read from its last committed position");
+            return self.abort_txn(state, txn);
+        }
+        let deadline = Instant::now() + TRANSACTION_TIMEOUT;
         loop {
-            match txn.producer.commit_transaction(self.commit_timeout) {
+            match txn.producer.commit_transaction(Timeout::Never) {
                 Ok(()) => {
                     txn.pending.store(-1, Ordering::Release);
                     return match txn.producer.begin_transaction() {
@@ -458,14 +466,15 @@ impl Transactions {
         }
     }
 
-    /// Aborts, trying again while the target does not answer (an abort cannot be skipped: the producer starts
-    /// no new transaction before it), up to the transaction timeout, after which the target's coordinator
-    /// aborts the transaction itself and this producer cannot go on.
+    /// Aborts, within the transaction's remaining time (librdkafka's recommendation), trying again while the
+    /// target does not answer (an abort cannot be skipped: the producer starts no new transaction before it), up
+    /// to the transaction timeout, after which the target's coordinator aborts the transaction itself and this
+    /// producer cannot go on.
     fn abort_txn(&self, state: &PartitionState, txn: &PartitionTxn) -> Outcome {
         self.metrics.error("transaction_aborted");
         let deadline = Instant::now() + TRANSACTION_TIMEOUT;
         loop {
-            match txn.producer.abort_transaction(self.commit_timeout) {
+            match txn.producer.abort_transaction(Timeout::Never) {
                 Ok(()) => {
                     txn.pending.store(-1, Ordering::Release);
                     return match txn.producer.begin_transaction() {
