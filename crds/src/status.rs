@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Delivery;
+
 /// What the mirror is doing and how far behind it is. Lag is measured from Kafka (source high watermarks
 /// minus the mirror group's committed offsets), so it stays true while every worker is down.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -24,6 +26,10 @@ pub struct KafkaMirrorStatus {
     /// Label selector of the worker pods (for the scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The delivery guarantee the workers run: `spec.delivery` of the last spec applied to them
+    /// (`exactlyOnce`: consumers of the target must read with `isolation.level=read_committed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
     /// Number of source topics being mirrored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_count: Option<i32>,

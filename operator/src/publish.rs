@@ -34,7 +34,7 @@ pub(crate) async fn applied(
 ) -> Result<(), Error> {
     let previous = mirror.previous_status();
     let observed = Observed::applied(&mirror.resource, decision, deployment);
-    let status = status::build(
+    let mut status = status::build(
         &previous,
         &StatusInputs {
             observed: &observed,
@@ -44,6 +44,8 @@ pub(crate) async fn applied(
         },
         now,
     );
+    // What the workers now run; a refused spec keeps the last applied one's.
+    status.delivery = Some(mirror.resource.spec.delivery);
     let events = EventSink {
         recorder: &ctx.recorder,
         mirror: mirror.object_ref(),

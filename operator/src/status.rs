@@ -33,6 +33,7 @@ pub fn build(
         replicas: previous.replicas,
         ready_replicas: previous.ready_replicas,
         selector: Some(inputs.selector.clone()),
+        delivery: previous.delivery,
         topic_count: previous.topic_count,
         topics: previous.topics.clone(),
         lag: previous.lag.clone(),

@@ -218,6 +218,69 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
         });
 }
 
+/// `kubectl get kmirror name -o wide`'s DELIVERY column.
+fn delivery_column(scene: &Scene, name: &str) -> String {
+    let table = scene.kubectl(&["get", "kmirror", name, "-o", "wide"]);
+    eprintln!("{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let i = header
+        .iter()
+        .position(|h| *h == "DELIVERY")
+        .unwrap_or_else(|| panic!("no DELIVERY column: {table}"));
+    row.get(i).copied().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_seed_example_with_delivery_exactly_once_mirrors_each_record_once_and_reports_lag_0() {
+    let scene = Scene::new("exactly-once");
+    let name = "primary-to-secondary";
+    let topic = "eos-testtopic";
+    source().create_topic(topic, 3, 1, &[]);
+    let seeded = samples::produce_with(&source().client(), topic, 0, RECORDS, 20, 100).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = seed_example(
+        &scene.namespace,
+        dir.path(),
+        topic,
+        &source().internal,
+        None,
+    );
+    let mut mirror: serde_json::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    mirror["spec"]["delivery"] = "exactlyOnce".into();
+    std::fs::write(&file, yaml_serde::to_string(&mirror).unwrap()).unwrap();
+    scene.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+
+    scene.wait_ready(name, Duration::from_secs(180));
+    // read_committed, the reader exactly once asks for: each record once.
+    let copy = read_records(
+        &target().client(),
+        topic,
+        RECORDS as usize,
+        Duration::from_secs(60),
+    );
+    let v = verify_copy("the seed example with delivery exactlyOnce", &seeded, &copy);
+    assert_eq!(v.duplicated, 0, "{v}");
+    // The operator's lag reads the source group, which the worker commits after each transaction.
+    wait_for_lag_0(&scene, name);
+    scene.wait_for("status.delivery", Duration::from_secs(30), || {
+        scene.get(&["kmirror", name])["status"]["delivery"] == "exactlyOnce"
+    });
+    assert_eq!(delivery_column(&scene, name), "exactlyOnce");
+    scene.kubectl(&["delete", "kmirror", name, "--wait=true"]);
+}
+
 /// The name HDInsight's brokers advertise in the walkthrough's FQDN variant; nothing here resolves it.
 const ADVERTISED: &str = "wn0-kafka.abc123.internal.cloudapp.net";
 
