@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_mirror_samples as samples;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -17,6 +17,8 @@ use crate::cluster::ClusterProcess;
 use crate::load::{Acks, KEYS, headers_of};
 
 const SENT_HEADER: &str = "bench-sent-us";
+/// The source partition of a probe record.
+const PROBE_HEADER: &str = "bench-probe-partition";
 /// How long the reader waits for the last paced records after the last was sent.
 const LAST_RECORD_WAIT: Duration = Duration::from_secs(30);
 /// Latencies of records sent in the first second are left out: the pipeline is still starting to flow.
@@ -95,11 +97,16 @@ pub fn measure(
         }
         for partition in 0..pipeline.partitions {
             let record = samples::sample(probe, KEYS, value_size);
+            let source_partition = partition.to_string();
             let _ = producer.send(
                 BaseRecord::to(pipeline.source_topic)
                     .partition(partition)
                     .key(record.key.as_bytes())
-                    .payload(&record.value),
+                    .payload(&record.value)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: PROBE_HEADER,
+                        value: Some(&source_partition),
+                    })),
             );
             probe += 1;
         }
@@ -111,11 +118,16 @@ pub fn measure(
     while settling.elapsed() < SETTLE {
         for partition in 0..pipeline.partitions {
             let record = samples::sample(probe, KEYS, value_size);
+            let source_partition = partition.to_string();
             let _ = producer.send(
                 BaseRecord::to(pipeline.source_topic)
                     .partition(partition)
                     .key(record.key.as_bytes())
-                    .payload(&record.value),
+                    .payload(&record.value)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: PROBE_HEADER,
+                        value: Some(&source_partition),
+                    })),
             );
             probe += 1;
         }
@@ -157,6 +169,25 @@ pub fn measure(
             arrivals.len()
         ));
     }
+    // On standard error, for a look at how latency moved during the load: the p50 of each second's sends.
+    let first_sent = counted_from - WARM_UP.as_micros() as u64;
+    let mut by_second: Vec<Vec<u64>> = Vec::new();
+    for (sent_us, latency) in &arrivals {
+        let second = (sent_us.saturating_sub(first_sent) / 1_000_000) as usize;
+        if by_second.len() <= second {
+            by_second.resize(second + 1, Vec::new());
+        }
+        by_second[second].push(*latency);
+    }
+    let medians: Vec<String> = by_second
+        .iter_mut()
+        .map(|l| {
+            l.sort_unstable();
+            l.get(l.len() / 2)
+                .map_or("-".into(), |v| format!("{:.0}", *v as f64 / 1000.0))
+        })
+        .collect();
+    eprintln!("      p50 ms by second of sending: {}", medians.join(" "));
     let mut latencies: Vec<u64> = arrivals
         .iter()
         .filter(|(sent_us, _)| *sent_us >= counted_from)
@@ -211,7 +242,16 @@ fn read_latencies(
         };
         let received = now_us();
         if !flowing.load(Ordering::Relaxed) {
-            probed[message.partition() as usize] = true;
+            // The source partition a probe came from (MirrorMaker 1 and the worker place records on the
+            // target by key, so the target partition does not say which source partition is being read).
+            let probed_partition = message.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == PROBE_HEADER)
+                    .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<usize>().ok())
+            });
+            if let Some(p) = probed_partition.filter(|p| *p < probed.len()) {
+                probed[p] = true;
+            }
             if probed.iter().all(|p| *p) {
                 flowing.store(true, Ordering::Release);
             }
