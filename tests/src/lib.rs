@@ -5,6 +5,7 @@
 //! - [`kafka`]: Apache Kafka clusters as JVM processes (`tests/kafka/cluster.sh`), the fixture.
 //! - [`control_plane`]: a real Kubernetes API server and controller manager on loopback
 //!   (`tests/control-plane/up.sh`), the fixture, and `kubectl` for it.
+//! - [`kill_points`]: the fault suites' repeatable random kill points.
 //! - [`kubelet`]: a stand-in kubelet that runs the `mirror-worker` binary for the pods of a namespace on that
 //!   control plane, from the ConfigMaps and Secrets they mount, and writes their status.
 //! - [`operator`]: the `kafka-mirror-operator` process against that control plane.
@@ -22,6 +23,7 @@ pub mod document;
 pub mod group;
 pub mod http;
 pub mod kafka;
+pub mod kill_points;
 pub mod kubelet;
 pub mod operator;
 pub mod positions;

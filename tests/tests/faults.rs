@@ -17,6 +17,7 @@ use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::group::{PartitionOwner, describe_group};
 use kafka_mirror_tests::http::{assigned_partitions_at, metric};
 use kafka_mirror_tests::kafka::KEEP_FOREVER;
+use kafka_mirror_tests::kill_points::{SplitMix64, kill_seed};
 use kafka_mirror_tests::positions::Progress;
 use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
 use kafka_mirror_tests::{ClusterOptions, Finished, KafkaCluster, Worker, client_config};
@@ -156,36 +157,6 @@ fn refused_commit_lines(log: &str) -> Vec<&str> {
 // ---------------------------------------------------------------------------------------------------------
 // SIGKILL, ten times
 // ---------------------------------------------------------------------------------------------------------
-
-/// A seeded pseudo-random sequence (SplitMix64): the kill points of a run can be repeated from its seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// `KMIRROR_FAULTS_SEED` to repeat a run, else a new seed from the clock.
-fn kill_seed() -> u64 {
-    std::env::var("KMIRROR_FAULTS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
 
 /// One SIGKILL: when it came and the positions the clusters held right after it.
 struct Kill {
