@@ -68,6 +68,8 @@ struct Shared {
     pods: Mutex<BTreeMap<String, PodView>>,
     /// Every line of every worker's log of the pods that are gone, for a failure message.
     finished_logs: Mutex<Vec<String>>,
+    /// The threads waiting for the workers of deleted pods to exit.
+    stopping: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// Runs the pods of one namespace until dropped (which stops every worker it started).
@@ -83,6 +85,7 @@ impl PodRunner {
             stop: AtomicBool::new(false),
             pods: Mutex::new(BTreeMap::new()),
             finished_logs: Mutex::new(Vec::new()),
+            stopping: Mutex::new(Vec::new()),
         });
         let kubeconfig = control_plane.kubeconfig.clone();
         let namespace = namespace.to_string();
@@ -155,6 +158,11 @@ impl Drop for PodRunner {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // Every worker this runner started has exited before the test goes on (or its process ends).
+        let stopping = std::mem::take(&mut *self.shared.stopping.lock().expect("stopping workers"));
+        for thread in stopping {
             let _ = thread.join();
         }
     }
@@ -602,13 +610,19 @@ fn stop_pod(shared: &Arc<Shared>, name: &str, pod: RunningPod) {
         v.gone = true;
         v.ready = false;
     }
-    let Some(worker) = pod.worker else {
+    let Some(mut worker) = pod.worker else {
         return;
     };
     eprintln!("pod runner: pod {name} deleted: SIGTERM to its worker");
-    let shared = Arc::clone(shared);
+    // The signal now, the wait in a thread: a test process that ends meanwhile leaves no worker behind that
+    // never heard it (the runner's drop joins these threads too).
+    if worker.exit_status().is_none() {
+        worker.signal("TERM");
+    }
+    let waiting = Arc::clone(shared);
     let name = name.to_string();
-    std::thread::spawn(move || {
+    let stopping = std::thread::spawn(move || {
+        let shared = waiting;
         let finished = worker.stop();
         let _root = pod.root;
         shared
@@ -621,6 +635,11 @@ fn stop_pod(shared: &Arc<Shared>, name: &str, pod: RunningPod) {
                 finished.output()
             ));
     });
+    shared
+        .stopping
+        .lock()
+        .expect("stopping workers")
+        .push(stopping);
 }
 
 /// Now, as the API server writes times.
