@@ -27,6 +27,11 @@ pub const MIGRATION_END_FLAG: &str = "--migration-end";
 /// commits and exits. The operator's termination grace period is this and a margin.
 pub const DRAIN_TIMEOUT_SECONDS: u64 = 30;
 
+/// Seconds a SIGTERM'd worker may take beyond its drain timeout for the last commit and closing its clients;
+/// then it exits by itself (with 1 if something was still closing). The operator's termination grace period
+/// leaves 5 s more, so a pod ends on its own and says why before the kubelet kills it.
+pub const STOP_MARGIN_SECONDS: u64 = 10;
+
 /// What every environment variable the worker reads starts with.
 pub const ENV_PREFIX: &str = "KMIRROR_";
 /// Environment variable: the document to run (`--config`).

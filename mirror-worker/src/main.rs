@@ -179,6 +179,7 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
         commit_interval: seconds("--commit-interval", cli.commit_interval)?,
         drain_timeout: seconds("--drain-timeout", cli.drain_timeout)?,
     };
+    let options_drain_timeout = options.drain_timeout;
     let plan = MirrorPlan::load(config, &Secrets::new(&cli.secrets_dir))?;
     refuse_what_only_the_operator_honours(&plan)?;
     let migration_end = migration_end(cli.migration_end.as_deref(), plan.spec.mode)?;
@@ -198,7 +199,13 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
     if let Some(record) = migration_end {
         engine = engine.migration_end(record);
     }
-    let summary = engine.run(shutdown_signal()).await?;
+    let stop_deadline = options_drain_timeout + STOP_MARGIN;
+    let summary = engine
+        .run(async move {
+            shutdown_signal().await;
+            exit_if_not_stopped_within(stop_deadline);
+        })
+        .await?;
     print_summary(&summary);
     // The operator's migration ends when it scales the workers to zero. A worker that exited instead would be
     // restarted by its Deployment, again and again (CrashLoopBackOff): it idles, ready, until stopped.
@@ -211,6 +218,29 @@ async fn run_mirror(cli: &Cli) -> Result<(), Error> {
         shutdown_signal().await;
     }
     Ok(())
+}
+
+/// How long a stop may take beyond the drain: the last commit and closing the clients (see
+/// `worker_pod::STOP_MARGIN_SECONDS`, which the operator's grace period counts with).
+const STOP_MARGIN: Duration = Duration::from_secs(worker_pod::STOP_MARGIN_SECONDS);
+
+/// After SIGTERM the worker drains (up to `--drain-timeout`) and commits; then closing the consumers waits
+/// for the source's group coordinator, which librdkafka keeps retrying while no broker answers (a worker whose
+/// source went away once waited for an hour). A stop must end: `limit` after the signal the process exits
+/// with 1, whatever is still closing; what was committed stays committed, the rest is read again by the next
+/// owner.
+fn exit_if_not_stopped_within(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let why = format!(
+            "the stop did not finish within {limit:?} of the signal (--drain-timeout and {STOP_MARGIN:?} to close \
+             the clients; a cluster that does not answer keeps librdkafka's close waiting): exiting; records \
+             not committed are read again by the next owner"
+        );
+        error!("{why}");
+        eprintln!("mirror-worker: error: {why}");
+        std::process::exit(1);
+    });
 }
 
 /// Fields of the document that only the operator can honour, since they are about pods, not about one

@@ -59,8 +59,9 @@ pub struct Launch {
 /// The worker's own `--drain-timeout` default, which a launch without [`Launch::drain_timeout`] runs with.
 const WORKER_DRAIN_TIMEOUT: Duration = Duration::from_secs(worker_pod::DRAIN_TIMEOUT_SECONDS);
 
-/// What a graceful stop may take beyond the drain: the last commit and the exit.
-const STOP_MARGIN: Duration = Duration::from_secs(15);
+/// What a graceful stop may take beyond the drain before the kit kills the worker: the worker's own stop margin
+/// (after which it exits by itself) and 5 s for its exit, as the operator's grace period counts.
+const STOP_MARGIN: Duration = Duration::from_secs(worker_pod::STOP_MARGIN_SECONDS + 5);
 
 impl Launch {
     /// What the tests on Apache Kafka run: commits every half second and at most 5 s of draining on SIGTERM,

@@ -9,13 +9,14 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use kafka_mirror_crds::worker_pod;
 use kafka_mirror_samples as samples;
 use kafka_mirror_tests::document::{Connection, MirrorDocument};
 use kafka_mirror_tests::http::assigned_partitions_at;
 use kafka_mirror_tests::kafka::KEEP_FOREVER;
 use kafka_mirror_tests::positions::Progress;
 use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
-use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, client_config};
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Launch, Worker, client_config};
 
 /// The source and the target cluster every test of this file shares (each test its own topic and mirror).
 fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
@@ -152,5 +153,83 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
     assert_eq!(
         v.duplicated, 0,
         "a clean stop commits exactly what was written: {v}"
+    );
+}
+
+/// A worker whose source and target went away still stops. After SIGTERM the drain times out, and closing the
+/// consumers then waits for a group coordinator that never answers, which librdkafka retries without end (a
+/// worker in this state once waited an hour): the worker exits by itself within its drain timeout and its stop
+/// margin, with 1 and a line that says why, before a kubelet would have to kill it.
+#[test]
+fn sigterm_after_the_clusters_went_away_still_stops_within_the_drain_timeout_and_stop_margin() {
+    let (source, target) = std::thread::scope(|s| {
+        let source = s.spawn(|| KafkaCluster::start(&ClusterOptions::default()));
+        let target = KafkaCluster::start(&ClusterOptions::default());
+        (source.join().expect("starting the source cluster"), target)
+    });
+    source.create_topic("gone-orders", 4, 1, KEEP_FOREVER);
+    let dir = tempfile::tempdir().unwrap();
+    let document = MirrorDocument::new(
+        "gone",
+        Connection::new(&source.internal),
+        Connection::new(&target.internal),
+    )
+    .include("gone-orders")
+    .create(1, &[])
+    .write_in(dir.path());
+    let drain = Duration::from_secs(3);
+    let mut worker = Launch::new(&document).drain_timeout(drain).spawn();
+    let http = worker.http;
+    worker.wait_for("every partition assigned", Duration::from_secs(60), || {
+        assigned_partitions_at(http) == 4
+    });
+    // Records in flight when the target dies, then the source gone too: nothing can be delivered, committed
+    // or closed cleanly any more.
+    let producer = BackgroundProducer::start(
+        source.client(),
+        "gone-orders",
+        Feed::until_stopped(200, Duration::from_millis(20), 50, 100),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    target.kill_broker(1);
+    std::thread::sleep(Duration::from_secs(1));
+    producer.stop();
+    source.kill_broker(1);
+    std::thread::sleep(Duration::from_secs(1));
+
+    let signalled = std::time::Instant::now();
+    worker.signal("TERM");
+    let limit = drain + Duration::from_secs(worker_pod::STOP_MARGIN_SECONDS);
+    let status = loop {
+        if let Some(status) = worker.exit_status() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < limit + Duration::from_secs(5),
+            "still running {:?} after SIGTERM:\n{}",
+            signalled.elapsed(),
+            worker.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = signalled.elapsed();
+    let stderr = worker.stderr();
+    let last = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    eprintln!("the worker exited with {status} {took:?} after SIGTERM: {last}");
+    // Either closing finished by itself (0), or the stop deadline ended it (1, saying why); never a hang.
+    match status.code() {
+        Some(0) => {}
+        Some(1) => assert!(
+            last.starts_with("mirror-worker: error: the stop did not finish within"),
+            "{stderr}"
+        ),
+        other => panic!("exit {other:?}, not 0 or 1:\n{stderr}"),
+    }
+    assert!(
+        took <= limit + Duration::from_secs(2),
+        "took {took:?}, more than the drain timeout and the stop margin ({limit:?})"
     );
 }

@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kafka_mirror_crds::template::WorkerTemplate;
 use kafka_mirror_crds::worker_pod::{
     CONFIG_DIR, CONFIG_FILE, DRAIN_TIMEOUT_SECONDS, ENV_HTTP_LISTEN, ENV_SECRETS_DIR, HTTP_PORT,
-    MIGRATION_DIR, MIGRATION_END_FLAG, MIGRATION_FILE, SECRETS_DIR,
+    MIGRATION_DIR, MIGRATION_END_FLAG, MIGRATION_FILE, SECRETS_DIR, STOP_MARGIN_SECONDS,
 };
 use kafka_mirror_crds::{KafkaMirrorSpec, Mode};
 
@@ -33,9 +33,9 @@ use crate::validate::MirrorIdentity;
 pub const CONFIG_HASH_ANNOTATION: &str = "kafkamirror.io/config-hash";
 /// The non-root user of the worker image.
 const WORKER_UID: i64 = 65532;
-/// Seconds the worker may take to drain and commit on SIGTERM: its drain timeout, and 15 s for the last commit
-/// and the exit.
-const TERMINATION_GRACE_SECONDS: i64 = DRAIN_TIMEOUT_SECONDS as i64 + 15;
+/// Seconds the worker may take to stop on SIGTERM: its drain timeout, its stop margin (the last commit and
+/// closing its clients, after which it exits by itself), and 5 s for its exit to be seen.
+const TERMINATION_GRACE_SECONDS: i64 = (DRAIN_TIMEOUT_SECONDS + STOP_MARGIN_SECONDS + 5) as i64;
 
 pub(super) fn build(
     owner: &MirrorIdentity,
