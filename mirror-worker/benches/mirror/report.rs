@@ -235,7 +235,7 @@ pub fn machine() -> String {
          - kernel: {}\n- date: {}\n- rustc: {}\n- librdkafka (worker, limits): {librdkafka}\n\
          - kcat (peer): {}\n- JVM: {}\n\
          - brokers: Apache Kafka {kafka} (Maven Central), one KRaft broker per cluster, `{}` `{}`\n\
-         - MirrorMaker 1: Kafka {} (`kafka.tools.MirrorMaker`), `{}` (kafka-run-class.sh's default)\n\
+         - MirrorMaker 1: Kafka {} (`kafka.tools.MirrorMaker`), `{}` (connect-mirror-maker.sh's; kafka-run-class.sh's default -Xmx256M ran out of heap)\n\
          - MirrorMaker 2: connect-mirror {}, `{}` (connect-mirror-maker.sh's)",
         load.split_whitespace()
             .take(3)
