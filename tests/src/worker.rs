@@ -227,6 +227,14 @@ impl Finished {
         )
     }
 
+    /// The last non-empty line of its stderr: where the worker says why it stopped.
+    pub fn last_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+    }
+
     /// The exit code of a run the test expected to end by itself; fails the test when it had to be stopped.
     pub fn exit_code(&self) -> Option<i32> {
         assert!(

@@ -341,11 +341,7 @@ fn a_paused_document_is_refused_naming_spec_paused_and_copies_nothing() {
         .spawn()
         .finish(Duration::from_secs(60));
     assert_eq!(run.exit_code(), Some(2), "{}", run.stderr);
-    let last = run
-        .stderr
-        .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or_default();
+    let last = run.last_line();
     assert!(
         last.contains("spec.paused: true: a paused mirror copies nothing"),
         "{}",
@@ -375,11 +371,7 @@ fn a_document_with_pod_settings_is_refused_naming_spec_template() {
         .spawn()
         .finish(Duration::from_secs(60));
     assert_eq!(run.exit_code(), Some(2), "{}", run.stderr);
-    let last = run
-        .stderr
-        .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or_default();
+    let last = run.last_line();
     assert!(
         last.starts_with(
             "mirror-worker: error: spec.template: pod settings (image, resources, scheduling)"

@@ -71,14 +71,6 @@ fn seed(cluster: &KafkaCluster, name: &str) -> Vec<samples::SampleRecord> {
     samples::produce_with(&cluster.client(), &topic, 0, RECORDS, 25, 100).unwrap()
 }
 
-/// The last line of the worker's stderr.
-fn last_line(run: &Finished) -> &str {
-    run.stderr
-        .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or_default()
-}
-
 fn timed(name: &str, worker: Worker, timeout: Duration) -> Finished {
     let started = Instant::now();
     let run = worker.finish(timeout);
@@ -115,7 +107,7 @@ fn without_host_aliases_the_worker_gives_up_naming_the_advertised_name_and_host_
         run.output()
     );
     assert_eq!(run.status.code(), Some(1), "{}", run.output());
-    let last = last_line(&run);
+    let last = run.last_line();
     eprintln!("{name}: {last}");
     assert!(
         last.starts_with("mirror-worker: error: ")

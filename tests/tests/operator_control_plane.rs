@@ -67,28 +67,31 @@ fn seed_example(
     path
 }
 
+/// `kubectl get kmirror name` (with `-o wide` when `wide`): each column's value by its title.
+fn kmirror_columns(scene: &Scene, name: &str, wide: bool) -> BTreeMap<String, String> {
+    let mut args = vec!["get", "kmirror", name];
+    if wide {
+        args.extend(["-o", "wide"]);
+    }
+    let table = scene.kubectl(&args);
+    eprintln!("{table}");
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or("").split_whitespace();
+    let row = lines.next().unwrap_or("").split_whitespace();
+    header
+        .zip(row)
+        .map(|(title, value)| (title.to_string(), value.to_string()))
+        .collect()
+}
+
 /// `kubectl get kmirror name`'s LAG and READY columns.
 fn lag_and_ready_columns(scene: &Scene, name: &str) -> (String, String) {
-    let table = scene.kubectl(&["get", "kmirror", name]);
-    eprintln!("{table}");
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let row: Vec<&str> = table
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let columns = kmirror_columns(scene, name, false);
     let column = |title: &str| {
-        let i = header
-            .iter()
-            .position(|h| *h == title)
-            .unwrap_or_else(|| panic!("no {title}: {table}"));
-        row.get(i).copied().unwrap_or_default().to_string()
+        columns
+            .get(title)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {title}: {columns:?}"))
     };
     (column("LAG"), column("READY"))
 }
@@ -220,25 +223,11 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
 
 /// `kubectl get kmirror name -o wide`'s DELIVERY column.
 fn delivery_column(scene: &Scene, name: &str) -> String {
-    let table = scene.kubectl(&["get", "kmirror", name, "-o", "wide"]);
-    eprintln!("{table}");
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let row: Vec<&str> = table
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let i = header
-        .iter()
-        .position(|h| *h == "DELIVERY")
-        .unwrap_or_else(|| panic!("no DELIVERY column: {table}"));
-    row.get(i).copied().unwrap_or_default().to_string()
+    let columns = kmirror_columns(scene, name, true);
+    columns
+        .get("DELIVERY")
+        .cloned()
+        .unwrap_or_else(|| panic!("no DELIVERY column: {columns:?}"))
 }
 
 #[test]
