@@ -27,6 +27,11 @@ pub const MIGRATION_END_FLAG: &str = "--migration-end";
 /// commits and exits. The operator's termination grace period is this and a margin.
 pub const DRAIN_TIMEOUT_SECONDS: u64 = 30;
 
+/// The worker's `--commit-interval` default: how often acknowledged source positions are committed and, with
+/// `delivery: exactlyOnce`, how often transactions commit (so a `read_committed` reader of the target sees a
+/// record within about this long). The benchmark reports its exactly-once latency against it.
+pub const COMMIT_INTERVAL_SECONDS: f64 = 2.0;
+
 /// Seconds a SIGTERM'd worker may take beyond its drain timeout for the last commit and closing its clients;
 /// then it exits by itself (with 1 if something was still closing). The operator's termination grace period
 /// leaves 5 s more, so a pod ends on its own and says why before the kubelet kills it.

@@ -43,7 +43,7 @@ struct Cli {
     http_listen: SocketAddr,
 
     /// Seconds between commits of acknowledged source offsets.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = worker_pod::COMMIT_INTERVAL_SECONDS)]
     commit_interval: f64,
 
     /// Seconds a shutdown or rebalance waits for in-flight records before committing what is acknowledged.

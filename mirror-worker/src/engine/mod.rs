@@ -44,7 +44,9 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
-            commit_interval: Duration::from_secs(2),
+            commit_interval: Duration::from_secs_f64(
+                kafka_mirror_crds::worker_pod::COMMIT_INTERVAL_SECONDS,
+            ),
             drain_timeout: Duration::from_secs(30),
         }
     }
