@@ -1,20 +1,30 @@
-//! End-to-end latency while a mirror (the worker, MirrorMaker 1 or 2) copies a steady load: records are produced to the source at a fixed
-//! rate, each carrying its send time (µs) in a header that the mirror copies unchanged; a consumer at the end
-//! of the target reads them back. Latency is receipt on the target minus the send time, so it is an upper bound
-//! on source append to target append: it also holds the source produce round trip and the target fetch.
+//! End-to-end latency while a mirror (the worker, MirrorMaker 1 or 2) copies a steady load: records are produced
+//! to the source at a fixed rate, each carrying its send time (µs) in a header that the mirror copies unchanged;
+//! a consumer at the end of the target reads them back. Latency is receipt on the target minus the record's
+//! append time on the source (the source topic is `LogAppendTime`; the load producer's delivery report gives
+//! each record's append time, matched by its send time), so it measures the mirror (source append to target
+//! receipt: the mirror's fetch, copy and produce, and the target fetch), not the load generator.
+//!
+//! Measuring from the send time instead measured the load generator: librdkafka sends one produce request per
+//! partition, so at a few hundred records/s per partition a 5 ms linger made nearly one request per record
+//! over 64 partitions, more than the source broker could answer on a shared 2-core machine. Records waited
+//! seconds in the load producer before the source appended them (at 8,000 records/s: p50 8.6 s from send to
+//! append, out of 8.6 s end to end), the lower rates worst, and every mirror showed the same backlog. The
+//! send-to-append delay is still printed on standard error, beside the figures.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_mirror_samples as samples;
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::cluster::ClusterProcess;
-use crate::load::{Acks, KEYS, headers_of};
+use crate::load::{KEYS, headers_of};
 
 const SENT_HEADER: &str = "bench-sent-us";
 /// The source partition of a probe record.
@@ -36,6 +46,81 @@ pub struct Latencies {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+}
+
+/// The source's acknowledgements of the paced records: (send time, acknowledgement − send time, append time on
+/// the source), all µs.
+#[derive(Default)]
+struct SourceAcks {
+    acks: std::sync::Mutex<Vec<(u64, u64, i64)>>,
+}
+
+impl ClientContext for SourceAcks {}
+
+impl ProducerContext for SourceAcks {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let acked = now_us();
+        let Ok(message) = result else { return };
+        let Some(sent) = sent_stamp(message) else {
+            return;
+        };
+        let timestamp = message.timestamp().to_millis().unwrap_or(0) * 1000;
+        self.acks
+            .lock()
+            .unwrap()
+            .push((sent, acked.saturating_sub(sent), timestamp));
+    }
+}
+
+fn sent_stamp(message: &impl Message) -> Option<u64> {
+    message.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == SENT_HEADER)
+            .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<u64>().ok())
+    })
+}
+
+/// The p50 (ms) of each second's values, by the second of sending.
+fn p50_by_second(first_sent: u64, values: impl Iterator<Item = (u64, u64)>) -> String {
+    let mut by_second: Vec<Vec<u64>> = Vec::new();
+    for (sent_us, value) in values {
+        let second = (sent_us.saturating_sub(first_sent) / 1_000_000) as usize;
+        if by_second.len() <= second {
+            by_second.resize(second + 1, Vec::new());
+        }
+        by_second[second].push(value);
+    }
+    let medians: Vec<String> = by_second
+        .iter_mut()
+        .map(|l| {
+            l.sort_unstable();
+            l.get(l.len() / 2)
+                .map_or("-".into(), |v| format!("{:.0}", *v as f64 / 1000.0))
+        })
+        .collect();
+    medians.join(" ")
+}
+
+/// Makes the source topic stamp records with their append time, which the delivery reports then carry.
+fn log_append_time(bootstrap: &str, topic: &str) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(topic))
+        .set("message.timestamp.type", "LogAppendTime");
+    let results = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(admin.alter_configs(&[alter], &AdminOptions::new()))
+        .map_err(|e| format!("setting LogAppendTime on {topic}: {e}"))?;
+    for result in results {
+        result.map_err(|(_, code)| format!("setting LogAppendTime on {topic}: {code}"))?;
+    }
+    Ok(())
 }
 
 /// A copy (the worker, MirrorMaker 1 or 2) mirroring `source_topic` of the source to `target_topic` of the
@@ -72,15 +157,18 @@ pub fn measure(
         let (done, flowing) = (done.clone(), flowing.clone());
         std::thread::spawn(move || read_latencies(&bootstrap, &topic, partitions, &done, &flowing))
     };
+    log_append_time(&pipeline.source.bootstrap, pipeline.source_topic)?;
     // Give the reader time to find the ends of the target's partitions before the first record is sent.
     std::thread::sleep(Duration::from_secs(2));
-    let producer: ThreadedProducer<Acks> = ClientConfig::new()
+    let producer: ThreadedProducer<SourceAcks> = ClientConfig::new()
         .set("bootstrap.servers", &pipeline.source.bootstrap)
-        // Batches as an application would (librdkafka's default linger is 5 ms). Sending every record at once
-        // costs the load generator and the broker so much CPU on a small machine that the copy starves; the
-        // linger is inside the latency measured, which stays an upper bound.
-        .set("linger.ms", "5")
-        .create_with_context(Acks::default())
+        // librdkafka sends one produce request per partition: with its default linger of 5 ms, 64 partitions
+        // at a few hundred records/s each made nearly a request per record, which the source broker could not
+        // answer on a shared 2-core machine (seconds of backlog in this producer, and CPU taken from the
+        // copy). 50 ms bounds it at 1,280 requests/s; the linger is outside the latency measured (from the
+        // source's append time).
+        .set("linger.ms", "50")
+        .create_with_context(SourceAcks::default())
         .expect("creating the paced producer");
     // Probe records, one to each partition every 500 ms, until a probe of every partition reached the
     // target: the copy's consumer group holds every partition (MirrorMaker 1 starts a partition it has no
@@ -169,26 +257,43 @@ pub fn measure(
             arrivals.len()
         ));
     }
+    // Each paced record's append time on the source, from the delivery reports, by its send time.
+    let acks = std::mem::take(&mut *producer.context().acks.lock().unwrap());
+    let appended: std::collections::HashMap<u64, u64> = acks
+        .iter()
+        .map(|(sent, _, timestamp)| (*sent, (*timestamp).max(0) as u64))
+        .collect();
+    // (send time, receipt on the target − append time on the source), µs.
+    let mirrored: Vec<(u64, u64)> = arrivals
+        .iter()
+        .filter_map(|(sent, received)| Some((*sent, received.saturating_sub(*appended.get(sent)?))))
+        .collect();
+    if mirrored.len() < arrivals.len() {
+        return Err(format!(
+            "{} of {} paced records had no append time from the source",
+            arrivals.len() - mirrored.len(),
+            arrivals.len()
+        ));
+    }
     // On standard error, for a look at how latency moved during the load: the p50 of each second's sends.
     let first_sent = counted_from - WARM_UP.as_micros() as u64;
-    let mut by_second: Vec<Vec<u64>> = Vec::new();
-    for (sent_us, latency) in &arrivals {
-        let second = (sent_us.saturating_sub(first_sent) / 1_000_000) as usize;
-        if by_second.len() <= second {
-            by_second.resize(second + 1, Vec::new());
-        }
-        by_second[second].push(*latency);
-    }
-    let medians: Vec<String> = by_second
-        .iter_mut()
-        .map(|l| {
-            l.sort_unstable();
-            l.get(l.len() / 2)
-                .map_or("-".into(), |v| format!("{:.0}", *v as f64 / 1000.0))
-        })
-        .collect();
-    eprintln!("      p50 ms by second of sending: {}", medians.join(" "));
-    let mut latencies: Vec<u64> = arrivals
+    eprintln!(
+        "      p50 ms by second of sending, source append to target receipt: {}",
+        p50_by_second(first_sent, mirrored.iter().copied())
+    );
+    eprintln!(
+        "      (not measured) send to source append: {}; send to target receipt: {}",
+        p50_by_second(
+            first_sent,
+            acks.iter()
+                .map(|(s, _, t)| (*s, ((*t).max(0) as u64).saturating_sub(*s)))
+        ),
+        p50_by_second(
+            first_sent,
+            arrivals.iter().map(|(s, r)| (*s, r.saturating_sub(*s)))
+        )
+    );
+    let mut latencies: Vec<u64> = mirrored
         .iter()
         .filter(|(sent_us, _)| *sent_us >= counted_from)
         .map(|(_, latency)| *latency)
@@ -203,7 +308,7 @@ pub fn measure(
     })
 }
 
-/// Reads the target from its end and returns the send time and the latency (µs) of every paced record.
+/// Reads the target from its end and returns the send time and the receipt time (µs) of every paced record.
 fn read_latencies(
     bootstrap: &str,
     topic: &str,
@@ -256,14 +361,10 @@ fn read_latencies(
                 flowing.store(true, Ordering::Release);
             }
         }
-        let Some(sent) = message.headers().and_then(|h| {
-            h.iter()
-                .find(|h| h.key == SENT_HEADER)
-                .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<u64>().ok())
-        }) else {
+        let Some(sent) = sent_stamp(&message) else {
             continue;
         };
-        arrivals.push((sent, received.saturating_sub(sent)));
+        arrivals.push((sent, received));
     }
     arrivals
 }
