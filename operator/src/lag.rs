@@ -57,20 +57,30 @@ pub fn summarize(selection: &TopicSelection, positions: &Positions) -> LagReport
     report
 }
 
-/// Reads the positions of the group `group_id` on every source topic `filter` matches. Blocking: each
-/// partition's watermarks are one request (bounded by a timeout), so run it off the async runtime.
+/// Reads the positions of the group `group_id` on every source topic `filter` matches: a metadata request,
+/// the group's committed offsets and the watermarks of all partitions, each one request per broker (see
+/// [`GroupPositions::positions`]). Blocking (each request bounded by a timeout): run it off the async runtime.
 pub fn read_positions(
     source: &KafkaClientConfig,
     group_id: &str,
     filter: &TopicFilter,
 ) -> kafka_mirror_clients::Result<Positions> {
+    let started = std::time::Instant::now();
     let reader = GroupPositions::new(source, group_id)?;
     let partitions: Vec<SourcePartition> = reader
         .matching_topics(filter)?
         .into_iter()
         .flat_map(|(topic, count)| (0..count).map(move |p| (topic.clone(), p)))
         .collect();
-    reader.positions(&partitions)
+    let positions = reader.positions(&partitions)?;
+    // The benchmark's operator section reads these lines for the Kafka part of a reconcile.
+    tracing::debug!(
+        group_id,
+        partitions = partitions.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "read the group's positions"
+    );
+    Ok(positions)
 }
 
 /// The lag of the group `group_id` over every source topic `filter` (the validated `selection`) matches.

@@ -145,33 +145,110 @@ impl GroupPositions {
         }
     }
 
-    /// Watermarks and committed offset of every partition.
+    /// Watermarks and committed offset of every partition: one OffsetFetch request to the group's coordinator
+    /// and two ListOffsets requests (earliest, latest) to each broker leading some of `partitions`, however many
+    /// partitions there are.
     pub fn positions(
         &self,
         partitions: &[SourcePartition],
     ) -> Result<BTreeMap<SourcePartition, PartitionPosition>> {
+        if partitions.is_empty() {
+            return Ok(BTreeMap::new());
+        }
         let committed = self.committed(partitions)?;
-        let mut positions = BTreeMap::new();
+        let watermarks = self.watermarks(partitions)?;
+        Ok(watermarks
+            .into_iter()
+            .map(|(key, (low, high))| {
+                let committed = committed.get(&key).copied().flatten();
+                (
+                    key,
+                    PartitionPosition {
+                        low,
+                        high,
+                        committed,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// The low and high watermark of every partition, as `fetch_watermarks` reads them one partition at a time
+    /// (`rd_kafka_query_watermark_offsets`: a ListOffsets request for the earliest offset and one for the
+    /// latest, with the client's `isolation.level`), but for all partitions at once: `offsets_for_times` with
+    /// the timestamps -2 (`Offset::Beginning`, the earliest offset) and -1 (`Offset::End`, the latest) sends
+    /// one ListOffsets request per leader broker for each.
+    pub fn watermarks(
+        &self,
+        partitions: &[SourcePartition],
+    ) -> Result<BTreeMap<SourcePartition, (i64, i64)>> {
+        if partitions.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let high = self.list_offsets(partitions, Offset::End)?;
+        let low = self.list_offsets(partitions, Offset::Beginning)?;
+        Ok(high
+            .into_iter()
+            .map(|(key, high)| {
+                // As rd_kafka_query_watermark_offsets: a broker that answers no earliest offset for an empty
+                // partition has its low watermark at its high one.
+                let low = low.get(&key).copied().filter(|l| *l >= 0).unwrap_or(high);
+                (key, (low, high))
+            })
+            .collect())
+    }
+
+    /// The earliest (`Offset::Beginning`) or latest (`Offset::End`) offset of each partition, in one request
+    /// per leader broker.
+    fn list_offsets(
+        &self,
+        partitions: &[SourcePartition],
+        which: Offset,
+    ) -> Result<BTreeMap<SourcePartition, i64>> {
+        let name = if which == Offset::End { "high" } else { "low" };
+        let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+        let mut seen = std::collections::BTreeSet::new();
         for (topic, partition) in partitions {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(topic, *partition, TIMEOUT)
-                .map_err(|source| Error::Kafka {
-                    what: format!("reading watermarks of {topic}[{partition}]"),
+            if seen.insert((topic.as_str(), *partition)) {
+                tpl.add_partition_offset(topic, *partition, which)
+                    .map_err(|source| Error::Kafka {
+                        what: format!("asking for the {name} watermark of {topic}[{partition}]"),
+                        source,
+                    })?;
+            }
+        }
+        let answer = self
+            .consumer
+            .offsets_for_times(tpl, TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                what: format!("reading the {name} watermarks of {} partitions", seen.len()),
+                source,
+            })?;
+        answer
+            .elements()
+            .iter()
+            .map(|e| {
+                let what = || {
+                    format!(
+                        "reading the {name} watermark of {}[{}]",
+                        e.topic(),
+                        e.partition()
+                    )
+                };
+                e.error().map_err(|source| Error::Kafka {
+                    what: what(),
                     source,
                 })?;
-            let key = (topic.clone(), *partition);
-            let committed = committed.get(&key).copied().flatten();
-            positions.insert(
-                key,
-                PartitionPosition {
-                    low,
-                    high,
-                    committed,
-                },
-            );
-        }
-        Ok(positions)
+                match e.offset() {
+                    Offset::Offset(offset) => Ok(((e.topic().to_string(), e.partition()), offset)),
+                    // An earliest or latest query is answered with an offset; anything else is no answer.
+                    _ => Err(Error::Kafka {
+                        what: what(),
+                        source: KafkaError::OffsetFetch(RDKafkaErrorCode::NoOffset),
+                    }),
+                }
+            })
+            .collect()
     }
 }
 
