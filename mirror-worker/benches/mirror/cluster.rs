@@ -156,3 +156,152 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .unwrap()
         .block_on(future)
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// For the growth section (`growth`): many partitions at once, and what they cost the broker.
+// ---------------------------------------------------------------------------------------------------------------
+
+impl ClusterProcess {
+    /// Creates `topics`, each of `partitions` partitions, in one CreateTopics request (deleting those that
+    /// exist first), and waits until every partition's leader answers for its end offset.
+    pub fn fresh_topics(&self, topics: &[String], partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(120)));
+        let deadline = Instant::now() + Duration::from_secs(300);
+        self.delete_topics(topics);
+        let mut missing: Vec<&String> = topics.iter().collect();
+        while !missing.is_empty() {
+            let new_topics: Vec<NewTopic> = missing
+                .iter()
+                .map(|t| {
+                    NewTopic::new(t, partitions, TopicReplication::Fixed(1))
+                        .set("retention.ms", "-1")
+                })
+                .collect();
+            let created =
+                block_on(admin.create_topics(&new_topics, &options)).expect("creating topics");
+            let mut again = Vec::new();
+            for result in created {
+                match result {
+                    Ok(_) => {}
+                    // A topic just deleted is still being removed for a moment.
+                    Err((name, RDKafkaErrorCode::TopicAlreadyExists))
+                        if Instant::now() < deadline =>
+                    {
+                        again.push(topics.iter().find(|t| **t == name).unwrap());
+                    }
+                    Err((name, code)) => panic!("creating {name}: {code}"),
+                }
+            }
+            if !again.is_empty() {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            missing = again;
+        }
+        // Every partition has a leader that answers (a fresh topic says "not leader" for a moment).
+        let watcher = TopicsWatermarks::new(&self.client(), topics, partitions);
+        while watcher.high_total() != Ok(0) {
+            assert!(
+                Instant::now() < deadline,
+                "{} topics of {partitions} partitions did not answer for their end offsets",
+                topics.len()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Deletes `topics` (one DeleteTopics request; those that do not exist are ignored).
+    pub fn delete_topics(&self, topics: &[String]) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(120)));
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let _ = block_on(admin.delete_topics(&names, &options));
+    }
+
+    /// The broker process's open file descriptors, those of them in deleted topics' directories (renamed
+    /// `*-delete` and closed a while later), and its memory mappings now (each partition holds its log segment
+    /// open and maps its offset and time indexes).
+    pub fn files_and_maps(&self) -> BrokerFiles {
+        let mut files = BrokerFiles::default();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", self.pid)) {
+            for entry in dir.flatten() {
+                files.open += 1;
+                if std::fs::read_link(entry.path())
+                    .is_ok_and(|target| target.to_string_lossy().contains("-delete/"))
+                {
+                    files.deleted += 1;
+                }
+            }
+        }
+        files.maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid))
+            .map(|m| m.lines().count())
+            .unwrap_or(0);
+        files
+    }
+
+    /// The broker process's limit on open files (`Max open files` of /proc/<pid>/limits, the soft limit).
+    pub fn open_files_limit(&self) -> Option<u64> {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid)).ok()?;
+        limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The broker's log since it started.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.cluster.dir().join("broker-1.log")).unwrap_or_default()
+    }
+}
+
+/// A broker's open files and memory maps (see `ClusterProcess::files_and_maps`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BrokerFiles {
+    pub open: usize,
+    /// Of `open`, those in deleted topics' directories.
+    pub deleted: usize,
+    pub maps: usize,
+}
+
+/// The end offsets of every partition of several topics of `partitions` partitions each, in one ListOffsets
+/// request (`Watermarks` asks for one topic).
+pub struct TopicsWatermarks {
+    consumer: BaseConsumer,
+    latest: TopicPartitionList,
+}
+
+impl TopicsWatermarks {
+    pub fn new(cluster: &ClientConfig, topics: &[String], partitions: i32) -> TopicsWatermarks {
+        let consumer = cluster.create().expect("a watermark reader");
+        let mut latest = TopicPartitionList::new();
+        for topic in topics {
+            for p in 0..partitions {
+                latest
+                    .add_partition_offset(topic, p, Offset::End)
+                    .expect("a partition of the watermark request");
+            }
+        }
+        TopicsWatermarks { consumer, latest }
+    }
+
+    /// The high watermarks of all the partitions summed; the first error when any partition failed.
+    pub fn high_total(&self) -> Result<i64, String> {
+        let answer = self
+            .consumer
+            .offsets_for_times(self.latest.clone(), Duration::from_secs(30))
+            .map_err(|e| e.to_string())?;
+        let mut total = 0;
+        for e in answer.elements() {
+            e.error()
+                .map_err(|err| format!("{}/{}: {err}", e.topic(), e.partition()))?;
+            match e.offset() {
+                Offset::Offset(o) => total += o,
+                other => return Err(format!("{}/{}: {other:?}", e.topic(), e.partition())),
+            }
+        }
+        Ok(total)
+    }
+}

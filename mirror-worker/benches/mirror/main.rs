@@ -9,6 +9,7 @@
 mod alone;
 mod cluster;
 mod copies;
+mod growth;
 mod latency;
 mod load;
 mod measure;
@@ -46,6 +47,11 @@ struct Cli {
     /// KB of records (key, value, headers and framing) per partition in each size's data set.
     #[arg(long, default_value_t = 4000)]
     partition_kb: u64,
+    /// Source partition counts of the section on how the worker's cost grows with partitions (one topic of N
+    /// partitions, and N/10 topics of 10); default 10,100,1000,5000 (10,100 with --quick); empty or `none`
+    /// leaves it out.
+    #[arg(long, value_delimiter = ',')]
+    growth_partitions: Vec<String>,
     #[command(flatten)]
     tuning: Tuning,
     /// Rounds of the copies, interleaved; each row reports the round with the median records/s.
@@ -172,10 +178,19 @@ fn benchmark(cli: &Cli) {
     for &value_size in &cli.value_sizes {
         sizes.push(one_size(cli, &source, &target, value_size));
     }
+    let growth = growth::measure(
+        &growth::counts(&cli.growth_partitions, cli.quick),
+        &source,
+        &target,
+        &cli.tuning,
+    );
     drop((source, target));
     eprintln!("measuring the operator idle for {} s", cli.operator_seconds);
     let operator = operator_idle::measure(&operator, Duration::from_secs(cli.operator_seconds));
-    let markdown = report::markdown(&report::machine(), cli_line(cli), &sizes, &operator);
+    let mut markdown = report::markdown(&report::machine(), cli_line(cli), &sizes, &operator);
+    if !growth.is_empty() {
+        markdown = format!("{}\n\n{growth}", markdown.trim_end());
+    }
     println!("{markdown}");
     if let Some(out) = &cli.out {
         std::fs::write(out, &markdown).unwrap();
@@ -543,5 +558,16 @@ fn cli_line(cli: &Cli) -> String {
     if !cli.skip.is_empty() {
         line.push_str(&format!(" --skip {}", cli.skip.join(",")));
     }
+    line.push_str(&format!(
+        " --growth-partitions {}",
+        match growth::counts(&cli.growth_partitions, cli.quick) {
+            counts if counts.is_empty() => "none".to_string(),
+            counts => counts
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    ));
     line
 }

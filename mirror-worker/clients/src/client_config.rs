@@ -112,8 +112,13 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 /// Defaults for the target producer, overridable through `spec.target.config`.
 const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
-    // Bounds records waiting for the target: a full queue stops the consumer (backpressure).
-    ("queue.buffering.max.kbytes", "16384"),
+    // Bounds records waiting for the target: a full queue stops the consumer (backpressure). 8 MiB, not 16:
+    // with 1 KB records the queue is full whenever the target is the slower side, so this bound is most of the
+    // worker's memory; 16 MiB gave a peak RSS of 73-74 MiB at 64 partitions on Apache Kafka, 8 MiB 60-62 MiB,
+    // at the same CPU per GB (benchmark, 1000-byte values, 2 rounds each, back to back). 8 MiB still holds
+    // about 50 ms of the produce-alone rate of 1 KB records, several round trips of librdkafka's 5 in-flight
+    // produce requests (one partition each).
+    ("queue.buffering.max.kbytes", "8192"),
     // The record count bound matters for small records, where librdkafka's per-record overhead outweighs
     // the bytes; 20,000 is about 40 ms at the 100-byte rate of the last benchmark run (509k records/s).
     ("queue.buffering.max.messages", "20000"),
