@@ -453,25 +453,44 @@ fn scaling_one_worker_to_four_and_back_to_one_mid_stream_keeps_each_record_once(
 
 #[test]
 fn the_target_unreachable_for_30_seconds_keeps_each_record_once() {
-    const TOPIC: &str = "eos-outage";
-    const NAME: &str = "eos-outage";
+    target_outage("eos-outage", &[], Duration::from_secs(30));
+}
+
+/// With `message.timeout.ms` 5 s the records in flight when the target goes away fail to deliver: each
+/// partition's open transaction aborts and the partition is read again from its last committed position.
+#[test]
+fn deliveries_that_fail_mid_transaction_abort_it_and_the_target_still_holds_each_record_once() {
+    target_outage(
+        "eos-failed-delivery",
+        &[("message.timeout.ms", "5000")],
+        Duration::from_secs(15),
+    );
+}
+
+/// The target's only broker killed for `outage` while records flow to an exactly-once mirror with
+/// `target_config` in `spec.target.config`; then every record once, read `read_committed`.
+fn target_outage(name: &str, target_config: &[(&str, &str)], outage: Duration) {
     const PARTITIONS: i32 = 4;
-    const OUTAGE: Duration = Duration::from_secs(30);
+    let topic = name;
     let (source, _) = clusters();
     // Its own target: this test kills the target's only broker.
     let target = KafkaCluster::start(&ClusterOptions::default());
-    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
-    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
+    source.create_topic(topic, PARTITIONS, 1, KEEP_FOREVER);
+    target.create_topic(topic, PARTITIONS, 1, KEEP_FOREVER);
     let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
     let dir = tempfile::tempdir().unwrap();
-    let mirror = MirrorDocument::new(NAME, Connection::new(s), Connection::new(t))
-        .include(TOPIC)
-        .delivery(Delivery::ExactlyOnce);
+    let mirror = MirrorDocument::new(
+        name,
+        Connection::new(s),
+        Connection::new(t).configs(target_config),
+    )
+    .include(topic)
+    .delivery(Delivery::ExactlyOnce);
     let document = mirror.write_in(dir.path());
-    let progress = Progress::new(s, t, &mirror.group_id(), TOPIC, PARTITIONS);
+    let progress = Progress::new(s, t, &mirror.group_id(), topic, PARTITIONS);
     let producer = BackgroundProducer::start(
         client_config(s, &[]),
-        TOPIC,
+        topic,
         Feed::batches(60, 1000, Duration::from_millis(600), 1000, 64),
     );
     let mut worker = Worker::spawn(&document, dir.path(), &[]);
@@ -482,7 +501,7 @@ fn the_target_unreachable_for_30_seconds_keeps_each_record_once() {
     let down_at = Instant::now();
     std::thread::sleep(Duration::from_secs(5));
     let committed_while_down = progress.committed();
-    while down_at.elapsed() < OUTAGE {
+    while down_at.elapsed() < outage {
         assert!(
             worker.is_running(),
             "the worker stays alive while the target is down"
@@ -503,11 +522,25 @@ fn the_target_unreachable_for_30_seconds_keeps_each_record_once() {
     );
     let finished = worker.stop();
     assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
-    let (exact, all) = judge("target down for 30 s", t, TOPIC, &seeded);
+    let (exact, all) = judge(
+        &format!("target down for {outage:?}, {target_config:?}"),
+        t,
+        topic,
+        &seeded,
+    );
     eprintln!(
-        "outage: {} records; read_committed {} duplicated; read_uncommitted {} copies from aborted transactions",
+        "{name}: {} records; read_committed {} duplicated; read_uncommitted {} copies from aborted transactions",
         seeded.len(),
         exact.duplicated,
         all.duplicated
     );
+    if !target_config.is_empty() {
+        assert!(
+            finished
+                .output()
+                .contains("transaction aborted; re-reading the partition"),
+            "{name}: failed deliveries abort their transactions, and the worker says so:\n{}",
+            finished.output()
+        );
+    }
 }

@@ -486,6 +486,7 @@ impl Transactions {
                 Err(error) if retriable(&error) && Instant::now() < deadline => {
                     debug!(%error, topic = state.topic, partition = state.partition, "aborting the transaction again");
                 }
+                Err(error) if fatal(&error) => return self.renewed(state, &error),
                 Err(error) => return self.broken(state, &error),
             }
         }
@@ -497,6 +498,57 @@ impl Transactions {
             "fenced: another worker took this partition over; this worker mirrors nothing more of it");
         self.remove(&state.topic, state.partition);
         Outcome::Fenced
+    }
+
+    /// A producer that failed for good without being fenced (librdkafka raised a fatal error, e.g. the target's
+    /// coordinator answered an abort with INVALID_TXN_STATE after it came back from an outage): replaced by a
+    /// new producer with the same transactional id, whose initTransactions aborts whatever the old one left open
+    /// on the target, as a new owner's would. Nothing of the old transaction becomes visible; the partition is
+    /// read again from its last committed position.
+    fn renewed(&self, state: &PartitionState, error: &KafkaError) -> Outcome {
+        warn!(%error, topic = state.topic, partition = state.partition,
+            "the transactional producer failed; starting a new one with the same transactional id, which aborts what the old one left open");
+        self.metrics.error("producer_renewed");
+        self.remove(&state.topic, state.partition);
+        // The position is read again after initTransactions, as a takeover reads it: if another worker
+        // committed one since this worker's last commit, the partition is not this worker's any more.
+        let renewed = self
+            .create_producer(&state.topic, state.partition)
+            .and_then(|txn| {
+                let positions = self.read_positions()?;
+                Ok((
+                    txn,
+                    positions
+                        .get(&(state.topic.clone(), state.partition))
+                        .copied(),
+                ))
+            });
+        match renewed {
+            Ok((_, Some(position))) if Some(position) != state.transaction_position() => {
+                warn!(
+                    topic = state.topic,
+                    partition = state.partition,
+                    position,
+                    "another worker committed this partition meanwhile; this worker mirrors nothing more of it"
+                );
+                self.metrics.error("producer_fenced");
+                Outcome::Fenced
+            }
+            Ok((txn, _)) => {
+                self.producers()
+                    .entry(state.topic.clone())
+                    .or_default()
+                    .insert(state.partition, Arc::new(txn));
+                Outcome::Aborted
+            }
+            Err(why) => {
+                self.health.set_fatal(format!(
+                    "the transactional producer of {}[{}] failed ({error}) and a new one could not start: {why}",
+                    state.topic, state.partition
+                ));
+                Outcome::Fenced
+            }
+        }
     }
 
     /// A producer that can neither commit nor abort (not fenced): the process stops, nothing uncommitted counts.
@@ -546,27 +598,29 @@ fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Whether a transactional call failed because a newer producer with the same transactional id exists (or
-/// librdkafka raised a fatal error, which for a transactional producer is how fencing shows).
+/// Whether a transactional call failed because a newer producer with the same transactional id exists: another
+/// worker took the partition over. librdkafka raises fencing as a fatal error with one of these codes; other
+/// fatal errors are [`fatal`].
 fn fenced(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::Transaction(e) => Some(e.code()),
+        other => other.rdkafka_error_code(),
+    };
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::Fenced
+        )
+    )
+}
+
+/// Whether the producer cannot go on (librdkafka's fatal error state) for another reason than fencing.
+fn fatal(error: &KafkaError) -> bool {
     match error {
-        KafkaError::Transaction(e) => {
-            e.is_fatal()
-                || matches!(
-                    e.code(),
-                    RDKafkaErrorCode::ProducerFenced
-                        | RDKafkaErrorCode::InvalidProducerEpoch
-                        | RDKafkaErrorCode::Fenced
-                )
-        }
-        other => matches!(
-            other.rdkafka_error_code(),
-            Some(
-                RDKafkaErrorCode::ProducerFenced
-                    | RDKafkaErrorCode::Fenced
-                    | RDKafkaErrorCode::Fatal
-            )
-        ),
+        KafkaError::Transaction(e) => e.is_fatal(),
+        other => other.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal),
     }
 }
 
