@@ -60,6 +60,11 @@ pub fn summarize(selection: &TopicSelection, positions: &Positions) -> LagReport
 /// Reads the positions of the group `group_id` on every source topic `filter` matches: a metadata request,
 /// the group's committed offsets and the watermarks of all partitions, each one request per broker (see
 /// [`GroupPositions::positions`]). Blocking (each request bounded by a timeout): run it off the async runtime.
+///
+/// The client is made afresh on each read, on purpose: kept between reconciles (one per configuration and
+/// group), a read took 10 ms instead of 60-70 ms, but the operator with 100 mirrors held 181 MiB instead of 76
+/// MiB (100 idle librdkafka clients with their threads and connections) for no less CPU (2.1 against 1.9 s per
+/// minute; the benchmark's "operator with 1, 10 and 100 mirrors", back to back, 2026-12-02).
 pub fn read_positions(
     source: &KafkaClientConfig,
     group_id: &str,
