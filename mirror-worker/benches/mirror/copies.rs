@@ -6,8 +6,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
 use kafka_mirror_tests::document::MirrorDocument;
-use kafka_mirror_tests::positions::Watermarks;
+use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
+use kafka_mirror_tests::records::client_config;
 use kafka_mirror_tests::{Launch, Worker};
 
 use crate::cluster::ClusterProcess;
@@ -31,29 +36,48 @@ pub fn wait_for_arrival(
     target: &Watermarks,
     expected: i64,
     copier: Option<u32>,
+    alive: impl FnMut() -> Result<(), String>,
+) -> Arrival {
+    wait_until_done(target, || target.high_total(), expected, copier, alive)
+}
+
+/// [`wait_for_arrival`] with the copy's progress read by `done` (records copied so far) instead of the target's
+/// end offsets; the first record is still seen on `target`.
+fn wait_until_done<E: std::fmt::Display>(
+    target: &Watermarks,
+    mut done: impl FnMut() -> Result<i64, E>,
+    expected: i64,
+    copier: Option<u32>,
     mut alive: impl FnMut() -> Result<(), String>,
 ) -> Arrival {
     let started = Instant::now();
     let mut first = None;
     let mut cpu_at_first = Duration::ZERO;
+    let mut arrived = 0;
     loop {
         // A topic created a moment ago may answer "not leader" for a while: asked again.
-        let arrived = match target.high_total() {
-            Ok(arrived) => arrived,
-            Err(e) => {
-                assert!(
-                    started.elapsed() < COPY_TIMEOUT,
-                    "asking the target for its end offsets: {e}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
+        let asked = if first.is_none() {
+            target
+                .high_total()
+                .map(|on_target| {
+                    if on_target > 0 {
+                        first = Some(Instant::now());
+                        if let Some(pid) = copier {
+                            cpu_at_first = measure::so_far(pid).cpu;
+                        }
+                    }
+                })
+                .map_err(|e| e.to_string())
+        } else {
+            done().map(|n| arrived = n).map_err(|e| e.to_string())
         };
-        if arrived > 0 && first.is_none() {
-            first = Some(Instant::now());
-            if let Some(pid) = copier {
-                cpu_at_first = measure::so_far(pid).cpu;
-            }
+        if let Err(e) = asked {
+            assert!(
+                started.elapsed() < COPY_TIMEOUT,
+                "asking how far the copy got: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
         }
         if arrived >= expected {
             assert_eq!(
@@ -66,7 +90,7 @@ pub fn wait_for_arrival(
             };
         }
         if let Err(why) = alive() {
-            panic!("the copy stopped with {arrived} of {expected} records on the target: {why}");
+            panic!("the copy stopped with {arrived} of {expected} records copied: {why}");
         }
         assert!(
             started.elapsed() < COPY_TIMEOUT,
@@ -125,21 +149,31 @@ pub fn kcat_pipeline(
 /// A `mirror-worker` process with the worker's own defaults (what a pod runs), on a document of its own.
 pub struct WorkerProcess {
     worker: Worker,
+    /// Its consumer group on the source.
+    group: String,
     /// Holds the `KafkaMirror` document for as long as the worker runs.
     _document: tempfile::TempDir,
 }
 
 impl WorkerProcess {
-    /// Starts the worker on `document`, its log written to `log`.
-    pub fn start(document: &MirrorDocument, log: PathBuf) -> WorkerProcess {
+    /// Starts the worker on `document`, with `--commit-interval` `commit_interval` (seconds) if given, its log
+    /// written to `log`.
+    pub fn start(
+        document: &MirrorDocument,
+        commit_interval: Option<f64>,
+        log: PathBuf,
+    ) -> WorkerProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = document.write_in(dir.path());
-        let worker = Launch::worker_defaults(&path)
+        let mut launch = Launch::worker_defaults(&path)
             .binary(env!("CARGO_BIN_EXE_mirror-worker"))
-            .log_file(log)
-            .spawn();
+            .log_file(log);
+        if let Some(seconds) = commit_interval {
+            launch = launch.commit_interval(&seconds.to_string());
+        }
         WorkerProcess {
-            worker,
+            worker: launch.spawn(),
+            group: document.group_id(),
             _document: dir,
         }
     }
@@ -168,6 +202,41 @@ impl WorkerProcess {
         )
     }
 
+    /// `delivery: exactlyOnce`: waits until the worker's commits on the source reach `expected` records of
+    /// `topic`. The target's end offsets cannot say it (each transaction adds a marker to every partition it
+    /// wrote); the source group is committed right after each transaction, to the position it committed, so
+    /// its commits say what a `read_committed` reader of the target can see.
+    pub fn copy_committed(
+        &mut self,
+        source: &ClusterProcess,
+        target: &ClusterProcess,
+        topic: &str,
+        partitions: i32,
+        expected: i64,
+    ) -> Arrival {
+        let pid = self.worker.pid();
+        let group = GroupOffsets::new(
+            &client_config(&source.bootstrap, &[]),
+            &self.group,
+            topic,
+            partitions,
+        );
+        let worker = &mut self.worker;
+        wait_until_done(
+            &target.watcher(topic, partitions),
+            || group.committed_total(),
+            expected,
+            Some(pid),
+            || match worker.exit_status() {
+                Some(status) => Err(format!(
+                    "mirror-worker exited with {status}; its log:\n{}",
+                    worker.stderr()
+                )),
+                None => Ok(()),
+            },
+        )
+    }
+
     /// CPU and peak memory so far.
     pub fn usage_so_far(&self) -> Usage {
         measure::so_far(self.worker.pid())
@@ -178,4 +247,39 @@ impl WorkerProcess {
     pub fn stop(self) {
         self.worker.stop();
     }
+}
+
+/// The records of `topic` on `target` a `read_committed` consumer reads, from the beginning to the end of every
+/// partition: what an exactly-once copy made visible. Not timed.
+pub fn count_committed(target: &ClusterProcess, topic: &str, partitions: i32) -> u64 {
+    let consumer: BaseConsumer = client_config(&target.bootstrap, &[])
+        .set("group.id", "kafka-mirror-bench.count")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("creating the counting consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let started = Instant::now();
+    let mut at_end = vec![false; partitions as usize];
+    let mut records = 0u64;
+    while !at_end.iter().all(|e| *e) {
+        assert!(
+            started.elapsed() < COPY_TIMEOUT,
+            "counting {topic} on the target took longer than {COPY_TIMEOUT:?}"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => records += 1,
+            Some(Err(KafkaError::PartitionEOF(p))) => at_end[p as usize] = true,
+            Some(Err(e)) => panic!("counting {topic} on the target: {e}"),
+            None => {}
+        }
+    }
+    records
 }

@@ -9,8 +9,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use kafka_mirror_crds::Delivery;
 use kafka_mirror_samples as samples;
 use kafka_mirror_tests::Launch;
+use kafka_mirror_tests::positions::GroupOffsets;
+use kafka_mirror_tests::records::client_config;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::alone::{self, Tuning};
@@ -31,6 +34,8 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The peak RSS goal of issue 17 at 5,000 partitions.
 const GOAL_MIB: f64 = 256.0;
 const GOAL_PARTITIONS: usize = 5000;
+/// The most partitions the exactly-once rows are measured with (a producer each).
+const EXACTLY_ONCE_MOST: usize = 1000;
 
 /// The partition counts of `--growth-partitions`: by default 10, 100, 1,000 and 5,000 (10 and 100 for a quick
 /// run); empty or `none` leaves the section out.
@@ -59,6 +64,8 @@ enum Layout {
     OneTopic,
     /// N/10 topics of 10 partitions.
     ManyTopics,
+    /// One topic of N partitions mirrored with `delivery: exactlyOnce`: a transactional producer per partition.
+    OneTopicExactlyOnce,
 }
 
 impl Layout {
@@ -66,13 +73,14 @@ impl Layout {
         match self {
             Layout::OneTopic => "one",
             Layout::ManyTopics => "many",
+            Layout::OneTopicExactlyOnce => "one-eos",
         }
     }
 
     /// (topics, partitions of each) for `n` partitions in all.
     fn shape(self, n: usize) -> (usize, i32) {
         match self {
-            Layout::OneTopic => (1, n as i32),
+            Layout::OneTopic | Layout::OneTopicExactlyOnce => (1, n as i32),
             Layout::ManyTopics => (
                 n.div_ceil(MANY_TOPICS_PARTITIONS as usize),
                 MANY_TOPICS_PARTITIONS,
@@ -152,6 +160,13 @@ pub fn measure(
             rows.push((layout, one_row(n, layout, source, target, tuning)));
         }
     }
+    // Exactly once starts a producer (threads, connections) per partition: measured up to EXACTLY_ONCE_MOST.
+    for &n in counts.iter().filter(|n| **n <= EXACTLY_ONCE_MOST) {
+        rows.push((
+            Layout::OneTopicExactlyOnce,
+            one_row(n, Layout::OneTopicExactlyOnce, source, target, tuning),
+        ));
+    }
     let limits = [source.open_files_limit(), target.open_files_limit()];
     // What a broker that did not cope would have logged.
     let troubles: Vec<String> = [("source", source), ("target", target)]
@@ -183,13 +198,14 @@ fn one_row(
     let (topic_count, per_topic) = layout.shape(n);
     let prefix = format!("growth-{n}-{}", layout.key());
     let topics: Vec<String> = match layout {
-        Layout::OneTopic => vec![prefix.clone()],
+        Layout::OneTopic | Layout::OneTopicExactlyOnce => vec![prefix.clone()],
         Layout::ManyTopics => (0..topic_count).map(|t| format!("{prefix}-{t}")).collect(),
     };
     let pattern = match layout {
-        Layout::OneTopic => prefix.clone(),
+        Layout::OneTopic | Layout::OneTopicExactlyOnce => prefix.clone(),
         Layout::ManyTopics => format!("{prefix}-[0-9]+"),
     };
+    let exactly_once = layout == Layout::OneTopicExactlyOnce;
     eprintln!("  {n} partitions, {topic_count} topic(s) of {per_topic}");
     let started = Instant::now();
     source.fresh_topics(&topics, per_topic);
@@ -207,7 +223,22 @@ fn one_row(
         &target.bootstrap,
         &pattern,
         tuning,
-    );
+    )
+    .delivery(if exactly_once {
+        Delivery::ExactlyOnce
+    } else {
+        Delivery::AtLeastOnce
+    });
+    // Exactly once: the target's offsets count transaction markers too; the copy is done when the source
+    // group's commits (made right after each transaction's) reach the end, as in the size rows.
+    let commits = exactly_once.then(|| {
+        GroupOffsets::new(
+            &client_config(&source.bootstrap, &[]),
+            &document.group_id(),
+            &prefix,
+            per_topic,
+        )
+    });
     let dir = tempfile::tempdir().unwrap();
     let path = document.write_in(dir.path());
     let log = crate::release_dir()
@@ -229,10 +260,14 @@ fn one_row(
         if assigned_s.is_none() && worker.assigned_partitions() >= n as i64 {
             assigned_s = Some(start.elapsed().as_secs_f64());
         }
-        let arrived = watcher.high_total().unwrap_or(0);
-        if arrived > 0 && first.is_none() {
+        let on_target = watcher.high_total().unwrap_or(0);
+        if on_target > 0 && first.is_none() {
             first = Some((Instant::now(), measure::so_far(pid).cpu, brokers_cpu()));
         }
+        let arrived = match &commits {
+            Some(group) => group.committed_total().unwrap_or(0),
+            None => on_target,
+        };
         if arrived >= RECORDS as i64 {
             assert_eq!(
                 arrived, RECORDS as i64,
@@ -365,7 +400,9 @@ fn markdown(
          {RECORDS} keyed records of {VALUE_SIZE}-byte values with 2 headers ({:.1} MB) in all, spread evenly over \
          every partition, copied by mirror-worker (at-least-once, its defaults) into fresh target topics of the \
          same layout: one topic of N partitions, and N/{MANY_TOPICS_PARTITIONS} topics of \
-         {MANY_TOPICS_PARTITIONS} partitions. *Start-up*: worker start to the first record on the target (in \
+         {MANY_TOPICS_PARTITIONS} partitions; then one topic again with `delivery: exactlyOnce` (a transactional \
+         producer per partition; up to {EXACTLY_ONCE_MOST} partitions, its copy done when the source group's \
+         commits reach the end). *Start-up*: worker start to the first record on the target (in \
          brackets, to every partition assigned); *copy*: first record to last, as in the tables above (the brokers' CPU over the same window beside it); *peak RSS*: \
          VmHWM over the worker's life; *idle*: its RSS and CPU (% of one core) in the {} s after the copy.\n",
         bytes as f64 / 1e6,
@@ -382,6 +419,7 @@ fn markdown(
         let shape = match layout {
             Layout::OneTopic => format!("1 topic × {}", row.per_topic),
             Layout::ManyTopics => format!("{} topics × {}", row.topics, row.per_topic),
+            Layout::OneTopicExactlyOnce => format!("1 topic × {}, exactly-once", row.per_topic),
         };
         let assigned = row
             .assigned_s

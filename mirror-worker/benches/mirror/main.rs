@@ -14,6 +14,7 @@ mod latency;
 mod load;
 mod measure;
 mod operator_idle;
+mod operator_scale;
 mod peers;
 mod report;
 
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use kafka_mirror_crds::Delivery;
 
 use crate::alone::Tuning;
 use crate::cluster::ClusterProcess;
@@ -64,12 +66,23 @@ struct Cli {
     /// copy's own measured maximum.
     #[arg(long)]
     latency_rate: Option<u64>,
-    /// Rows to leave out (consume, produce, kcat, mm1, mm2, worker), e.g. for a look at one peer.
+    /// The exactly-once worker's latency is also measured with these `--commit-interval`s (seconds), at a
+    /// quarter of its maximum rate; `none`: only with its default.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.5", value_parser = commit_interval)]
+    eos_commit_intervals: Vec<Option<f64>>,
+    /// Rows to leave out (consume, produce, kcat, mm1, mm2, worker, worker-eos), e.g. for a look at one peer.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Seconds the operator runs idle before its memory is read.
     #[arg(long, default_value_t = 20)]
     operator_seconds: u64,
+    /// The operator on the test kit's control plane with these many KafkaMirrors of 100 partitions each, in
+    /// ascending steps (`--skip operator-scale` leaves the section out).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    operator_mirrors: Vec<usize>,
+    /// Seconds each step of `--operator-mirrors` is measured for.
+    #[arg(long, default_value_t = 60)]
+    operator_window: u64,
     /// A smoke run: 500 KB per partition, one round, 3 s of latency load, 5 s of idle operator.
     #[arg(long)]
     quick: bool,
@@ -131,6 +144,8 @@ fn main() {
                 cli.rounds = 1;
                 cli.latency_seconds = cli.latency_seconds.min(3);
                 cli.operator_seconds = cli.operator_seconds.min(5);
+                cli.operator_mirrors.retain(|&n| n <= 10);
+                cli.operator_window = cli.operator_window.min(30);
             }
             // The brokers run with Kafka's own server heap and JVM options (see `cluster`): the test kit's
             // cluster script reads these. Set before any thread starts.
@@ -184,10 +199,24 @@ fn benchmark(cli: &Cli) {
         &target,
         &cli.tuning,
     );
+    let operator_scale = if cli.skip.iter().any(|s| s == "operator-scale") {
+        String::new()
+    } else {
+        operator_scale::measure(
+            &operator,
+            &source,
+            &target,
+            &cli.operator_mirrors,
+            Duration::from_secs(cli.operator_window),
+        )
+    };
     drop((source, target));
     eprintln!("measuring the operator idle for {} s", cli.operator_seconds);
     let operator = operator_idle::measure(&operator, Duration::from_secs(cli.operator_seconds));
     let mut markdown = report::markdown(&report::machine(), cli_line(cli), &sizes, &operator);
+    if !operator_scale.is_empty() {
+        markdown = format!("{}\n\n{operator_scale}", markdown.trim_end());
+    }
     if !growth.is_empty() {
         markdown = format!("{}\n\n{growth}", markdown.trim_end());
     }
@@ -285,9 +314,24 @@ fn one_size(
 
     // Each mirror's latency on a fresh, empty topic of its own (the preloaded one would be copied first).
     let mut latency = Vec::new();
+    let mut commit_intervals = Vec::new();
     for (kind, row) in &rows {
         if kind.is_mirror() {
-            latency.push((*kind, copy.latency(*kind, row.records_per_s)));
+            let run = WorkerRun::of(*kind);
+            latency.push((
+                *kind,
+                copy.latency(*kind, run, row.records_per_s, &FRACTIONS),
+            ));
+        }
+        if *kind == Kind::WorkerExactlyOnce {
+            for &seconds in cli.eos_commit_intervals.iter().flatten() {
+                let run = WorkerRun {
+                    commit_interval: Some(seconds),
+                    ..WorkerRun::of(*kind)
+                };
+                let mut points = copy.latency(*kind, run, row.records_per_s, &FRACTIONS[1..2]);
+                commit_intervals.push((seconds, points.remove(0)));
+            }
         }
     }
     SizeResult {
@@ -296,6 +340,7 @@ fn one_size(
         bytes,
         rows,
         latency,
+        commit_intervals,
     }
 }
 
@@ -389,16 +434,37 @@ impl DataSet<'_> {
                 usage.cpu = usage.cpu.saturating_sub(arrival.cpu_at_first);
                 (self.bytes, arrival.seconds, usage)
             }
-            Kind::Worker => {
+            Kind::Worker | Kind::WorkerExactlyOnce => {
+                let name = format!("bench-{}-{tag}", kind.key());
                 let mut worker = start_worker(
                     cli,
-                    &format!("bench-{tag}"),
+                    WorkerRun::of(kind),
+                    &name,
                     topic,
                     source,
                     target,
-                    &log("worker"),
+                    &log(kind.key()),
                 );
-                let arrival = worker.copy(target, &target_topic, partitions, self.records as i64);
+                let arrival = if kind == Kind::Worker {
+                    worker.copy(target, &target_topic, partitions, self.records as i64)
+                } else {
+                    // The target's offsets also count transaction markers: the copy is done when the source
+                    // group's commits, which follow each transaction's, reach the end.
+                    let arrival = worker.copy_committed(
+                        source,
+                        target,
+                        topic,
+                        partitions,
+                        self.records as i64,
+                    );
+                    let committed = copies::count_committed(target, &target_topic, partitions);
+                    assert_eq!(
+                        committed, self.records,
+                        "a read_committed reader of the exactly-once copy counted {committed} records of {}",
+                        self.records
+                    );
+                    arrival
+                };
                 let mut usage = worker.usage_so_far();
                 usage.cpu = usage.cpu.saturating_sub(arrival.cpu_at_first);
                 worker.stop();
@@ -419,8 +485,14 @@ impl DataSet<'_> {
         )
     }
 
-    /// The mirror `kind` on a fresh topic, at a tenth, a quarter and half of `max_rate`.
-    fn latency(&self, kind: Kind, max_rate: f64) -> Vec<LatencyPoint> {
+    /// The mirror `kind` (a worker run as `run` says) on a fresh topic, at `fractions` of `max_rate`.
+    fn latency(
+        &self,
+        kind: Kind,
+        run: WorkerRun,
+        max_rate: f64,
+        fractions: &[(&'static str, f64)],
+    ) -> Vec<LatencyPoint> {
         let (cli, source, target) = (self.cli, self.source, self.target);
         let partitions = cli.partitions;
         let source_topic = format!("latency-{}-{}", self.value_size, kind.key());
@@ -431,8 +503,11 @@ impl DataSet<'_> {
         };
         source.fresh_topic(&source_topic, partitions);
         target.fresh_topic(&target_topic, partitions);
+        let interval = run
+            .commit_interval
+            .map_or(String::new(), |s| format!("-commit-{s}s"));
         let log = release_dir().parent().unwrap().join(format!(
-            "benchmark-{}-latency-{}.log",
+            "benchmark-{}{interval}-latency-{}.log",
             kind.key(),
             self.value_size
         ));
@@ -442,9 +517,10 @@ impl DataSet<'_> {
             Peer(peers::PeerProcess),
         }
         let running = match kind {
-            Kind::Worker => Running::Worker(start_worker(
+            Kind::Worker | Kind::WorkerExactlyOnce => Running::Worker(start_worker(
                 cli,
-                &format!("bench-latency-{}", self.value_size),
+                run,
+                &format!("bench-latency-{}-{}{interval}", kind.key(), self.value_size),
                 &source_topic,
                 source,
                 target,
@@ -475,14 +551,11 @@ impl DataSet<'_> {
             target_topic: &target_topic,
             partitions,
         };
-        let half = cli.latency_rate.unwrap_or((max_rate / 2.0) as u64);
+        // `--latency-rate` stands for half the maximum.
+        let max_rate = cli.latency_rate.map_or(max_rate, |half| half as f64 * 2.0);
         let mut points = Vec::new();
-        // The lower rates first: a copy that cannot keep up with the half rate falls behind for good.
-        for (label, rate) in [
-            ("a tenth of", half / 5),
-            ("a quarter of", half / 2),
-            ("half", half),
-        ] {
+        for &(label, fraction) in fractions {
+            let rate = (max_rate * fraction) as u64;
             eprintln!("    at {rate} records/s for {} s", cli.latency_seconds);
             let measured = latency::measure(
                 &pipeline,
@@ -506,10 +579,49 @@ impl DataSet<'_> {
     }
 }
 
+/// An `--eos-commit-intervals` entry: seconds, or `none`.
+fn commit_interval(value: &str) -> Result<Option<f64>, String> {
+    match value {
+        "" | "none" => Ok(None),
+        seconds => match seconds.parse::<f64>() {
+            Ok(s) if s > 0.0 => Ok(Some(s)),
+            _ => Err(format!(
+                "{seconds:?} is not a number of seconds above 0, nor `none`"
+            )),
+        },
+    }
+}
+
+/// The fractions of a mirror's maximum rate its latency is measured at; the lower rates first: a copy that
+/// cannot keep up with the half rate falls behind for good.
+const FRACTIONS: [(&str, f64); 3] = [("a tenth of", 0.1), ("a quarter of", 0.25), ("half", 0.5)];
+
+/// How a benchmark worker runs: its `delivery`, and `--commit-interval` when not the worker's default.
+#[derive(Clone, Copy)]
+struct WorkerRun {
+    delivery: Delivery,
+    commit_interval: Option<f64>,
+}
+
+impl WorkerRun {
+    /// The worker row `kind` stands for, with the worker's defaults (at-least-once for the peers' rows, unused).
+    fn of(kind: Kind) -> WorkerRun {
+        let delivery = match kind {
+            Kind::WorkerExactlyOnce => Delivery::ExactlyOnce,
+            _ => Delivery::AtLeastOnce,
+        };
+        WorkerRun {
+            delivery,
+            commit_interval: None,
+        }
+    }
+}
+
 /// A worker mirroring `topic` as the `KafkaMirror` `name` (its consumer group), its log kept in `log` for a look
 /// at what it did (rebalances, warnings) during the run.
 fn start_worker(
     cli: &Cli,
+    run: WorkerRun,
     name: &str,
     topic: &str,
     source: &ClusterProcess,
@@ -522,8 +634,9 @@ fn start_worker(
         &target.bootstrap,
         topic,
         &cli.tuning,
-    );
-    WorkerProcess::start(&document, log.to_path_buf())
+    )
+    .delivery(run.delivery);
+    WorkerProcess::start(&document, run.commit_interval, log.to_path_buf())
 }
 
 /// target/release: this binary is target/release/deps/mirror-<hash>.
@@ -541,16 +654,28 @@ fn default_operator_path() -> PathBuf {
 
 fn cli_line(cli: &Cli) -> String {
     let sizes: Vec<String> = cli.value_sizes.iter().map(usize::to_string).collect();
+    let intervals: Vec<String> = cli
+        .eos_commit_intervals
+        .iter()
+        .map(|s| s.map_or("none".into(), |s| s.to_string()))
+        .collect();
     let mut line = format!(
         "--value-sizes {} --partitions {} --partition-kb {} --rounds {} {} --latency-seconds {} \
-         --operator-seconds {}",
+         --eos-commit-intervals {} --operator-seconds {} --operator-mirrors {} --operator-window {}",
         sizes.join(","),
         cli.partitions,
         cli.partition_kb,
         cli.rounds,
         cli.tuning.to_args().join(" "),
         cli.latency_seconds,
-        cli.operator_seconds
+        intervals.join(","),
+        cli.operator_seconds,
+        cli.operator_mirrors
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        cli.operator_window
     );
     if let Some(rate) = cli.latency_rate {
         line.push_str(&format!(" --latency-rate {rate}"));
