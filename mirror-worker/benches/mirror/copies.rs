@@ -192,13 +192,7 @@ impl WorkerProcess {
             &target.watcher(topic, partitions),
             expected,
             Some(pid),
-            || match worker.exit_status() {
-                Some(status) => Err(format!(
-                    "mirror-worker exited with {status}; its log:\n{}",
-                    worker.stderr()
-                )),
-                None => Ok(()),
-            },
+            || still_running(worker),
         )
     }
 
@@ -227,13 +221,7 @@ impl WorkerProcess {
             || group.committed_total(),
             expected,
             Some(pid),
-            || match worker.exit_status() {
-                Some(status) => Err(format!(
-                    "mirror-worker exited with {status}; its log:\n{}",
-                    worker.stderr()
-                )),
-                None => Ok(()),
-            },
+            || still_running(worker),
         )
     }
 
@@ -282,4 +270,15 @@ pub fn count_committed(target: &ClusterProcess, topic: &str, partitions: i32) ->
         }
     }
     records
+}
+
+/// `Err` with the worker's log once it exited: a copy waiting for it stops waiting.
+fn still_running(worker: &mut Worker) -> Result<(), String> {
+    match worker.exit_status() {
+        Some(status) => Err(format!(
+            "mirror-worker exited with {status}; its log:\n{}",
+            worker.stderr()
+        )),
+        None => Ok(()),
+    }
 }

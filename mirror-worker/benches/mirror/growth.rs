@@ -6,7 +6,6 @@
 //! on the target) and the copy itself (first record to last) as in the size tables above.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kafka_mirror_crds::Delivery;
@@ -14,7 +13,7 @@ use kafka_mirror_samples as samples;
 use kafka_mirror_tests::Launch;
 use kafka_mirror_tests::positions::GroupOffsets;
 use kafka_mirror_tests::records::client_config;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::ThreadedProducer;
 
 use crate::alone::{self, Tuning};
 use crate::cluster::{BrokerFiles, ClusterProcess, TopicsWatermarks};
@@ -358,23 +357,9 @@ fn produce_spread(source: &ClusterProcess, topics: &[String], per_topic: i32) ->
         bytes += load::record_bytes(&record);
         let place = n % places;
         let topic = &topics[(place / per_topic as u64) as usize];
-        let mut base = BaseRecord::to(topic)
-            .partition((place % per_topic as u64) as i32)
-            .key(record.key.as_bytes())
-            .payload(&record.value)
-            .timestamp(record.timestamp)
-            .headers(load::headers_of(&record));
-        while let Err((_, back)) = producer.send(base) {
-            base = back;
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        load::send(&producer, topic, (place % per_topic as u64) as i32, &record);
     }
-    producer
-        .flush(Duration::from_secs(120))
-        .expect("flushing the producer");
-    let acks = producer.context();
-    assert_eq!(acks.failed.load(Ordering::Relaxed), 0, "deliveries failed");
-    assert_eq!(acks.acked.load(Ordering::Relaxed), RECORDS);
+    load::flush_all(&producer, RECORDS);
     eprintln!(
         "    {RECORDS} records produced to the source in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -62,6 +62,32 @@ pub fn headers_of(record: &SampleRecord) -> OwnedHeaders {
         })
 }
 
+/// Sends `record` (key, value, timestamp and its headers) to `partition` of `topic`. A full queue is
+/// backpressure, as in the worker: it waits for acknowledgements, then sends again.
+pub fn send(producer: &ThreadedProducer<Acks>, topic: &str, partition: i32, record: &SampleRecord) {
+    let mut base = BaseRecord::to(topic)
+        .partition(partition)
+        .key(record.key.as_bytes())
+        .payload(&record.value)
+        .timestamp(record.timestamp)
+        .headers(headers_of(record));
+    while let Err((_, back)) = producer.send(base) {
+        base = back;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits for every acknowledgement and checks that all `sent` records were acknowledged, none failed.
+pub fn flush_all(producer: &ThreadedProducer<Acks>, sent: u64) -> &Acks {
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("flushing the producer");
+    let acks = producer.context();
+    assert_eq!(acks.failed.load(Ordering::Relaxed), 0, "deliveries failed");
+    assert_eq!(acks.acked.load(Ordering::Relaxed), sent);
+    acks
+}
+
 /// Produces `records` to `topic` with `config`, placing each by its key as the worker does, and waits for every
 /// acknowledgement. The time runs from the first acknowledgement to the last, as a copy's runs from the first
 /// record on the target to the last: neither counts connecting and fetching metadata.
@@ -83,24 +109,9 @@ pub fn produce_all(
             0,
             partitions,
         );
-        let mut base = BaseRecord::to(topic)
-            .partition(partition)
-            .key(record.key.as_bytes())
-            .payload(&record.value)
-            .timestamp(record.timestamp)
-            .headers(headers_of(record));
-        // A full queue is backpressure, as in the worker: wait for acknowledgements, then send again.
-        while let Err((_, back)) = producer.send(base) {
-            base = back;
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        send(&producer, topic, partition, record);
     }
-    producer
-        .flush(Duration::from_secs(120))
-        .expect("flushing the producer");
-    let acks = producer.context();
-    assert_eq!(acks.failed.load(Ordering::Relaxed), 0, "deliveries failed");
-    assert_eq!(acks.acked.load(Ordering::Relaxed), records.len() as u64);
+    let acks = flush_all(&producer, records.len() as u64);
     RoleReport {
         records: records.len() as u64,
         bytes,
