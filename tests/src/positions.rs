@@ -56,8 +56,9 @@ impl GroupOffsets {
     }
 }
 
-/// The watermarks of partitions `0..partitions` of one topic, asked in one ListOffsets request for all of
-/// them: cheap enough to poll every few milliseconds (the benchmark's arrival clock does).
+/// The watermarks of partitions `0..partitions` of one topic (or of several, [`Watermarks::for_topics`]), asked
+/// in one ListOffsets request for all of them: cheap enough to poll every few milliseconds (the benchmark's
+/// arrival clock does).
 pub struct Watermarks {
     consumer: BaseConsumer,
     latest: TopicPartitionList,
@@ -66,14 +67,26 @@ pub struct Watermarks {
 impl Watermarks {
     /// `cluster` is the client configuration of the cluster holding the topic.
     pub fn new(cluster: &ClientConfig, topic: &str, partitions: i32) -> Watermarks {
+        Watermarks::for_topics(cluster, &[topic], partitions)
+    }
+
+    /// Partitions `0..partitions` of each of `topics`, in one request; per-partition answers come topic by
+    /// topic, in partition order.
+    pub fn for_topics(
+        cluster: &ClientConfig,
+        topics: &[impl AsRef<str>],
+        partitions: i32,
+    ) -> Watermarks {
         let consumer = cluster
             .create()
             .expect("a watermark reader (a consumer without a group)");
         let mut latest = TopicPartitionList::new();
-        for p in 0..partitions {
-            latest
-                .add_partition_offset(topic, p, Offset::End)
-                .expect("a partition of the watermark request");
+        for topic in topics {
+            for p in 0..partitions {
+                latest
+                    .add_partition_offset(topic.as_ref(), p, Offset::End)
+                    .expect("a partition of the watermark request");
+            }
         }
         Watermarks { consumer, latest }
     }

@@ -199,8 +199,8 @@ impl ClusterProcess {
             missing = again;
         }
         // Every partition has a leader that answers (a fresh topic says "not leader" for a moment).
-        let watcher = TopicsWatermarks::new(&self.client(), topics, partitions);
-        while watcher.high_total() != Ok(0) {
+        let watcher = Watermarks::for_topics(&self.client(), topics, partitions);
+        while watcher.high_total().ok() != Some(0) {
             assert!(
                 Instant::now() < deadline,
                 "{} topics of {partitions} partitions did not answer for their end offsets",
@@ -264,44 +264,4 @@ pub struct BrokerFiles {
     /// Of `open`, those in deleted topics' directories.
     pub deleted: usize,
     pub maps: usize,
-}
-
-/// The end offsets of every partition of several topics of `partitions` partitions each, in one ListOffsets
-/// request (`Watermarks` asks for one topic).
-pub struct TopicsWatermarks {
-    consumer: BaseConsumer,
-    latest: TopicPartitionList,
-}
-
-impl TopicsWatermarks {
-    pub fn new(cluster: &ClientConfig, topics: &[String], partitions: i32) -> TopicsWatermarks {
-        let consumer = cluster.create().expect("a watermark reader");
-        let mut latest = TopicPartitionList::new();
-        for topic in topics {
-            for p in 0..partitions {
-                latest
-                    .add_partition_offset(topic, p, Offset::End)
-                    .expect("a partition of the watermark request");
-            }
-        }
-        TopicsWatermarks { consumer, latest }
-    }
-
-    /// The high watermarks of all the partitions summed; the first error when any partition failed.
-    pub fn high_total(&self) -> Result<i64, String> {
-        let answer = self
-            .consumer
-            .offsets_for_times(self.latest.clone(), Duration::from_secs(30))
-            .map_err(|e| e.to_string())?;
-        let mut total = 0;
-        for e in answer.elements() {
-            e.error()
-                .map_err(|err| format!("{}/{}: {err}", e.topic(), e.partition()))?;
-            match e.offset() {
-                Offset::Offset(o) => total += o,
-                other => return Err(format!("{}/{}: {other:?}", e.topic(), e.partition())),
-            }
-        }
-        Ok(total)
-    }
 }

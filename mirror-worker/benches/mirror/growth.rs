@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use kafka_mirror_crds::Delivery;
 use kafka_mirror_samples as samples;
 use kafka_mirror_tests::Launch;
-use kafka_mirror_tests::positions::GroupOffsets;
+use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
 use kafka_mirror_tests::records::client_config;
 use rdkafka::producer::ThreadedProducer;
 
 use crate::alone::{self, Tuning};
-use crate::cluster::{BrokerFiles, ClusterProcess, TopicsWatermarks};
+use crate::cluster::{BrokerFiles, ClusterProcess};
 use crate::load::{self, Acks};
 use crate::measure;
 
@@ -245,7 +245,7 @@ fn one_row(
         .unwrap()
         .join(format!("benchmark-worker-{prefix}.log"));
     eprintln!("    the worker (its log: {})", log.display());
-    let watcher = TopicsWatermarks::new(&target.client(), &topics, per_topic);
+    let watcher = Watermarks::for_topics(&target.client(), &topics, per_topic);
     let start = Instant::now();
     let mut worker = Launch::worker_defaults(&path)
         .binary(env!("CARGO_BIN_EXE_mirror-worker"))
@@ -299,7 +299,7 @@ fn one_row(
     let (first_at, cpu_at_first, brokers_cpu_at_first) = first.unwrap();
     std::thread::sleep(IDLE);
     let after_idle = measure::so_far(pid);
-    let idle_rss_kib = rss_kib(pid);
+    let idle_rss_kib = measure::rss_now(pid).unwrap_or(0);
     let idle_cpu = after_idle.cpu.saturating_sub(cpu_at_last);
     let _ = worker.stop();
     target.delete_topics(&topics);
@@ -331,12 +331,6 @@ fn one_row(
         row.idle_cpu_percent
     );
     row
-}
-
-/// The resident memory of `pid` now (`VmRSS`).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    measure::kib_field(&status, "VmRSS").unwrap_or(0)
 }
 
 /// Produces the data set (`RECORDS` keyed records of `VALUE_SIZE`-byte values with two headers) to `topics`,

@@ -93,6 +93,15 @@ pub fn so_far(pid: u32) -> Usage {
     }
 }
 
+/// The resident set of `pid` now (`VmRSS` from /proc), or None when it has exited.
+pub fn rss_now(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    if status.contains("State:\tZ") {
+        return None;
+    }
+    kib_field(&status, "VmRSS")
+}
+
 /// The value of a `Name:   1234 kB` line of a /proc file (`status`, `meminfo`), in KiB.
 pub fn kib_field(text: &str, name: &str) -> Option<u64> {
     text.lines()

@@ -155,7 +155,7 @@ pub fn measure(operator: &Path, duration: Duration) -> OperatorIdle {
     let mut rss_kib = 0;
     while started.elapsed() < duration {
         std::thread::sleep(Duration::from_millis(500));
-        rss_kib = vm_rss_kib(child.id()).unwrap_or_else(|| {
+        rss_kib = measure::rss_now(child.id()).unwrap_or_else(|| {
             panic!(
                 "the operator exited; its log:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
@@ -178,13 +178,4 @@ pub fn measure(operator: &Path, duration: Duration) -> OperatorIdle {
         cpu: usage.cpu,
         requests,
     }
-}
-
-/// The current resident set of `pid` from /proc, or None when it has exited.
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    if status.contains("State:\tZ") {
-        return None;
-    }
-    measure::kib_field(&status, "VmRSS")
 }

@@ -236,7 +236,7 @@ impl OperatorProcess {
         while started.elapsed() < window {
             std::thread::sleep(Duration::from_secs(1));
             self.check_alive();
-            rss_kib = rss_kib.max(vm_rss_kib(pid));
+            rss_kib = rss_kib.max(measure::rss_now(pid).unwrap_or(0));
         }
         let elapsed = started.elapsed();
         let usage = measure::so_far(pid);
@@ -290,13 +290,6 @@ impl Drop for OperatorProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn vm_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| measure::kib_field(&s, "VmRSS"))
-        .unwrap_or(0)
 }
 
 /// A Prometheus histogram as `/metrics` prints it: cumulative bucket counts by upper bound, sum and count.
