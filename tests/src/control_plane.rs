@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::kafka::stdout_of;
 
@@ -99,12 +100,27 @@ impl ControlPlane {
         let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/kafkamirror.yaml");
         let crd = crd.to_str().expect("a UTF-8 path");
         self.run_kubectl(&["apply", "--server-side", "-f", crd]);
-        self.run_kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/kafkamirrors.kafkamirror.io",
-            "--timeout=60s",
-        ]);
+        // Polled rather than `kubectl wait --for=condition=Established`: the API server first stores the CRD
+        // with `status.conditions: null`, and kubectl wait fails on that ("accessor error: <nil> is of the
+        // type <nil>") instead of waiting, which failed a CI run.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let crd = self.get_json(&["crd", "kafkamirrors.kafkamirror.io"]);
+            let established = crd["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Established" && c["status"] == "True");
+            if established {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the CRD kafkamirrors.kafkamirror.io is not Established after 60 s: {:#}",
+                crd["status"]
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Creates namespace `name` (applied, so it may exist already).
