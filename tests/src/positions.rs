@@ -16,7 +16,8 @@ use crate::records::client_config;
 /// How long one request to a cluster may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A consumer group's position on partitions `0..partitions` of one topic, read without joining the group.
+/// A consumer group's position on partitions `0..partitions` of one topic (or of several,
+/// [`GroupOffsets::for_topics`]), read without joining the group.
 pub struct GroupOffsets {
     reader: GroupPositions,
     partitions: Vec<(String, i32)>,
@@ -25,11 +26,25 @@ pub struct GroupOffsets {
 impl GroupOffsets {
     /// `cluster` is the client configuration of the cluster the group lives on (the mirror's source).
     pub fn new(cluster: &ClientConfig, group: &str, topic: &str, partitions: i32) -> GroupOffsets {
+        GroupOffsets::for_topics(cluster, group, &[topic], partitions)
+    }
+
+    /// Partitions `0..partitions` of each of `topics`; per-partition answers come topic by topic, in partition
+    /// order.
+    pub fn for_topics(
+        cluster: &ClientConfig,
+        group: &str,
+        topics: &[impl AsRef<str>],
+        partitions: i32,
+    ) -> GroupOffsets {
         GroupOffsets {
             // The test clusters' own names resolve: no hostAliases.
             reader: GroupPositions::new(&cluster.clone().into(), group)
                 .expect("a committed-offsets reader"),
-            partitions: (0..partitions).map(|p| (topic.to_string(), p)).collect(),
+            partitions: topics
+                .iter()
+                .flat_map(|t| (0..partitions).map(move |p| (t.as_ref().to_string(), p)))
+                .collect(),
         }
     }
 

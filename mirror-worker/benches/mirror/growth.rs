@@ -65,6 +65,9 @@ enum Layout {
     ManyTopics,
     /// One topic of N partitions mirrored with `delivery: exactlyOnce`: a transactional producer per partition.
     OneTopicExactlyOnce,
+    /// N/10 topics of 10 partitions with `delivery: exactlyOnce`: as many producers, each knowing a topic of 10
+    /// partitions instead of N (librdkafka keeps a state per partition of every topic a producer writes to).
+    ManyTopicsExactlyOnce,
 }
 
 impl Layout {
@@ -73,14 +76,22 @@ impl Layout {
             Layout::OneTopic => "one",
             Layout::ManyTopics => "many",
             Layout::OneTopicExactlyOnce => "one-eos",
+            Layout::ManyTopicsExactlyOnce => "many-eos",
         }
+    }
+
+    fn exactly_once(self) -> bool {
+        matches!(
+            self,
+            Layout::OneTopicExactlyOnce | Layout::ManyTopicsExactlyOnce
+        )
     }
 
     /// (topics, partitions of each) for `n` partitions in all.
     fn shape(self, n: usize) -> (usize, i32) {
         match self {
             Layout::OneTopic | Layout::OneTopicExactlyOnce => (1, n as i32),
-            Layout::ManyTopics => (
+            Layout::ManyTopics | Layout::ManyTopicsExactlyOnce => (
                 n.div_ceil(MANY_TOPICS_PARTITIONS as usize),
                 MANY_TOPICS_PARTITIONS,
             ),
@@ -149,22 +160,24 @@ pub fn measure(
             );
         }
     }
+    // Exactly once starts a producer (threads, connections) per partition: measured up to EXACTLY_ONCE_MOST.
+    let layouts = [
+        (Layout::OneTopic, usize::MAX),
+        (Layout::ManyTopics, usize::MAX),
+        (Layout::OneTopicExactlyOnce, EXACTLY_ONCE_MOST),
+        (Layout::ManyTopicsExactlyOnce, EXACTLY_ONCE_MOST),
+    ];
     let mut rows = Vec::new();
-    for &n in counts {
-        for layout in [Layout::OneTopic, Layout::ManyTopics] {
-            // With 10 partitions the many-topics layout is one topic of 10: the row above.
-            if layout == Layout::ManyTopics && n <= MANY_TOPICS_PARTITIONS as usize {
+    for (layout, most) in layouts {
+        for &n in counts.iter().filter(|n| **n <= most) {
+            // With 10 partitions a many-topics layout is one topic of 10: the one-topic row.
+            if matches!(layout, Layout::ManyTopics | Layout::ManyTopicsExactlyOnce)
+                && n <= MANY_TOPICS_PARTITIONS as usize
+            {
                 continue;
             }
             rows.push((layout, one_row(n, layout, source, target, tuning)));
         }
-    }
-    // Exactly once starts a producer (threads, connections) per partition: measured up to EXACTLY_ONCE_MOST.
-    for &n in counts.iter().filter(|n| **n <= EXACTLY_ONCE_MOST) {
-        rows.push((
-            Layout::OneTopicExactlyOnce,
-            one_row(n, Layout::OneTopicExactlyOnce, source, target, tuning),
-        ));
     }
     let limits = [source.open_files_limit(), target.open_files_limit()];
     // What a broker that did not cope would have logged.
@@ -196,15 +209,15 @@ fn one_row(
 ) -> Row {
     let (topic_count, per_topic) = layout.shape(n);
     let prefix = format!("growth-{n}-{}", layout.key());
-    let topics: Vec<String> = match layout {
-        Layout::OneTopic | Layout::OneTopicExactlyOnce => vec![prefix.clone()],
-        Layout::ManyTopics => (0..topic_count).map(|t| format!("{prefix}-{t}")).collect(),
+    let (topics, pattern): (Vec<String>, String) = if topic_count == 1 {
+        (vec![prefix.clone()], prefix.clone())
+    } else {
+        (
+            (0..topic_count).map(|t| format!("{prefix}-{t}")).collect(),
+            format!("{prefix}-[0-9]+"),
+        )
     };
-    let pattern = match layout {
-        Layout::OneTopic | Layout::OneTopicExactlyOnce => prefix.clone(),
-        Layout::ManyTopics => format!("{prefix}-[0-9]+"),
-    };
-    let exactly_once = layout == Layout::OneTopicExactlyOnce;
+    let exactly_once = layout.exactly_once();
     eprintln!("  {n} partitions, {topic_count} topic(s) of {per_topic}");
     let started = Instant::now();
     source.fresh_topics(&topics, per_topic);
@@ -231,10 +244,10 @@ fn one_row(
     // Exactly once: the target's offsets count transaction markers too; the copy is done when the source
     // group's commits (made right after each transaction's) reach the end, as in the size rows.
     let commits = exactly_once.then(|| {
-        GroupOffsets::new(
+        GroupOffsets::for_topics(
             &client_config(&source.bootstrap, &[]),
             &document.group_id(),
-            &prefix,
+            &topics,
             per_topic,
         )
     });
@@ -379,8 +392,8 @@ fn markdown(
          {RECORDS} keyed records of {VALUE_SIZE}-byte values with 2 headers ({:.1} MB) in all, spread evenly over \
          every partition, copied by mirror-worker (at-least-once, its defaults) into fresh target topics of the \
          same layout: one topic of N partitions, and N/{MANY_TOPICS_PARTITIONS} topics of \
-         {MANY_TOPICS_PARTITIONS} partitions; then one topic again with `delivery: exactlyOnce` (a transactional \
-         producer per partition; up to {EXACTLY_ONCE_MOST} partitions, its copy done when the source group's \
+         {MANY_TOPICS_PARTITIONS} partitions; then both layouts again with `delivery: exactlyOnce` (a \
+         transactional producer per partition; up to {EXACTLY_ONCE_MOST} partitions, its copy done when the source group's \
          commits reach the end). *Start-up*: worker start to the first record on the target (in \
          brackets, to every partition assigned); *copy*: first record to last, as in the tables above (the brokers' CPU over the same window beside it); *peak RSS*: \
          VmHWM over the worker's life; *idle*: its RSS and CPU (% of one core) in the {} s after the copy.\n",
@@ -399,6 +412,9 @@ fn markdown(
             Layout::OneTopic => format!("1 topic × {}", row.per_topic),
             Layout::ManyTopics => format!("{} topics × {}", row.topics, row.per_topic),
             Layout::OneTopicExactlyOnce => format!("1 topic × {}, exactly-once", row.per_topic),
+            Layout::ManyTopicsExactlyOnce => {
+                format!("{} topics × {}, exactly-once", row.topics, row.per_topic)
+            }
         };
         let assigned = row
             .assigned_s

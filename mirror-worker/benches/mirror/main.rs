@@ -40,9 +40,10 @@ const TOPIC: &str = "bench";
 struct Cli {
     #[command(subcommand)]
     role: Option<Role>,
-    /// Value sizes in bytes, one benchmark each.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
-    value_sizes: Vec<usize>,
+    /// Value sizes in bytes, one benchmark each; `none` leaves the size tables out (e.g. to run the growth
+    /// section alone).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000", value_parser = value_size)]
+    value_sizes: Vec<Option<usize>>,
     /// Source (and target) partitions.
     #[arg(long, default_value_t = 64)]
     partitions: i32,
@@ -190,7 +191,7 @@ fn benchmark(cli: &Cli) {
     let source = ClusterProcess::start("source");
     let target = ClusterProcess::start("target");
     let mut sizes = Vec::new();
-    for &value_size in &cli.value_sizes {
+    for &value_size in cli.value_sizes.iter().flatten() {
         sizes.push(one_size(cli, &source, &target, value_size));
     }
     let growth = growth::measure(
@@ -580,6 +581,19 @@ impl DataSet<'_> {
 }
 
 /// An `--eos-commit-intervals` entry: seconds, or `none`.
+/// A `--value-sizes` entry: bytes above 0, or `none`.
+fn value_size(value: &str) -> Result<Option<usize>, String> {
+    match value {
+        "" | "none" => Ok(None),
+        bytes => match bytes.parse::<usize>() {
+            Ok(b) if b > 0 => Ok(Some(b)),
+            _ => Err(format!(
+                "{bytes:?} is not a number of bytes above 0, nor `none`"
+            )),
+        },
+    }
+}
+
 fn commit_interval(value: &str) -> Result<Option<f64>, String> {
     match value {
         "" | "none" => Ok(None),
@@ -653,7 +667,11 @@ fn default_operator_path() -> PathBuf {
 }
 
 fn cli_line(cli: &Cli) -> String {
-    let sizes: Vec<String> = cli.value_sizes.iter().map(usize::to_string).collect();
+    let sizes: Vec<String> = cli
+        .value_sizes
+        .iter()
+        .map(|s| s.map_or("none".into(), |s| s.to_string()))
+        .collect();
     let intervals: Vec<String> = cli
         .eos_commit_intervals
         .iter()
