@@ -19,7 +19,7 @@ pub mod worker_pod;
 pub use crd::crd_yaml;
 pub use document::parse_document;
 pub use error::{DocumentError, FieldError};
-pub use spec::{Delivery, KafkaMirror, KafkaMirrorSpec, Mode, Partitioning};
+pub use spec::{Delivery, KafkaMirror, KafkaMirrorSpec, Mode, ORIGIN_HEADER, Partitioning};
 pub use topic_filter::TopicFilter;
 pub use validation::{refused_config_key, validate};
 

@@ -130,10 +130,24 @@ pub struct KafkaMirrorSpec {
     #[serde(default)]
     pub paused: bool,
 
+    /// Active-active without loops. Every mirrored record that has no `kafka-mirror.origin` header gets one,
+    /// holding the source cluster's id, and a source record whose `kafka-mirror.origin` is the target cluster's
+    /// id is not mirrored (it came from there; its offset is committed all the same). Two mirrors of opposite
+    /// directions between the same clusters, both with `markOrigin: true`, then copy each record once instead
+    /// of back and forth forever; a record keeps the origin it already has, so a ring A → B → C → A stops at A
+    /// too. Off by default: the copies then carry exactly the source's headers, and a mirror copies every
+    /// record, including ones that came from its target (what failing back to a source cluster rebuilt empty
+    /// needs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mark_origin: bool,
+
     /// Pod settings for the workers: image, resources, scheduling, annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<WorkerTemplate>,
 }
+
+/// The header `markOrigin` adds to mirrored records: the id of the cluster the record was first written to.
+pub const ORIGIN_HEADER: &str = "kafka-mirror.origin";
 
 /// How a record's target partition is chosen.
 #[derive(

@@ -19,6 +19,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
 use tracing::{debug, info, warn};
 
+use crate::consume::Origin;
 use crate::observe::metrics::Metrics;
 use crate::{Error, Result};
 
@@ -80,6 +81,28 @@ impl Discovery {
             spec,
             metrics,
         })
+    }
+
+    /// `spec.markOrigin`: the source and the target cluster's ids.
+    pub fn origin(&self) -> Result<Origin> {
+        let id = |probe: &BrokerProbe, cluster: &str| -> Result<String> {
+            match blocking(|| probe.cluster_id(METADATA_TIMEOUT)) {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => Err(Error::Unsupported(format!(
+                    "spec.markOrigin: the {cluster} cluster reports no cluster id (Kafka before 0.10.1), and the \
+                     origin header holds it; set spec.markOrigin to false"
+                ))),
+                Err(source) => Err(ClientsError::Broker {
+                    what: format!("reading the {cluster} cluster's id (spec.markOrigin)"),
+                    source: Box::new(source),
+                }
+                .into()),
+            }
+        };
+        Ok(Origin::new(
+            id(&self.source_probe, "source")?,
+            id(&self.target_probe, "target")?,
+        ))
     }
 
     /// Source partition counts of every topic the whitelist matches.

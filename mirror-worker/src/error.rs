@@ -12,6 +12,10 @@ pub enum Error {
     #[error("{what}: {source}")]
     Kafka { what: String, source: KafkaError },
 
+    /// A field of the document the clusters cannot honour (names the field).
+    #[error("{0}")]
+    Unsupported(String),
+
     /// The mirror cannot go on without losing or corrupting records.
     #[error("{0}")]
     Fatal(String),
@@ -35,6 +39,7 @@ impl Error {
                 source: KafkaError::ClientConfig(..),
                 ..
             } => 2,
+            Error::Unsupported(_) => 2,
             Error::Kafka { .. } | Error::Fatal(_) | Error::Serve(_) | Error::Samples(_) => 1,
         }
     }

@@ -39,6 +39,8 @@ struct Spec {
     #[serde(skip_serializing_if = "Option::is_none")]
     paused: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    mark_origin: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     replicas: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     template: Option<serde_json::Value>,
@@ -189,6 +191,7 @@ impl MirrorDocument {
                 delivery: None,
                 num_streams: None,
                 paused: None,
+                mark_origin: None,
                 replicas: None,
                 template: None,
             },
@@ -285,6 +288,12 @@ impl MirrorDocument {
     /// `spec.paused`.
     pub fn paused(mut self, paused: bool) -> MirrorDocument {
         self.spec.paused = Some(paused);
+        self
+    }
+
+    /// `spec.markOrigin`.
+    pub fn mark_origin(mut self, mark: bool) -> MirrorDocument {
+        self.spec.mark_origin = Some(mark);
         self
     }
 

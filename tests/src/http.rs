@@ -43,12 +43,17 @@ pub fn metric(metrics: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// `kafka_mirror_assigned_partitions` of the worker serving at `http` (-1 while its endpoint does not answer
-/// yet). By address, so a condition of `Worker::wait_for` can ask the worker it waits on.
-pub fn assigned_partitions_at(http: SocketAddr) -> i64 {
+/// The sample `series` of the `/metrics` served at `http`; `None` while the endpoint does not answer or lacks
+/// it.
+pub fn metric_at(http: SocketAddr, series: &str) -> Option<f64> {
     http_get(http, "/metrics")
         .ok()
         .filter(|(status, _)| *status == 200)
-        .and_then(|(_, body)| metric(&body, "kafka_mirror_assigned_partitions"))
-        .map_or(-1, |v| v as i64)
+        .and_then(|(_, body)| metric(&body, series))
+}
+
+/// `kafka_mirror_assigned_partitions` of the worker serving at `http` (-1 while its endpoint does not answer
+/// yet). By address, so a condition of `Worker::wait_for` can ask the worker it waits on.
+pub fn assigned_partitions_at(http: SocketAddr) -> i64 {
+    metric_at(http, "kafka_mirror_assigned_partitions").map_or(-1, |v| v as i64)
 }

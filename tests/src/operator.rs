@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::ControlPlane;
-use crate::http::{free_address, http_get, metric};
+use crate::http::{free_address, http_get, metric_at};
 use crate::worker::{built_binary, send_signal};
 
 /// The `kafka-mirror-operator` binary of this build.
@@ -71,10 +71,7 @@ impl Operator {
     /// A sample of its `/metrics` by series name (`kafka_mirror_operator_reconciliations_total`, ...); none
     /// while it does not answer.
     pub fn metric(&self, series: &str) -> Option<f64> {
-        http_get(self.http, "/metrics")
-            .ok()
-            .filter(|(status, _)| *status == 200)
-            .and_then(|(_, body)| metric(&body, series))
+        metric_at(self.http, series)
     }
 
     /// Reconciles started so far.

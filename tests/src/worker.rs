@@ -337,6 +337,12 @@ impl Worker {
         assigned_partitions_at(self.http)
     }
 
+    /// One series of its `/metrics` (e.g. `kafka_mirror_records_mirrored_total{topic="t"}`), `None` while the
+    /// endpoint does not answer or lacks it.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        crate::http::metric_at(self.http, series)
+    }
+
     /// How the process exited, once it did.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()

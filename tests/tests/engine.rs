@@ -617,3 +617,148 @@ fn logged_at(log: &str, what: &str, topic: &str) -> Option<f64> {
     let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
     Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
 }
+
+/// The cluster's id as Kafka reports it in metadata, read by a client of the test's own.
+fn cluster_id(cluster: &KafkaCluster) -> String {
+    use rdkafka::consumer::Consumer;
+    let client: rdkafka::consumer::BaseConsumer = cluster.client().create().unwrap();
+    client
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("the cluster's metadata");
+    client
+        .client()
+        .fetch_cluster_id(Duration::from_secs(10))
+        .expect("a KRaft cluster has an id")
+}
+
+/// A record's header `name`, as text.
+fn header<'r>(record: &'r ReadRecord, name: &str) -> Option<&'r str> {
+    record
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| std::str::from_utf8(v).expect("a text header"))
+}
+
+/// What one cluster's copy of the active-active topic holds: its own records (no origin header; checked
+/// against what was produced to it) and the other cluster's (origin header `other_id`; checked, without that
+/// header, against what was produced there). Every record once, keys in order, nothing else.
+fn check_active_active(
+    what: &str,
+    records: Vec<ReadRecord>,
+    own: &[SampleRecord],
+    other: &[SampleRecord],
+    other_id: &str,
+) {
+    let own_seqs = own.first().unwrap().seq..=own.last().unwrap().seq;
+    let (mine, copies): (Vec<ReadRecord>, Vec<ReadRecord>) = records
+        .into_iter()
+        .partition(|r| own_seqs.contains(&header(r, "seq").unwrap().parse::<u64>().unwrap()));
+    assert!(
+        mine.iter()
+            .all(|r| header(r, kafka_mirror_crds::ORIGIN_HEADER).is_none()),
+        "{what}: a record written to this cluster got an origin header (it was mirrored back)"
+    );
+    let wrong_origin: Vec<Option<&str>> = copies
+        .iter()
+        .map(|r| header(r, kafka_mirror_crds::ORIGIN_HEADER))
+        .filter(|origin| *origin != Some(other_id))
+        .collect();
+    assert!(
+        wrong_origin.is_empty(),
+        "{what}: {} copies without the other cluster's id {other_id} as their origin, e.g. {:?}",
+        wrong_origin.len(),
+        &wrong_origin[..wrong_origin.len().min(3)]
+    );
+    let unmarked: Vec<ReadRecord> = copies
+        .into_iter()
+        .map(|mut r| {
+            r.headers
+                .retain(|(k, _)| k != kafka_mirror_crds::ORIGIN_HEADER);
+            r
+        })
+        .collect();
+    let own_v = verify_copy(&format!("{what}: its own records"), own, &mine);
+    let copy_v = verify_copy(&format!("{what}: the other cluster's"), other, &unmarked);
+    assert_eq!(
+        (own_v.duplicated, copy_v.duplicated),
+        (0, 0),
+        "{what}: a record twice"
+    );
+}
+
+#[test]
+fn two_mirrors_of_opposite_directions_with_mark_origin_copy_each_record_once_and_never_back() {
+    let _timed = Timed::start("active-active");
+    let Clusters {
+        source: a,
+        target: b,
+    } = single_broker_pair();
+    let topic = "engine.active-active";
+    a.create_topic(topic, 3, 1, &[]);
+    b.create_topic(topic, 3, 1, &[]);
+    // Sequence numbers 0..1000 on A and 1000..2000 on B: every record says which cluster it was written to.
+    let on_a = samples::produce_with(&a.client(), topic, 0, 1000, 20, 64).unwrap();
+    let on_b = samples::produce_with(&b.client(), topic, 1000, 2000, 20, 64).unwrap();
+    // The same topic name both ways. A → B at least once, B → A exactly once: both ways of settling a record
+    // that is not sent back (acknowledged at once; a position in the open transaction).
+    let a_to_b = Mirror::write(document("aa-a-to-b", a, b).include(topic).mark_origin(true));
+    let b_to_a = Mirror::write(
+        document("aa-b-to-a", b, a)
+            .include(topic)
+            .mark_origin(true)
+            .delivery(kafka_mirror_crds::Delivery::ExactlyOnce),
+    );
+    let mut forward = a_to_b.spawn();
+    let mut back = b_to_a.spawn();
+    // Each mirror reads 2,000 records in the end: its cluster's own 1,000 and the 1,000 the other mirror wrote.
+    forward.wait_for(
+        "A → B: all 2,000 records of A committed",
+        2 * MINUTE,
+        || committed(a, &a_to_b.group, topic, 3) == 2000,
+    );
+    back.wait_for(
+        "B → A: all 2,000 records of B committed",
+        2 * MINUTE,
+        || committed(b, &b_to_a.group, topic, 3) == 2000,
+    );
+    // A loop would go on copying: give it a few commit intervals to show, then stop both.
+    std::thread::sleep(Duration::from_secs(6));
+    let not_sent_back = |worker: &Worker| {
+        worker.metric(&format!(
+            "kafka_mirror_records_from_target_total{{topic=\"{topic}\"}}"
+        ))
+    };
+    let (forward_skipped, back_skipped) = (not_sent_back(&forward), not_sent_back(&back));
+    for (what, worker) in [("A → B", forward), ("B → A", back)] {
+        let run = worker.stop();
+        assert_eq!(run.status.code(), Some(0), "{what}: {}", run.output());
+    }
+    assert_eq!(
+        (
+            committed(a, &a_to_b.group, topic, 3),
+            committed(b, &b_to_a.group, topic, 3)
+        ),
+        (2000, 2000),
+        "the mirrors read more than the 2,000 records of each side: a record went round"
+    );
+    assert_eq!(
+        (forward_skipped, back_skipped),
+        (Some(1000.0), Some(1000.0)),
+        "each mirror read the other's 1,000 copies and sent none of them back"
+    );
+    let (id_a, id_b) = (cluster_id(a), cluster_id(b));
+    assert_ne!(id_a, id_b);
+    // read_committed, as consumers of an exactly-once target must read.
+    let on_cluster_a = read_back(a, topic, 2000);
+    let on_cluster_b = read_back(b, topic, 2000);
+    eprintln!(
+        "active-active: {} records on A, {} on B; 1,000 of each side's copies not mirrored back ({forward_skipped:?} \
+         by A → B, {back_skipped:?} by B → A)",
+        on_cluster_a.len(),
+        on_cluster_b.len()
+    );
+    assert_eq!((on_cluster_a.len(), on_cluster_b.len()), (2000, 2000));
+    check_active_active("cluster A", on_cluster_a, &on_a, &on_b, &id_b);
+    check_active_active("cluster B", on_cluster_b, &on_b, &on_a, &id_a);
+}

@@ -125,6 +125,16 @@ impl BrokerProbe {
     }
 }
 
+impl BrokerProbe {
+    /// The cluster's id, `None` when it reports none (brokers before Kafka 0.10.1), or why it could not be
+    /// asked. The metadata request first, for its explained errors: librdkafka's own call says only "none"
+    /// when the cluster does not answer.
+    pub fn cluster_id(&self, timeout: Duration) -> Result<Option<String>, ProbeError> {
+        self.metadata(None, timeout)?;
+        Ok(self.client.client().fetch_cluster_id(timeout))
+    }
+}
+
 /// A failed request: librdkafka's error, and the message that explains it.
 #[derive(Debug)]
 pub struct ProbeError {

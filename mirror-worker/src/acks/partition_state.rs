@@ -158,6 +158,16 @@ impl PartitionState {
         self.notify_if_drained(&tracker);
     }
 
+    /// A record deliberately left unmirrored (`spec.markOrigin`: it came from the target): settled at once, as
+    /// if acknowledged, so the committed offset moves past it in order; not counted as mirrored.
+    pub fn skipped(&self, offset: i64) {
+        let mut tracker = self.tracker();
+        tracker.sent(offset);
+        let generation = tracker.generation();
+        tracker.acked(offset, generation);
+        self.notify_if_drained(&tracker);
+    }
+
     /// A record could not be delivered; the partition will be re-read from its last acknowledged offset.
     /// True for the first failure since the last rewind.
     pub fn failed(&self, offset: i64, generation: u64) -> bool {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kafka_mirror_clients::client_config::KafkaClientConfig;
 use kafka_mirror_crds::Partitioning;
 
+use super::origin::Origin;
 use super::shutdown_gate::ShutdownGate;
 use crate::deliver::transactions::Transactions;
 use crate::engine::MigrationEnd;
@@ -29,6 +30,8 @@ pub struct StreamSettings {
     /// `delivery: exactlyOnce`: this stream's transactional producers, one per assigned partition, instead of
     /// the process's shared producer.
     pub transactions: Option<Arc<Transactions>>,
+    /// `spec.markOrigin`: the two clusters' ids.
+    pub origin: Option<Arc<Origin>>,
 }
 
 /// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 
 use super::commit::{commit_and_confirm, store};
 use super::consumer_context::StreamContext;
+use super::origin::{Origin, Verdict};
 use super::settings::{StreamSettings, consumer_config};
 use super::shutdown_gate::ShutdownGate;
 use crate::acks::PartitionState;
@@ -25,9 +26,9 @@ use crate::deliver::{
 };
 use crate::discover::{Route, Routes};
 use crate::observe::health::Health;
-use crate::observe::metrics::Metrics;
+use crate::observe::metrics::{Metrics, TopicLabels};
 use crate::{Error, Result};
-use kafka_mirror_crds::Partitioning;
+use kafka_mirror_crds::{ORIGIN_HEADER, Partitioning};
 
 /// How long one poll waits for a record before the loop looks at its other duties.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -50,6 +51,8 @@ pub struct Stream {
     drain_timeout: Duration,
     gate: Arc<ShutdownGate>,
     compresses: bool,
+    /// `spec.markOrigin`: the clusters' ids.
+    origin: Option<Arc<Origin>>,
 }
 
 impl Stream {
@@ -96,6 +99,7 @@ impl Stream {
             drain_timeout: settings.drain_timeout,
             gate: settings.gate,
             compresses: settings.compresses,
+            origin: settings.origin,
         })
     }
 
@@ -221,11 +225,20 @@ impl Stream {
             return;
         };
         let offset = message.offset();
+        let origin = match self.origin.as_deref().map(|o| o.judge(message)) {
+            Some(Verdict::FromTarget) => {
+                self.settle_from_target(&state, offset);
+                return;
+            }
+            Some(Verdict::Mark(origin)) => Some(origin),
+            Some(Verdict::Keep) | None => None,
+        };
         let generation = state.sent(offset);
         let record = target_record(
             message,
             route,
             self.partitioning,
+            origin,
             DeliveryToken {
                 state: state.clone(),
                 offset,
@@ -259,6 +272,28 @@ impl Stream {
         };
         if sent && state.end.is_some_and(|end| offset + 1 >= end) {
             self.reach_end(&state);
+        }
+    }
+
+    /// `spec.markOrigin`: a record that came from the target is not sent back; its offset is settled in order
+    /// (and, exactly once, joins the partition's open transaction as its position) as a delivered one would be.
+    fn settle_from_target(&self, state: &Arc<PartitionState>, offset: i64) {
+        if let Some(transactions) = &self.consumer.context().transactions {
+            match transactions.producer(&state.topic, state.partition) {
+                Some(txn) => txn.sent(offset),
+                // Fenced in the meantime: nothing more of the partition is settled here.
+                None => return,
+            }
+        }
+        state.skipped(offset);
+        self.metrics
+            .records_from_target
+            .get_or_create(&TopicLabels {
+                topic: state.topic.clone(),
+            })
+            .inc();
+        if state.end.is_some_and(|end| offset + 1 >= end) {
+            self.reach_end(state);
         }
     }
 
@@ -478,12 +513,13 @@ impl Stream {
 /// A record on its way to the target, carrying its delivery token.
 type TargetRecord<'a> = BaseRecord<'a, [u8], [u8], Box<DeliveryToken>>;
 
-/// The target copy of a source record: same key, value, timestamp and headers, in the target topic's partition
-/// `partitioning` picks.
+/// The target copy of a source record: same key, value, timestamp and headers (plus the origin header `origin`
+/// asks for), in the target topic's partition `partitioning` picks.
 fn target_record<'a>(
     message: &'a BorrowedMessage<'_>,
     route: &'a Route,
     partitioning: Partitioning,
+    origin: Option<&str>,
     token: DeliveryToken,
 ) -> TargetRecord<'a> {
     let key = message.key();
@@ -505,8 +541,16 @@ fn target_record<'a>(
     if let Some(timestamp) = message.timestamp().to_millis() {
         record = record.timestamp(timestamp);
     }
-    if let Some(headers) = message.headers() {
-        record = record.headers(headers.detach());
+    let headers = message.headers().map(|h| h.detach());
+    match (headers, origin) {
+        (headers, Some(origin)) => {
+            record = record.headers(headers.unwrap_or_else(OwnedHeaders::new).insert(Header {
+                key: ORIGIN_HEADER,
+                value: Some(origin),
+            }));
+        }
+        (Some(headers), None) => record = record.headers(headers),
+        (None, None) => {}
     }
     record
 }

@@ -18,7 +18,7 @@ use rdkafka::producer::Producer;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::consume::{ShutdownGate, Stream, StreamSettings};
+use crate::consume::{Origin, ShutdownGate, Stream, StreamSettings};
 use crate::deliver::transactions::{self, Transactions};
 use crate::deliver::{self, MirrorProducer};
 use crate::discover::{Discovery, Route, Routes};
@@ -144,6 +144,16 @@ impl Engine {
             }),
             Delivery::AtLeastOnce => None,
         };
+        let origin = if spec.mark_origin {
+            let origin = discovery.origin()?;
+            info!(
+                ?origin,
+                "spec.markOrigin: records get the source cluster's id as their origin; records from the target are not mirrored back"
+            );
+            Some(Arc::new(origin))
+        } else {
+            None
+        };
         let producer = match exactly_once {
             Some(_) => None,
             None => Some(Arc::new(self.create_producer(&routes)?)),
@@ -153,6 +163,7 @@ impl Engine {
         let streams = self.start_streams(
             producer.as_ref(),
             exactly_once.as_ref(),
+            origin.as_ref(),
             &routes_rx,
             &stop,
             migration.as_ref(),
@@ -212,6 +223,7 @@ impl Engine {
         &self,
         producer: Option<&Arc<MirrorProducer>>,
         exactly_once: Option<&ExactlyOnce>,
+        origin: Option<&Arc<Origin>>,
         routes: &watch::Receiver<Routes>,
         stop: &Arc<AtomicBool>,
         migration: Option<&Migration>,
@@ -242,6 +254,7 @@ impl Engine {
                         self.health.clone(),
                     ))
                 }),
+                origin: origin.cloned(),
             };
             let stream = Stream::new(
                 settings,

@@ -29,6 +29,8 @@ pub struct Metrics {
     registry: Registry,
     pub records_mirrored: Family<TopicLabels, Counter>,
     pub bytes_mirrored: Family<TopicLabels, Counter>,
+    /// `spec.markOrigin`: source records not mirrored because they came from the target.
+    pub records_from_target: Family<TopicLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub partition_lag: Family<PartitionLabels, Gauge>,
     pub commit_latency: Histogram,
@@ -55,6 +57,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("kafka_mirror");
         let records_mirrored = Family::<TopicLabels, Counter>::default();
         let bytes_mirrored = Family::<TopicLabels, Counter>::default();
+        let records_from_target = Family::<TopicLabels, Counter>::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let partition_lag = Family::<PartitionLabels, Gauge>::default();
         // 1 ms .. ~16 s: a commit is a round trip to the group coordinator.
@@ -76,6 +79,12 @@ impl Metrics {
             "bytes_mirrored",
             "Key and value bytes written to the target and acknowledged by it, by source topic",
             bytes_mirrored.clone(),
+        );
+        registry.register(
+            "records_from_target",
+            "Source records not mirrored because their kafka-mirror.origin header names the target cluster \
+             (spec.markOrigin), by source topic",
+            records_from_target.clone(),
         );
         registry.register(
             "errors",
@@ -138,6 +147,7 @@ impl Metrics {
             registry,
             records_mirrored,
             bytes_mirrored,
+            records_from_target,
             errors,
             partition_lag,
             commit_latency,
