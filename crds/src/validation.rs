@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::cluster::{ClusterConnection, SecretKeyRef};
-use crate::topics::TOPIC_PLACEHOLDER;
+use crate::topics::{SYNCED_CONFIGS, TOPIC_PLACEHOLDER};
 use crate::{Delivery, FieldError, KafkaMirrorSpec, Mode, TopicFilter};
 
 /// Every problem of the spec, or the compiled topic filter when there is none.
@@ -68,6 +68,26 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
             format!(
                 "{} is out of range 1..=3600",
                 spec.topics.refresh_interval_seconds
+            ),
+        ));
+    }
+    for (i, config) in spec.topics.sync.exclude_configs.iter().enumerate() {
+        if !SYNCED_CONFIGS.contains(&config.as_str()) {
+            errors.push(FieldError::new(
+                format!("spec.topics.sync.excludeConfigs[{i}]"),
+                format!(
+                    "{config:?} is not a config the mirror copies; it copies {}",
+                    SYNCED_CONFIGS.join(", ")
+                ),
+            ));
+        }
+    }
+    if !(1..=86400).contains(&spec.topics.sync.interval_seconds) {
+        errors.push(FieldError::new(
+            "spec.topics.sync.intervalSeconds",
+            format!(
+                "{} is out of range 1..=86400",
+                spec.topics.sync.interval_seconds
             ),
         ));
     }

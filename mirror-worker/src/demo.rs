@@ -68,6 +68,9 @@ spec:
   topics:
     include: ["{TOPIC}"]
     refreshIntervalSeconds: 5
+    # librdkafka's in-process clusters do not answer DescribeConfigs, which copying topic configs reads.
+    sync:
+      configs: false
   numStreams: {num_streams}
 "#
     )

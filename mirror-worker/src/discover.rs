@@ -2,8 +2,8 @@
 //! target topics before their first record.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::Error as ClientsError;
 use kafka_mirror_clients::broker_probe::BrokerProbe;
@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::consume::Origin;
 use crate::observe::metrics::Metrics;
+use crate::topic_sync::{self, Growth};
 use crate::{Error, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,6 +46,12 @@ pub struct Discovery {
     target_probe: BrokerProbe,
     /// Creates missing target topics and reads their configuration.
     target_admin: AdminClient<ResolvingContext>,
+    /// Reads the source topics' configs for `spec.topics.sync`.
+    source_admin: AdminClient<ResolvingContext>,
+    /// When the configs were last copied (`spec.topics.sync.intervalSeconds`).
+    configs_copied_at: Mutex<Option<Instant>>,
+    /// Each source topic's partition count at the last refresh, to tell a topic that grew.
+    source_partitions_seen: Mutex<HashMap<String, i32>>,
     filter: TopicFilter,
     spec: KafkaMirrorSpec,
     metrics: Arc<Metrics>,
@@ -77,6 +84,11 @@ impl Discovery {
             target_admin: target
                 .create::<AdminClient<ResolvingContext>>()
                 .map_err(creating("creating the target admin client"))?,
+            source_admin: source
+                .create::<AdminClient<ResolvingContext>>()
+                .map_err(creating("creating the source admin client"))?,
+            configs_copied_at: Mutex::new(None),
+            source_partitions_seen: Mutex::new(HashMap::new()),
             filter,
             spec,
             metrics,
@@ -126,12 +138,14 @@ impl Discovery {
             .filter(|(target, _)| !targets.contains_key(target))
             .collect();
         let mut unroutable = Vec::new();
+        let mut created = Vec::new();
         if !missing.is_empty() {
             if self.spec.topics.create.enabled {
                 for (topic, result) in self.create_topics(&missing).await {
                     match result {
                         Ok(partitions) => {
-                            targets.insert(topic, partitions);
+                            targets.insert(topic.clone(), partitions);
+                            created.push(topic);
                         }
                         Err(reason) => unroutable.push(Unroutable { topic, reason }),
                     }
@@ -147,6 +161,8 @@ impl Discovery {
                 }
             }
         }
+        self.grow_target_topics(&sources, &mut targets, &mut unroutable)
+            .await;
         let routed: Vec<String> = sources
             .keys()
             .map(|topic| self.spec.topics.target_name(topic))
@@ -181,6 +197,7 @@ impl Discovery {
                 },
             );
         }
+        self.copy_configs(&routes, &created).await;
         for u in &unroutable {
             self.metrics.error("topic_unroutable");
             warn!(
@@ -190,6 +207,116 @@ impl Discovery {
             );
         }
         Ok((routes, unroutable))
+    }
+
+    /// `spec.topics.sync.partitions`: adds partitions to the existing target topics that follow their source
+    /// topic's growth, updating `targets`. With `preserve` every target topic with fewer partitions than its
+    /// source topic grows (the new source partitions need theirs), and one that cannot is reported unroutable.
+    /// With `key` a target topic grows only when this worker saw its source topic grow while the target had the
+    /// source's count: a target created with another count on purpose keeps it (and one that cannot grow is
+    /// mirrored on into the partitions it has).
+    async fn grow_target_topics(
+        &self,
+        sources: &BTreeMap<String, i32>,
+        targets: &mut BTreeMap<String, i32>,
+        unroutable: &mut Vec<Unroutable>,
+    ) {
+        if !self.spec.topics.sync.partitions {
+            return;
+        }
+        let growths: Vec<Growth> = {
+            let seen = self
+                .source_partitions_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            sources
+                .iter()
+                .filter_map(|(source, &to)| {
+                    let target_topic = self.spec.topics.target_name(source);
+                    let from = *targets.get(&target_topic)?;
+                    let follows = match self.spec.partitioning {
+                        Partitioning::Preserve => from < to,
+                        Partitioning::Key => seen
+                            .get(source)
+                            .is_some_and(|&before| before < to && from == before),
+                    };
+                    follows.then_some(Growth {
+                        target_topic,
+                        from,
+                        to,
+                    })
+                })
+                .collect()
+        };
+        let mut failed = Vec::new();
+        for (topic, result) in topic_sync::add_partitions(&self.target_admin, &growths).await {
+            match result {
+                Ok(partitions) => {
+                    targets.insert(topic, partitions);
+                }
+                Err(reason) => {
+                    self.metrics.error("topic_sync");
+                    warn!(
+                        topic,
+                        reason, "the target topic keeps fewer partitions than its source topic"
+                    );
+                    failed.push(topic.clone());
+                    if self.spec.partitioning == Partitioning::Preserve {
+                        targets.remove(&topic);
+                        unroutable.push(Unroutable { topic, reason });
+                    }
+                }
+            }
+        }
+        // What the next refresh compares with; a growth that failed is tried again then.
+        let mut seen = self
+            .source_partitions_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (source, &count) in sources {
+            if !failed.contains(&self.spec.topics.target_name(source)) {
+                seen.insert(source.clone(), count);
+            }
+        }
+    }
+
+    /// `spec.topics.sync.configs`: copies the source topics' configs to the target topics of `routes` when
+    /// `intervalSeconds` passed since the last copy (at once on the first refresh), and to the target topics
+    /// `created` by this refresh in any case. A failed copy waits for the interval too: a cluster that does not
+    /// answer DescribeConfigs would otherwise hold every refresh up for the request's timeout.
+    async fn copy_configs(&self, routes: &BTreeMap<String, Route>, created: &[String]) {
+        let sync = &self.spec.topics.sync;
+        let synced: Vec<&str> = sync.configs(&self.spec.topics.create.config).collect();
+        if synced.is_empty() {
+            return;
+        }
+        let interval = Duration::from_secs(sync.interval_seconds.max(1) as u64);
+        let due = {
+            let mut last = self
+                .configs_copied_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= interval);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        let pairs: Vec<(String, String)> = routes
+            .iter()
+            .filter(|(_, route)| due || created.contains(&route.target_topic))
+            .map(|(source, route)| (source.clone(), route.target_topic.clone()))
+            .collect();
+        if let Err(reason) =
+            topic_sync::copy_configs(&self.source_admin, &self.target_admin, &pairs, &synced).await
+        {
+            self.metrics.error("topic_sync");
+            warn!(
+                reason,
+                interval_seconds = sync.interval_seconds,
+                "the target topics' configs could not follow the source topics'; trying again after the interval"
+            );
+        }
     }
 
     /// The `max.message.bytes` of each target topic in `topics` whose configuration can be read. librdkafka does

@@ -6,7 +6,7 @@
 //! or environment variables, read through `kafka-mirror-clients` (which the operator shares).
 //!
 //! The modules follow a record through the mirror: `discover` finds the source topics to copy and where they
-//! go; `consume` reads them in the mirror's consumer group; `deliver` writes them to the target; `acks` tracks
+//! go, and `topic_sync` keeps each target topic's partitions and configs following its source topic's; `consume` reads them in the mirror's consumer group; `deliver` writes them to the target; `acks` tracks
 //! the target's acknowledgements, which decide what may be committed; `engine` runs it all and ends it;
 //! `observe` counts and reports. [`demo`] runs the whole on two in-process clusters.
 //!
@@ -21,6 +21,7 @@ mod discover;
 mod engine;
 mod error;
 mod observe;
+mod topic_sync;
 
 /// The source consumer and target producer settings the engine uses, for a benchmark's consume-alone and
 /// produce-alone limits.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kafka_mirror_crds::cluster::{Authentication, HostAlias, SaslMechanism, SecretKeyRef, Tls};
-use kafka_mirror_crds::{Delivery, Mode};
+use kafka_mirror_crds::{Delivery, Mode, Partitioning};
 use serde::Serialize;
 
 /// A `KafkaMirror` named `name` (its consumer group is [`MirrorDocument::group_id`]).
@@ -41,6 +41,8 @@ struct Spec {
     #[serde(skip_serializing_if = "Option::is_none")]
     mark_origin: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    partitioning: Option<Partitioning>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     replicas: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     template: Option<serde_json::Value>,
@@ -56,6 +58,8 @@ struct Topics {
     create: Option<Create>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_interval_seconds: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -192,6 +196,7 @@ impl MirrorDocument {
                 num_streams: None,
                 paused: None,
                 mark_origin: None,
+                partitioning: None,
                 replicas: None,
                 template: None,
             },
@@ -252,6 +257,18 @@ impl MirrorDocument {
     /// `spec.topics.refreshIntervalSeconds`.
     pub fn refresh_interval_seconds(mut self, seconds: i32) -> MirrorDocument {
         self.spec.topics.refresh_interval_seconds = Some(seconds);
+        self
+    }
+
+    /// `spec.topics.sync`, as JSON.
+    pub fn topics_sync(mut self, sync: serde_json::Value) -> MirrorDocument {
+        self.spec.topics.sync = Some(sync);
+        self
+    }
+
+    /// `spec.partitioning`.
+    pub fn partitioning(mut self, partitioning: Partitioning) -> MirrorDocument {
+        self.spec.partitioning = Some(partitioning);
         self
     }
 

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -453,6 +454,29 @@ impl KafkaCluster {
         assert!(
             results.iter().all(Result::is_ok),
             "altering {topic}: {results:?}"
+        );
+    }
+
+    /// Grows `topic` to `partitions` partitions (CreatePartitions).
+    pub fn add_partitions(&self, topic: &str, partitions: usize) {
+        let results = block_on(
+            self.admin()
+                .create_partitions(&[NewPartitions::new(topic, partitions)], &admin_options()),
+        )
+        .expect("adding partitions");
+        assert!(
+            results.iter().all(Result::is_ok),
+            "adding partitions to {topic}: {results:?}"
+        );
+    }
+
+    /// Deletes `topic` (DeleteTopics).
+    pub fn delete_topic(&self, topic: &str) {
+        let results = block_on(self.admin().delete_topics(&[topic], &admin_options()))
+            .expect("deleting a topic");
+        assert!(
+            results.iter().all(Result::is_ok),
+            "deleting {topic}: {results:?}"
         );
     }
 

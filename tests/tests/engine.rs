@@ -762,3 +762,187 @@ fn two_mirrors_of_opposite_directions_with_mark_origin_copy_each_record_once_and
     check_active_active("cluster A", on_cluster_a, &on_a, &on_b, &id_b);
     check_active_active("cluster B", on_cluster_b, &on_b, &on_a, &id_a);
 }
+
+#[test]
+fn target_topics_follow_their_source_topics_partitions_and_configs_and_keep_their_records_when_it_is_deleted()
+ {
+    let _timed = Timed::start("topics follow");
+    let Clusters { source, target } = single_broker_pair();
+    let (topic, other) = ("engine.follow", "engine.follow-other");
+    // Retention of ten years, then twenty: the sample records carry timestamps of 2019, which a shorter
+    // retention would delete on both clusters while the test runs.
+    source.create_topic(
+        topic,
+        2,
+        1,
+        &[
+            ("retention.ms", "315360000000"),
+            ("max.message.bytes", "500000"),
+        ],
+    );
+    source.create_topic(other, 1, 1, &[]);
+    let first = samples::produce_with(&source.client(), topic, 0, 200, 10, 64).unwrap();
+    let mirror = Mirror::write(
+        document("follow", source, target)
+            .include("engine\\.follow.*")
+            .partitioning(kafka_mirror_crds::Partitioning::Preserve)
+            .refresh_interval_seconds(4)
+            .topics_sync(serde_json::json!({"intervalSeconds": 1}))
+            // The consumer mostly sees new source partitions (its metadata every 200 ms, then a rebalance)
+            // before the worker's next refresh adds them to the target: their records then wait for the target
+            // partitions, and must be neither lost nor misplaced either way.
+            .source_config("topic.metadata.refresh.interval.ms", 200),
+    );
+    let mut worker = mirror.spawn();
+    worker.wait_for("the first 200 records committed", MINUTE, || {
+        committed(source, &mirror.group, topic, 2) == 200
+    });
+    // Created with the source's partition count, and its configs copied.
+    let follows = |key: &str| {
+        let (s, t) = (source.topic_config(topic), target.topic_config(topic));
+        (s.get(key).cloned(), t.get(key).cloned())
+    };
+    worker.wait_for(
+        "the target topic's retention.ms and max.message.bytes copied",
+        MINUTE,
+        || {
+            follows("retention.ms") == (Some("315360000000".into()), Some("315360000000".into()))
+                && follows("max.message.bytes") == (Some("500000".into()), Some("500000".into()))
+        },
+    );
+
+    // A config changed, and one no longer set on the source: the target takes the change and keeps the other
+    // as it has it (it may have been set there on purpose).
+    let changed = Instant::now();
+    source.alter_topic_config(topic, &[("retention.ms", "630720000000")]);
+    worker.wait_for(
+        "the target topic's retention.ms following the change",
+        MINUTE,
+        || {
+            target
+                .topic_config(topic)
+                .get("retention.ms")
+                .map(String::as_str)
+                == Some("630720000000")
+        },
+    );
+    assert_ne!(
+        source
+            .topic_config(topic)
+            .get("max.message.bytes")
+            .map(String::as_str),
+        Some("500000")
+    );
+    assert_eq!(
+        target
+            .topic_config(topic)
+            .get("max.message.bytes")
+            .map(String::as_str),
+        Some("500000"),
+        "a config the source topic no longer sets is left on the target"
+    );
+    eprintln!(
+        "topics follow: a config change on the source reached the target in {:.1} s (intervalSeconds 1)",
+        changed.elapsed().as_secs_f64()
+    );
+
+    // Two partitions added on the source: added on the target, and their records mirrored into the partitions
+    // of the same number (`preserve`).
+    let grown = Instant::now();
+    source.add_partitions(topic, 4);
+    let second = samples::produce_with(&source.client(), topic, 200, 600, 10, 64).unwrap();
+    worker.wait_for("the target topic grown to 4 partitions", MINUTE, || {
+        target.partitions(topic) == 4
+    });
+    worker.wait_for("all 600 records committed", MINUTE, || {
+        committed(source, &mirror.group, topic, 4) == 600
+    });
+    eprintln!(
+        "topics follow: 2 partitions added on the source were on the target and their records mirrored {:.1} s \
+         later",
+        grown.elapsed().as_secs_f64()
+    );
+    let highs = |cluster: &KafkaCluster| {
+        kafka_mirror_tests::positions::Watermarks::new(&cluster.client(), topic, 4)
+            .high()
+            .unwrap()
+    };
+    let (source_highs, target_highs) = (highs(source), highs(target));
+    assert!(
+        source_highs[2] > 0 && source_highs[3] > 0,
+        "the new partitions got records: {source_highs:?}"
+    );
+    assert_eq!(target_highs, source_highs, "partition by partition");
+    let seeded: Vec<SampleRecord> = first.into_iter().chain(second).collect();
+    let copy = read_back(target, topic, 600);
+    let v = verify_copy("topics follow", &seeded, &copy);
+    assert_eq!(v.duplicated, 0, "a clean run writes each record once: {v}");
+
+    // The source topic deleted: the target keeps its copy (a replica outlives its primary's mistakes), and the
+    // mirror goes on with its other topics.
+    source.delete_topic(topic);
+    let others = samples::produce_with(&source.client(), other, 0, 100, 10, 64).unwrap();
+    worker.wait_for(
+        "the other topic's 100 records committed after the delete",
+        MINUTE,
+        || committed(source, &mirror.group, other, 1) == 100,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        worker.is_running(),
+        "the worker runs on after a source topic was deleted"
+    );
+    assert_eq!(target.partitions(topic), 4, "the target topic is kept");
+    assert_eq!(target.records(topic), 600, "with every record");
+    verify_copy("the other topic", &others, &read_back(target, other, 100));
+
+    // Recreated under the same name: Kafka dropped the group's offsets of the deleted topic, so the new topic
+    // is mirrored from its start into the kept target topic, after the old records. Recreated once the worker
+    // dropped the deleted topic (its next refresh), as a person purging a topic would.
+    let http = worker.http;
+    worker.wait_for("the worker to drop the deleted topic", MINUTE, || {
+        kafka_mirror_tests::http::metric_at(http, "kafka_mirror_mirrored_topics") == Some(1.0)
+    });
+    source.create_topic(topic, 4, 1, &[]);
+    let recreated = samples::produce_with(&source.client(), topic, 600, 640, 10, 64).unwrap();
+    worker.wait_for(
+        "the recreated topic's 40 records on the target",
+        MINUTE,
+        || target.records(topic) == 640,
+    );
+    let copy = read_back(target, topic, 640);
+    // Sequence numbers count per key (record n of 10 keys has seq n / 10): the new records start at 60.
+    let first_new = recreated[0].seq;
+    let (old, new): (Vec<ReadRecord>, Vec<ReadRecord>) = copy
+        .into_iter()
+        .partition(|r| header(r, "seq").unwrap().parse::<u64>().unwrap() < first_new);
+    let seqs = |records: &[ReadRecord]| -> Vec<(i32, i64, String)> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.partition,
+                    r.offset,
+                    header(r, "seq").unwrap_or("-").to_string(),
+                )
+            })
+            .take(12)
+            .collect()
+    };
+    assert_eq!(
+        old.len(),
+        600,
+        "the old copy is kept whole; new: {} records, e.g. {:?}",
+        new.len(),
+        seqs(&new)
+    );
+    verify_copy("the recreated topic", &recreated, &new);
+    let run = worker.stop();
+    assert_eq!(run.status.code(), Some(0), "{}", run.output());
+    eprintln!(
+        "topics follow: source partitions paused until their target partition existed: {}",
+        run.output()
+            .matches("the target topic has no partition of this number yet")
+            .count()
+    );
+}

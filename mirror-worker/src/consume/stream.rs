@@ -2,6 +2,8 @@
 //! shared target producer. Runs on its own thread because librdkafka delivers rebalances on the thread that
 //! polls, and a revoke must be able to wait there until its partitions are drained.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::BaseRecord;
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
@@ -53,6 +55,8 @@ pub struct Stream {
     compresses: bool,
     /// `spec.markOrigin`: the clusters' ids.
     origin: Option<Arc<Origin>>,
+    /// Source partitions paused until the target topic has a partition of their number (`preserve`).
+    waiting_for_target: RefCell<HashSet<(String, i32)>>,
 }
 
 impl Stream {
@@ -100,6 +104,7 @@ impl Stream {
             gate: settings.gate,
             compresses: settings.compresses,
             origin: settings.origin,
+            waiting_for_target: RefCell::new(HashSet::new()),
         })
     }
 
@@ -134,6 +139,8 @@ impl Stream {
                 {
                     break Err(e);
                 }
+                self.learn_grown_targets(&routes, &next);
+                self.resume_waiting(&next);
                 routes = next;
             }
             if self.consumer.context().take_attention() {
@@ -217,6 +224,99 @@ impl Stream {
                 what: "subscribing to the source topics".into(),
                 source,
             })
+    }
+
+    /// `partitioning: preserve` and a source partition the target topic does not have yet (the source topic
+    /// grew, and `spec.topics.sync.partitions` adds it at the next refresh): the partition is paused at this
+    /// record, which is read again once the routes say the target has the partition.
+    fn wait_for_target_partition(&self, message: &BorrowedMessage<'_>, route: &Route) {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let paused = self.consumer.pause(&tpl).and_then(|()| {
+            self.consumer.seek(
+                topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            )
+        });
+        if let Err(error) = paused {
+            self.health.set_fatal(format!(
+                "{topic}[{partition}] has no target partition yet and could not be paused at offset {offset}:                  {error}"
+            ));
+            return;
+        }
+        info!(
+            topic,
+            partition,
+            offset,
+            target_topic = route.target_topic,
+            target_partitions = route.target_partitions,
+            "the target topic has no partition of this number yet; waiting for it (spec.topics.sync.partitions)"
+        );
+        self.waiting_for_target
+            .borrow_mut()
+            .insert((topic.to_string(), partition));
+    }
+
+    /// Resumes the partitions that waited for a target partition the routes now have.
+    fn resume_waiting(&self, routes: &Routes) {
+        let mut waiting = self.waiting_for_target.borrow_mut();
+        let mut tpl = TopicPartitionList::new();
+        waiting.retain(|(topic, partition)| {
+            let ready = routes
+                .get(topic)
+                .is_some_and(|route| *partition < route.target_partitions);
+            if ready {
+                tpl.add_partition(topic, *partition);
+            }
+            !ready
+        });
+        if tpl.count() > 0
+            && let Err(error) = self.consumer.resume(&tpl)
+        {
+            self.health.set_fatal(format!(
+                "resuming partitions whose target partition now exists: {error}"
+            ));
+        }
+    }
+
+    /// Target topics that got partitions (`spec.topics.sync.partitions`): the producers ask for their metadata
+    /// now, before any record is routed to a new partition. Otherwise a producer learns of them only at its
+    /// next metadata refresh and refuses such records meanwhile (unknown partition), each refusal a re-read.
+    fn learn_grown_targets(&self, current: &Routes, next: &Routes) {
+        let grown: Vec<&str> = next
+            .iter()
+            .filter(|(source, route)| {
+                current
+                    .get(*source)
+                    .is_some_and(|before| before.target_partitions < route.target_partitions)
+            })
+            .map(|(_, route)| route.target_topic.as_str())
+            .collect();
+        if grown.is_empty() {
+            return;
+        }
+        let transactional = match &self.consumer.context().transactions {
+            Some(transactions) => transactions.all(),
+            None => Vec::new(),
+        };
+        let producers = self
+            .producer
+            .as_deref()
+            .into_iter()
+            .chain(transactional.iter().map(|txn| &txn.producer));
+        for producer in producers {
+            for topic in &grown {
+                if let Err(error) = producer
+                    .client()
+                    .fetch_metadata(Some(topic), Duration::from_secs(10))
+                {
+                    warn!(topic, %error, "the target topic's new partitions could not be read; the producer learns of them at its next metadata refresh");
+                }
+            }
+        }
     }
 
     /// Hands one source record to the producer, keeping key, value, headers and timestamp.
@@ -340,6 +440,12 @@ impl Stream {
             && message.offset() >= end
         {
             self.reach_end(&state);
+            return None;
+        }
+        if self.partitioning == Partitioning::Preserve
+            && message.partition() >= route.target_partitions
+        {
+            self.wait_for_target_partition(message, route);
             return None;
         }
         if self.exceeds_limit(message, route) {

@@ -212,6 +212,14 @@ impl Transactions {
             .cloned()
     }
 
+    /// The transactional producer of every partition of this stream.
+    pub fn all(&self) -> Vec<Arc<PartitionTxn>> {
+        self.producers()
+            .values()
+            .flat_map(|by_partition| by_partition.values().cloned())
+            .collect()
+    }
+
     /// Drops the producers of partitions that left this stream (their transactions committed or aborted).
     pub fn remove(&self, topic: &str, partition: i32) {
         let mut producers = self.producers();

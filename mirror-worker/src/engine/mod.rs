@@ -231,12 +231,25 @@ impl Engine {
         let plan = &self.plan;
         let streams = plan.spec.num_streams as usize;
         let gate = Arc::new(ShutdownGate::new(streams));
+        // A subscribed topic's new partitions reach a consumer with librdkafka's metadata refresh, every 5
+        // minutes by default: as often as the worker reads the topic list instead, so that partitions added on
+        // the source are mirrored within the same interval as new topics (unless the source config sets it).
+        let mut consumer_config = plan.source_consumer.clone();
+        if consumer_config
+            .get("topic.metadata.refresh.interval.ms")
+            .is_none()
+        {
+            consumer_config.set(
+                "topic.metadata.refresh.interval.ms",
+                (i64::from(plan.spec.topics.refresh_interval_seconds) * 1000).to_string(),
+            );
+        }
         let mut tasks = Vec::new();
         for stream in 0..streams {
             let settings = StreamSettings {
                 stream,
                 mirror: Arc::from(plan.name.as_str()),
-                consumer_config: plan.source_consumer.clone(),
+                consumer_config: consumer_config.clone(),
                 group_id: plan.group_id.clone(),
                 partitioning: plan.spec.partitioning,
                 commit_interval: self.options.commit_interval,
