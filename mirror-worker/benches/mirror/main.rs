@@ -580,27 +580,27 @@ impl DataSet<'_> {
     }
 }
 
-/// An `--eos-commit-intervals` entry: seconds, or `none`.
 /// A `--value-sizes` entry: bytes above 0, or `none`.
 fn value_size(value: &str) -> Result<Option<usize>, String> {
-    match value {
-        "" | "none" => Ok(None),
-        bytes => match bytes.parse::<usize>() {
-            Ok(b) if b > 0 => Ok(Some(b)),
-            _ => Err(format!(
-                "{bytes:?} is not a number of bytes above 0, nor `none`"
-            )),
-        },
-    }
+    above_zero_or_none(value, "bytes")
 }
 
+/// An `--eos-commit-intervals` entry: seconds above 0, or `none`.
 fn commit_interval(value: &str) -> Result<Option<f64>, String> {
+    above_zero_or_none(value, "seconds")
+}
+
+/// A list entry that is a number of `unit` above 0, or `none` (or empty): what leaves the measurement out.
+fn above_zero_or_none<T: std::str::FromStr + PartialOrd + Default>(
+    value: &str,
+    unit: &str,
+) -> Result<Option<T>, String> {
     match value {
         "" | "none" => Ok(None),
-        seconds => match seconds.parse::<f64>() {
-            Ok(s) if s > 0.0 => Ok(Some(s)),
+        number => match number.parse::<T>() {
+            Ok(n) if n > T::default() => Ok(Some(n)),
             _ => Err(format!(
-                "{seconds:?} is not a number of seconds above 0, nor `none`"
+                "{number:?} is not a number of {unit} above 0, nor `none`"
             )),
         },
     }
