@@ -6,9 +6,10 @@
 //! or environment variables, read through `kafka-mirror-clients` (which the operator shares).
 //!
 //! The modules follow a record through the mirror: `discover` finds the source topics to copy and where they
-//! go, and `topic_sync` keeps each target topic's partitions and configs following its source topic's; `consume` reads them in the mirror's consumer group; `deliver` writes them to the target; `acks` tracks
-//! the target's acknowledgements, which decide what may be committed; `engine` runs it all and ends it;
-//! `observe` counts and reports. [`demo`] runs the whole on two in-process clusters.
+//! go, and `topic_sync` keeps each target topic's partitions and configs following its source topic's;
+//! `consume` reads them in the mirror's consumer group; `deliver` writes them to the target; `acks` tracks the
+//! target's acknowledgements, which decide what may be committed; `engine` runs it all and ends it; `observe`
+//! counts and reports. [`demo`] runs the whole on two in-process clusters.
 //!
 //! A user of the library builds an [`Engine`] from a [`MirrorPlan`](kafka_mirror_clients::MirrorPlan) and
 //! serves its [`metrics::Metrics`] and [`health::Health`] (see [`health::WorkerEndpoints`]).

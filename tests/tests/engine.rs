@@ -697,7 +697,8 @@ fn two_mirrors_of_opposite_directions_with_mark_origin_copy_each_record_once_and
     let topic = "engine.active-active";
     a.create_topic(topic, 3, 1, &[]);
     b.create_topic(topic, 3, 1, &[]);
-    // Sequence numbers 0..1000 on A and 1000..2000 on B: every record says which cluster it was written to.
+    // Records 0..1000 on A and 1000..2000 on B (20 keys: per-key sequence numbers 0..49 on A, 50..99 on B), so
+    // every record's `seq` header says which cluster it was written to.
     let on_a = samples::produce_with(&a.client(), topic, 0, 1000, 20, 64).unwrap();
     let on_b = samples::produce_with(&b.client(), topic, 1000, 2000, 20, 64).unwrap();
     // The same topic name both ways. A → B at least once, B → A exactly once: both ways of settling a record

@@ -123,9 +123,7 @@ impl BrokerProbe {
             }
         }
     }
-}
 
-impl BrokerProbe {
     /// The cluster's id, `None` when it reports none (brokers before Kafka 0.10.1), or why it could not be
     /// asked. The metadata request first, for its explained errors: librdkafka's own call says only "none"
     /// when the cluster does not answer.

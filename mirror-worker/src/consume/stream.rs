@@ -243,7 +243,8 @@ impl Stream {
         });
         if let Err(error) = paused {
             self.health.set_fatal(format!(
-                "{topic}[{partition}] has no target partition yet and could not be paused at offset {offset}:                  {error}"
+                "{topic}[{partition}] has no target partition yet and could not be paused at offset {offset}: \
+                 {error}"
             ));
             return;
         }
