@@ -5,6 +5,7 @@
 //! same thing to `kubectl apply` and to `mirror-worker --config`.
 
 pub mod cluster;
+pub mod consumer_groups;
 mod crd;
 mod document;
 mod error;

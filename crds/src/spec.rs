@@ -69,6 +69,23 @@ use crate::topics::TopicSelection;
         json_path = ".status.readyReplicas"
     ),
     printcolumn(
+        name = "Failover",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"FailoverReady\")].status"
+    ),
+    printcolumn(
+        name = "Missed",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.failover.missed"
+    ),
+    printcolumn(
+        name = "Re-read",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.failover.reRead"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -140,6 +157,15 @@ pub struct KafkaMirrorSpec {
     /// needs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mark_origin: bool,
+
+    /// Consumer groups of the source that follow to the target, for disaster recovery: their committed
+    /// offsets are translated to the target's offsets (which differ: the target topic has its own history)
+    /// and committed to the same group on the target, so a consumer pointed at the target resumes without
+    /// missing a record. The status shows, per group, how many records a consumer failing over now would read
+    /// twice and miss, and the condition `FailoverReady`. Needs `partitioning: preserve` (with `key`, one
+    /// target partition holds records of several source partitions). Absent: no group follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_groups: Option<crate::consumer_groups::ConsumerGroupSync>,
 
     /// Pod settings for the workers: image, resources, scheduling, annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]

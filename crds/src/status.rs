@@ -43,6 +43,62 @@ pub struct KafkaMirrorStatus {
     /// Only with `mode: migrate`: how far the one-time copy is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationStatus>,
+    /// Only with `spec.consumerGroups`: whether the followed groups' consumers can switch to the target now
+    /// (condition `FailoverReady` says the same in a sentence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverStatus>,
+}
+
+/// The followed consumer groups as of the last sync.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverStatus {
+    /// When the groups were last synced to the target. Older than `spec.consumerGroups.intervalSeconds` while
+    /// the source does not answer (a disaster): the numbers are those of this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<Time>,
+    /// Records some followed group has not read yet that are not on the target (or lie before its committed
+    /// offset there): what its consumers would miss if they switched now. 0 when switching is safe.
+    pub missed: i64,
+    /// Records some followed group would read a second time on the target, at most: read on the source after
+    /// the offset its target group has.
+    pub re_read: i64,
+    /// Every followed group of the source, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<ConsumerGroupStatus>,
+}
+
+/// One followed consumer group.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerGroupStatus {
+    /// The group id, the same on both clusters.
+    pub name: String,
+    /// Mirrored partitions the group has committed offsets for on the source.
+    pub partitions: i32,
+    /// Records a consumer of the group that switched to the target now would miss: not read yet and not on
+    /// the target yet (replication lag), or before the group's offset on the target. 0 when it is safe.
+    pub missed: i64,
+    /// Records such a consumer would read a second time, at most.
+    pub re_read: i64,
+    /// Whether the group's offsets on the target are up to date, and why not.
+    pub state: GroupSyncState,
+    /// What to do when the state is not `Synced`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// How far a group's offsets on the target are.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum GroupSyncState {
+    /// Every partition's offset on the target is the translation of the source's (or already past it).
+    #[default]
+    Synced,
+    /// The group has members on the target: nothing is committed for it there (its consumers run there).
+    ActiveOnTarget,
+    /// Some partition's source offset has no translation yet (committed before the workers published the
+    /// offset map, or nothing of the partition was copied yet); the message names them.
+    NotTranslated,
 }
 
 /// One mirrored topic.

@@ -16,9 +16,19 @@ impl TopicFilter {
     /// Compiles the patterns, anchored at both ends (a pattern must match the whole name, as MirrorMaker's
     /// whitelist does). Errors name the offending list entry.
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, Vec<FieldError>> {
+        Self::of_field("spec.topics", include, exclude)
+    }
+
+    /// The same for the lists `<field>.include` and `<field>.exclude` (e.g. `spec.consumerGroups`, whose
+    /// group ids are matched by the same rule).
+    pub fn of_field(
+        field: &str,
+        include: &[String],
+        exclude: &[String],
+    ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let include = compile_all(include, "spec.topics.include", &mut errors);
-        let exclude = compile_all(exclude, "spec.topics.exclude", &mut errors);
+        let include = compile_all(include, &format!("{field}.include"), &mut errors);
+        let exclude = compile_all(exclude, &format!("{field}.exclude"), &mut errors);
         if errors.is_empty() {
             Ok(Self { include, exclude })
         } else {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::cluster::{ClusterConnection, SecretKeyRef};
 use crate::topics::{SYNCED_CONFIGS, TOPIC_PLACEHOLDER};
-use crate::{Delivery, FieldError, KafkaMirrorSpec, Mode, TopicFilter};
+use crate::{Delivery, FieldError, KafkaMirrorSpec, Mode, Partitioning, TopicFilter};
 
 /// Every problem of the spec, or the compiled topic filter when there is none.
 pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> {
@@ -90,6 +90,33 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
                 spec.topics.sync.interval_seconds
             ),
         ));
+    }
+    if let Some(groups) = &spec.consumer_groups {
+        if let Err(regex_errors) =
+            TopicFilter::of_field("spec.consumerGroups", &groups.include, &groups.exclude)
+        {
+            errors.extend(regex_errors);
+        }
+        if groups.include.is_empty() {
+            errors.push(FieldError::new(
+                "spec.consumerGroups.include",
+                "must list at least one group pattern",
+            ));
+        }
+        if spec.partitioning != Partitioning::Preserve {
+            errors.push(FieldError::new(
+                "spec.consumerGroups",
+                "needs spec.partitioning: preserve. With key, one target partition holds records of several \
+                 source partitions, so a group's source offsets have no single target offset each (not translated \
+                 yet)",
+            ));
+        }
+        if !(1..=3600).contains(&groups.interval_seconds) {
+            errors.push(FieldError::new(
+                "spec.consumerGroups.intervalSeconds",
+                format!("{} is out of range 1..=3600", groups.interval_seconds),
+            ));
+        }
     }
     if let Some(rf) = spec.topics.create.replication_factor
         && !(1..=32).contains(&rf)

@@ -36,7 +36,7 @@ fn scale_subresource_points_at_replicas_and_selector() {
 }
 
 #[test]
-fn printer_columns_answer_source_target_topics_lag_ready_age() {
+fn printer_columns_answer_source_target_topics_lag_ready_failover_age() {
     let names: Vec<String> = version()["additionalPrinterColumns"]
         .as_array()
         .unwrap()
@@ -44,7 +44,13 @@ fn printer_columns_answer_source_target_topics_lag_ready_age() {
         .filter(|c| c.get("priority").is_none())
         .map(|c| c["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names, ["Source", "Target", "Topics", "Lag", "Ready", "Age"]);
+    // Failover: condition FailoverReady (empty for a mirror without spec.consumerGroups).
+    assert_eq!(
+        names,
+        [
+            "Source", "Target", "Topics", "Lag", "Ready", "Failover", "Age"
+        ]
+    );
 }
 
 #[test]

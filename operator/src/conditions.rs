@@ -4,14 +4,19 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use kafka_mirror_crds::status::{FailoverStatus, GroupSyncState};
+
 use crate::observed::Observed;
 use crate::reason::Reason;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// Only with `spec.consumerGroups`: whether the followed groups' consumers can switch to the target now.
+pub const FAILOVER_READY: &str = "FailoverReady";
 
-/// The three conditions for `observed`, keeping transition times of `previous` where the status holds.
+/// The three conditions for `observed` (four with `spec.consumerGroups`), keeping transition times of
+/// `previous` where the status holds.
 pub fn conditions(previous: &[Condition], observed: &Observed, now: &Time) -> Vec<Condition> {
     [
         (READY, ready(observed)),
@@ -19,6 +24,12 @@ pub fn conditions(previous: &[Condition], observed: &Observed, now: &Time) -> Ve
         (DEGRADED, degraded(observed)),
     ]
     .into_iter()
+    .chain(
+        observed
+            .failover
+            .as_ref()
+            .map(|failover| (FAILOVER_READY, failover_ready(failover))),
+    )
     .map(|(type_, (status, reason, message))| {
         let status = if status { "True" } else { "False" }.to_string();
         let last_transition_time = previous
@@ -165,6 +176,83 @@ fn degraded(o: &Observed) -> (bool, Reason, String) {
     (false, Reason::AsExpected, "nothing is failing".into())
 }
 
+/// Whether every followed group's consumers could switch to the target now without missing a record.
+fn failover_ready(failover: &Result<FailoverStatus, String>) -> (bool, Reason, String) {
+    let failover = match failover {
+        Err(why) => {
+            return (
+                false,
+                Reason::GroupSyncFailed,
+                format!(
+                    "{why}. The groups' offsets on the target are those of the last sync (status.failover.syncedAt); \
+                     records their consumers read on the source since then are read again after switching"
+                ),
+            );
+        }
+        Ok(failover) => failover,
+    };
+    let switching: Vec<_> = failover
+        .groups
+        .iter()
+        .filter(|g| g.state != GroupSyncState::ActiveOnTarget)
+        .collect();
+    if switching.is_empty() {
+        return (
+            false,
+            Reason::NoGroupToFollow,
+            if failover.groups.is_empty() {
+                "no consumer group of the source matches spec.consumerGroups and has committed offsets on the \
+                 mirrored topics"
+                    .into()
+            } else {
+                "every followed group already has members on the target".into()
+            },
+        );
+    }
+    let named = |groups: Vec<String>| groups.into_iter().take(3).collect::<Vec<_>>().join("; ");
+    let missing: Vec<String> = switching
+        .iter()
+        .filter(|g| g.missed > 0)
+        .map(|g| format!("{} would miss {}", g.name, g.missed))
+        .collect();
+    if !missing.is_empty() {
+        return (
+            false,
+            Reason::RecordsNotOnTarget,
+            format!(
+                "{} groups would miss records not on the target yet (or before their offset there): {}",
+                missing.len(),
+                named(missing)
+            ),
+        );
+    }
+    let untranslated: Vec<String> = switching
+        .iter()
+        .filter(|g| g.state == GroupSyncState::NotTranslated)
+        .map(|g| format!("{}: {}", g.name, g.message.as_deref().unwrap_or_default()))
+        .collect();
+    if !untranslated.is_empty() {
+        return (
+            false,
+            Reason::GroupsNotTranslated,
+            format!(
+                "{} groups have partitions without an offset on the target: {}",
+                untranslated.len(),
+                named(untranslated)
+            ),
+        );
+    }
+    (
+        true,
+        Reason::GroupsSynced,
+        format!(
+            "{} groups can switch to the target: 0 records missed, at most {} read again",
+            switching.len(),
+            switching.iter().map(|g| g.re_read).sum::<i64>()
+        ),
+    )
+}
+
 /// What the user must decide when the source deleted records the mirror had not copied.
 pub fn truncation(o: &Observed) -> Option<String> {
     if o.truncated.is_empty() {
@@ -183,6 +271,7 @@ mod tests {
     use super::*;
     use crate::migration::Progress;
     use crate::observed::Problem;
+    use kafka_mirror_crds::status::ConsumerGroupStatus;
 
     fn time(seconds: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
@@ -201,6 +290,7 @@ mod tests {
             truncated: Vec::new(),
             topic_count: 1,
             migration: None,
+            failover: None,
         }
     }
 
@@ -453,5 +543,89 @@ mod tests {
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "SourceTruncated")
         );
+    }
+
+    fn group(name: &str, missed: i64, re_read: i64, state: GroupSyncState) -> ConsumerGroupStatus {
+        ConsumerGroupStatus {
+            name: name.into(),
+            partitions: 3,
+            missed,
+            re_read,
+            state,
+            message: None,
+        }
+    }
+
+    fn failover_condition(failover: Result<FailoverStatus, String>) -> Condition {
+        let observed = Observed {
+            failover: Some(failover),
+            ..healthy()
+        };
+        find(&conditions(&[], &observed, &time(10)), FAILOVER_READY).clone()
+    }
+
+    fn groups(groups: Vec<ConsumerGroupStatus>) -> Result<FailoverStatus, String> {
+        Ok(FailoverStatus {
+            synced_at: Some(time(5)),
+            missed: groups.iter().map(|g| g.missed).sum(),
+            re_read: groups.iter().map(|g| g.re_read).sum(),
+            groups,
+        })
+    }
+
+    #[test]
+    fn failover_is_ready_only_when_no_group_would_miss_a_record() {
+        let ready = failover_condition(groups(vec![
+            group("billing", 0, 12, GroupSyncState::Synced),
+            group("shipping", 40, 0, GroupSyncState::ActiveOnTarget),
+        ]));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "GroupsSynced")
+        );
+        assert!(
+            ready.message.contains("1 groups can switch") && ready.message.contains("at most 12"),
+            "{}",
+            ready.message
+        );
+
+        let missing =
+            failover_condition(groups(vec![group("billing", 7, 0, GroupSyncState::Synced)]));
+        assert_eq!(
+            (missing.status.as_str(), missing.reason.as_str()),
+            ("False", "RecordsNotOnTarget")
+        );
+        assert!(
+            missing.message.contains("billing would miss 7"),
+            "{}",
+            missing.message
+        );
+
+        let untranslated = failover_condition(groups(vec![group(
+            "billing",
+            0,
+            0,
+            GroupSyncState::NotTranslated,
+        )]));
+        assert_eq!(untranslated.reason, "GroupsNotTranslated");
+
+        let none = failover_condition(groups(Vec::new()));
+        assert_eq!(
+            (none.status.as_str(), none.reason.as_str()),
+            ("False", "NoGroupToFollow")
+        );
+
+        let failed = failover_condition(Err("the source does not answer".into()));
+        assert_eq!(
+            (failed.status.as_str(), failed.reason.as_str()),
+            ("False", "GroupSyncFailed")
+        );
+        assert!(failed.message.starts_with("the source does not answer"));
+    }
+
+    #[test]
+    fn without_consumer_groups_there_is_no_failover_condition() {
+        let c = conditions(&[], &healthy(), &time(10));
+        assert!(c.iter().all(|c| c.type_ != FAILOVER_READY));
     }
 }

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kafka_mirror_crds::Mode;
-use kafka_mirror_crds::status::KafkaMirrorStatus;
+use kafka_mirror_crds::status::{FailoverStatus, KafkaMirrorStatus};
 
 use crate::desired::WorkerState;
 use crate::kafka_view::KafkaView;
@@ -22,6 +22,8 @@ pub struct Decision {
     pub target: Result<(), String>,
     /// Only with `mode: migrate`, once the end offsets are recorded (or the status called it complete).
     pub migration: Option<Progress>,
+    /// Only with `spec.consumerGroups`: the followed groups as this reconcile synced them, or why it could not.
+    pub failover: Option<Result<FailoverStatus, String>>,
 }
 
 /// The one rule for how many workers run: `spec.replicas`, but none while paused or after a completed
@@ -59,6 +61,17 @@ pub fn decide(mirror: &ValidatedMirror, observation: Observation, now: &Time) ->
             .map_err(ToString::to_string),
         target: view.target.as_ref().map(drop).map_err(ToString::to_string),
         migration,
+        failover: view.groups.as_ref().map(|groups| {
+            groups
+                .as_ref()
+                .map_err(Clone::clone)
+                .map(|groups| FailoverStatus {
+                    synced_at: Some(now.clone()),
+                    missed: groups.iter().map(|g| g.missed).sum(),
+                    re_read: groups.iter().map(|g| g.re_read).sum(),
+                    groups: groups.clone(),
+                })
+        }),
     }
 }
 

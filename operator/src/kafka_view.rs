@@ -8,6 +8,10 @@ use std::time::Duration;
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::broker_probe::{BrokerProbe, ProbeError};
 use kafka_mirror_clients::client_config::KafkaClientConfig;
+use kafka_mirror_clients::group_sync;
+use kafka_mirror_crds::TopicFilter;
+use kafka_mirror_crds::consumer_groups::ConsumerGroupSync;
+use kafka_mirror_crds::status::ConsumerGroupStatus;
 use rdkafka::error::KafkaError;
 
 use crate::lag::{Positions, read_positions};
@@ -19,6 +23,8 @@ const TARGET_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct KafkaView {
     pub positions: Result<Positions, SourceUnreachable>,
     pub target: Result<(), TargetUnreachable>,
+    /// Only with `spec.consumerGroups`: the followed groups after this sync, or why they could not be synced.
+    pub groups: Option<Result<Vec<ConsumerGroupStatus>, String>>,
 }
 
 /// The source's positions could not be read.
@@ -60,7 +66,49 @@ pub fn ask(plan: &MirrorPlan) -> KafkaView {
         bootstrap_servers: plan.spec.target.connection.bootstrap_servers.clone(),
         source,
     });
-    KafkaView { positions, target }
+    let groups = plan
+        .spec
+        .consumer_groups
+        .as_ref()
+        .map(|groups| sync_groups(plan, groups, &positions));
+    KafkaView {
+        positions,
+        target,
+        groups,
+    }
+}
+
+/// `spec.consumerGroups`, once the source answered: translated and committed on the target (see
+/// [`group_sync`]).
+fn sync_groups(
+    plan: &MirrorPlan,
+    groups: &ConsumerGroupSync,
+    positions: &Result<Positions, SourceUnreachable>,
+) -> Result<Vec<ConsumerGroupStatus>, String> {
+    let positions = positions.as_ref().map_err(|e| {
+        format!("the groups cannot be synced while the source does not answer: {e}")
+    })?;
+    let filter = TopicFilter::of_field("spec.consumerGroups", &groups.include, &groups.exclude)
+        .map_err(|errors| format!("{errors:?}"))?;
+    let started = std::time::Instant::now();
+    match group_sync::sync(plan, &filter, positions) {
+        Ok(Ok(groups)) => {
+            tracing::info!(
+                mirror = plan.name,
+                groups = groups.len(),
+                missed = groups.iter().map(|g| g.missed).sum::<i64>(),
+                re_read = groups.iter().map(|g| g.re_read).sum::<i64>(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "synced the consumer groups to the target"
+            );
+            Ok(groups)
+        }
+        Ok(Err(why)) => Err(format!(
+            "reading the offset maps from spec.target.bootstrapServers {:?}: {why}",
+            plan.spec.target.connection.bootstrap_servers
+        )),
+        Err(e) => Err(format!("syncing the consumer groups: {e}")),
+    }
 }
 
 /// One metadata request: proves the brokers are reachable and the credentials accepted, or says why not.

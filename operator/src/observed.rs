@@ -2,7 +2,7 @@
 //! was refused. The conditions and the status are pure functions of it.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kafka_mirror_crds::status::KafkaMirrorStatus;
+use kafka_mirror_crds::status::{FailoverStatus, KafkaMirrorStatus};
 use kafka_mirror_crds::{FieldError, KafkaMirror};
 
 use crate::decide::{self, Decision};
@@ -53,6 +53,8 @@ pub struct Observed {
     pub topic_count: usize,
     /// Only with `mode: migrate` and the end offsets recorded.
     pub migration: Option<Progress>,
+    /// Only with `spec.consumerGroups`: this reconcile's sync of the followed groups, or why there was none.
+    pub failover: Option<Result<FailoverStatus, String>>,
 }
 
 impl Observed {
@@ -76,6 +78,7 @@ impl Observed {
             truncated: lag.map(|l| l.truncated.clone()).unwrap_or_default(),
             topic_count: lag.map_or(0, |l| l.topics.len()),
             migration: decision.migration.clone(),
+            failover: decision.failover.clone(),
         }
     }
 
@@ -93,6 +96,7 @@ impl Observed {
             truncated: Vec::new(),
             topic_count: 0,
             migration: None,
+            failover: None,
         }
     }
 

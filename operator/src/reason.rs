@@ -28,6 +28,12 @@ pub enum Reason {
     SourceTruncated,
     NoWorkerReady,
     AsExpected,
+    // FailoverReady.
+    GroupsSynced,
+    NoGroupToFollow,
+    RecordsNotOnTarget,
+    GroupsNotTranslated,
+    GroupSyncFailed,
     // Normal Events.
     Applied,
     MigrationCompleted,
@@ -55,6 +61,11 @@ impl Reason {
             Reason::SourceTruncated => "SourceTruncated",
             Reason::NoWorkerReady => "NoWorkerReady",
             Reason::AsExpected => "AsExpected",
+            Reason::GroupsSynced => "GroupsSynced",
+            Reason::NoGroupToFollow => "NoGroupToFollow",
+            Reason::RecordsNotOnTarget => "RecordsNotOnTarget",
+            Reason::GroupsNotTranslated => "GroupsNotTranslated",
+            Reason::GroupSyncFailed => "GroupSyncFailed",
             Reason::Applied => "Applied",
             Reason::MigrationCompleted => "MigrationCompleted",
         }

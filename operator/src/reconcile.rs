@@ -56,6 +56,15 @@ impl Default for Intervals {
 }
 
 impl Intervals {
+    /// When a working mirror is measured again: the lag interval, or `spec.consumerGroups.intervalSeconds`
+    /// when that is shorter (the groups are synced on each measurement).
+    pub fn measure(&self, spec: &kafka_mirror_crds::KafkaMirrorSpec) -> Duration {
+        spec.consumer_groups
+            .as_ref()
+            .map(|groups| Duration::from_secs(groups.interval_seconds.max(1) as u64))
+            .map_or(self.lag, |groups| groups.min(self.lag))
+    }
+
     /// When a mirror refused for `reason` is looked at again.
     pub fn after_refusal(&self, reason: Reason) -> Duration {
         match reason {
@@ -96,7 +105,7 @@ pub(crate) async fn reconcile(resource: Arc<KafkaMirror>, ctx: Arc<Context>) -> 
     )?;
     let deployment = apply(&ctx.client, &mirror.identity, &objects).await?;
     publish::applied(&ctx, &mirror, &decision, &deployment, &now).await?;
-    Ok(Action::requeue(ctx.intervals.lag))
+    Ok(Action::requeue(ctx.intervals.measure(mirror.spec())))
 }
 
 /// A spec that cannot work is looked at again slowly (an edit triggers a reconcile at once anyway); a missing

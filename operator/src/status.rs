@@ -38,6 +38,13 @@ pub fn build(
         topics: previous.topics.clone(),
         lag: previous.lag.clone(),
         migration: None,
+        // A sync that could not run (the source does not answer: a disaster) keeps the last one's numbers and
+        // its `syncedAt`: the offsets on the target are still those.
+        failover: match &observed.failover {
+            Some(Ok(failover)) => Some(failover.clone()),
+            Some(Err(_)) => previous.failover.clone(),
+            None => None,
+        },
     };
     if let Some(deployment) = inputs.deployment {
         status.replicas = Some(deployment.replicas.unwrap_or(0));
@@ -95,6 +102,7 @@ mod tests {
             truncated: Vec::new(),
             topic_count: 1,
             migration: None,
+            failover: None,
         }
     }
 

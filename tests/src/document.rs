@@ -41,6 +41,8 @@ struct Spec {
     #[serde(skip_serializing_if = "Option::is_none")]
     mark_origin: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_groups: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     partitioning: Option<Partitioning>,
     #[serde(skip_serializing_if = "Option::is_none")]
     replicas: Option<i32>,
@@ -196,6 +198,7 @@ impl MirrorDocument {
                 num_streams: None,
                 paused: None,
                 mark_origin: None,
+                consumer_groups: None,
                 partitioning: None,
                 replicas: None,
                 template: None,
@@ -311,6 +314,15 @@ impl MirrorDocument {
     /// `spec.markOrigin`.
     pub fn mark_origin(mut self, mark: bool) -> MirrorDocument {
         self.spec.mark_origin = Some(mark);
+        self
+    }
+
+    /// `spec.consumerGroups`: the groups `include` matches follow, synced every `interval_seconds`.
+    pub fn consumer_groups(mut self, include: &[&str], interval_seconds: i32) -> MirrorDocument {
+        self.spec.consumer_groups = Some(serde_json::json!({
+            "include": include,
+            "intervalSeconds": interval_seconds,
+        }));
         self
     }
 

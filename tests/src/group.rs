@@ -52,3 +52,72 @@ pub fn describe_group(bootstrap: &str, group: &str) -> Option<Vec<PartitionOwner
         .collect();
     Some(owners)
 }
+
+/// A consumer of a group, as an application runs one: subscribed to a topic, reading `read_committed` from
+/// its group's committed offsets (the earliest offset where the group has none), and committing after what it
+/// processed. Dropping it leaves the group.
+pub struct GroupReader {
+    consumer: rdkafka::consumer::BaseConsumer,
+}
+
+impl GroupReader {
+    pub fn new(bootstrap: &str, group: &str, topic: &str) -> GroupReader {
+        use rdkafka::consumer::Consumer;
+        let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("a group consumer");
+        consumer.subscribe(&[topic]).expect("subscribing");
+        GroupReader { consumer }
+    }
+
+    /// Reads up to `max` records, stopping early once none came for `idle` after the first one (or for `wait`
+    /// before it), and commits synchronously after the records read: the records processed.
+    pub fn read(
+        &self,
+        max: usize,
+        wait: std::time::Duration,
+        idle: std::time::Duration,
+    ) -> Vec<kafka_mirror_samples::ReadRecord> {
+        use rdkafka::consumer::{CommitMode, Consumer};
+        let mut read = Vec::new();
+        let mut last = std::time::Instant::now();
+        let mut patience = wait;
+        while read.len() < max && last.elapsed() < patience {
+            match self.consumer.poll(std::time::Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    read.push(kafka_mirror_samples::ReadRecord::from_message(&message));
+                    last = std::time::Instant::now();
+                    patience = idle;
+                }
+                Some(Err(error)) => eprintln!("group reader: {error}"),
+                None => {}
+            }
+        }
+        let mut next: std::collections::BTreeMap<(String, i32), i64> = Default::default();
+        let topic = self
+            .consumer
+            .subscription()
+            .ok()
+            .and_then(|s| s.elements().first().map(|e| e.topic().to_string()))
+            .unwrap_or_default();
+        for record in &read {
+            next.insert((topic.clone(), record.partition), record.offset + 1);
+        }
+        if !next.is_empty() {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for ((topic, partition), offset) in &next {
+                tpl.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
+                    .unwrap();
+            }
+            self.consumer
+                .commit(&tpl, CommitMode::Sync)
+                .expect("committing what the reader processed");
+        }
+        read
+    }
+}

@@ -133,7 +133,7 @@ fn kubectl_get_shows_the_printer_columns_and_scale_goes_through_the_scale_subres
         header,
         [
             "NAME", "SOURCE", "TARGET", "TOPICS", "LAG", "READY", "REASON", "MODE", "DELIVERY",
-            "REPLICAS", "AGE"
+            "REPLICAS", "FAILOVER", "MISSED", "RE-READ", "AGE"
         ],
         "{wide}"
     );

@@ -7,9 +7,12 @@
 
 pub mod broker_probe;
 pub mod client_config;
+pub mod compacted;
 mod error;
+pub mod group_sync;
 pub mod host_aliases;
 pub mod migration;
+pub mod offset_map;
 pub mod plan;
 pub mod positions;
 pub mod secrets;

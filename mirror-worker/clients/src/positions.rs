@@ -124,6 +124,42 @@ impl GroupPositions {
             .collect())
     }
 
+    /// Commits `offsets` for the group without joining it, and waits for the answer. The coordinator accepts
+    /// such a commit only while the group has no members (`spec.consumerGroups` never commits for a group
+    /// with members anyway).
+    pub fn commit(&self, offsets: &[(SourcePartition, i64)]) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(|source| Error::Kafka {
+                    what: format!("committing {topic}[{partition}]"),
+                    source,
+                })?;
+        }
+        self.consumer
+            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .map_err(|source| Error::Kafka {
+                what: "committing the group's translated offsets".into(),
+                source,
+            })
+    }
+
+    /// The names, states and member counts of the cluster's consumer groups.
+    pub fn groups(&self) -> Result<Vec<(String, usize)>> {
+        let list = self
+            .consumer
+            .fetch_group_list(None, TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                what: "listing the cluster's consumer groups".into(),
+                source,
+            })?;
+        Ok(list
+            .groups()
+            .iter()
+            .map(|g| (g.name().to_string(), g.members().len()))
+            .collect())
+    }
+
     /// The group coordinator's answer for `tpl`. A cluster whose `__consumer_offsets` is still being created
     /// or loaded (a fresh cluster, a coordinator that just moved) answers NOT_COORDINATOR or
     /// COORDINATOR_LOAD_IN_PROGRESS for a while: those are asked again until [`COORDINATOR_PATIENCE`] ends.
@@ -137,7 +173,7 @@ impl GroupPositions {
                 }
                 result => {
                     return result.map_err(|source| Error::Kafka {
-                        what: "reading the mirror group's committed offsets".into(),
+                        what: "reading the group's committed offsets".into(),
                         source,
                     });
                 }

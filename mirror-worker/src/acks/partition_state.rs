@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 
 use super::tracker::AckTracker;
+use crate::deliver::offset_syncs::PartitionSyncs;
 
 /// Offset value meaning "nothing committed by this process yet".
 const NONE: i64 = -1;
@@ -39,6 +40,8 @@ pub struct PartitionState {
     /// `delivery: exactlyOnce`: another worker took the partition over (or it could not be); nothing more of it
     /// is mirrored here.
     fenced: Mutex<Option<std::time::Instant>>,
+    /// `spec.consumerGroups`: where the copies of this partition's records sit on the target.
+    pub offset_syncs: Option<Arc<PartitionSyncs>>,
 }
 
 impl PartitionState {
@@ -64,7 +67,14 @@ impl PartitionState {
             truncated: AtomicBool::new(false),
             transaction_position: AtomicI64::new(NONE),
             fenced: Mutex::new(None),
+            offset_syncs: None,
         }
+    }
+
+    /// `spec.consumerGroups`: the delivery reports of this partition's records feed `syncs`.
+    pub fn with_offset_syncs(mut self, syncs: Option<Arc<PartitionSyncs>>) -> Self {
+        self.offset_syncs = syncs;
+        self
     }
 
     /// `delivery: exactlyOnce`: the partition was taken over at `start` (its position on the target); from

@@ -21,6 +21,7 @@ use tracing::{debug, error, info, warn};
 use super::commit::{commit_kept_partitions, store};
 use super::truncation;
 use crate::acks::PartitionState;
+use crate::deliver::offset_syncs::OffsetSyncs;
 use crate::deliver::transactions::{Outcome, Transactions};
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
@@ -49,6 +50,8 @@ pub struct StreamContext {
     host_aliases: HostAliases,
     /// `delivery: exactlyOnce`: the transactional producers of this stream's partitions.
     pub transactions: Option<Arc<Transactions>>,
+    /// `spec.consumerGroups`: the offset maps of the process's partitions.
+    pub offset_syncs: Option<Arc<OffsetSyncs>>,
 }
 
 impl StreamContext {
@@ -74,6 +77,7 @@ impl StreamContext {
             leaving: AtomicBool::new(false),
             host_aliases,
             transactions: None,
+            offset_syncs: None,
         }
     }
 
@@ -227,6 +231,11 @@ impl StreamContext {
                 self.metrics.bytes_mirrored.get_or_create(&labels).clone(),
                 self.attention.clone(),
                 end,
+            )
+            .with_offset_syncs(
+                self.offset_syncs
+                    .as_ref()
+                    .map(|syncs| syncs.partition(&topic, elem.partition())),
             );
             if let Some(transactions) = &self.transactions {
                 // `take_over` set the start position read from the target; a partition it could not take over

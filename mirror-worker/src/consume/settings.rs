@@ -9,6 +9,7 @@ use kafka_mirror_crds::Partitioning;
 
 use super::origin::Origin;
 use super::shutdown_gate::ShutdownGate;
+use crate::deliver::offset_syncs::OffsetSyncs;
 use crate::deliver::transactions::Transactions;
 use crate::engine::MigrationEnd;
 
@@ -32,6 +33,8 @@ pub struct StreamSettings {
     pub transactions: Option<Arc<Transactions>>,
     /// `spec.markOrigin`: the two clusters' ids.
     pub origin: Option<Arc<Origin>>,
+    /// `spec.consumerGroups`: the offset maps of the process's partitions.
+    pub offset_syncs: Option<Arc<OffsetSyncs>>,
 }
 
 /// The source consumer settings of stream `stream`: `base` (connection, defaults, pass-through config) plus

@@ -23,8 +23,8 @@ use super::settings::{StreamSettings, consumer_config};
 use super::shutdown_gate::ShutdownGate;
 use crate::acks::PartitionState;
 use crate::deliver::{
-    DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, partitioner, settle_failure,
-    stop_at_record,
+    DeliveryToken, FailedDelivery, MirrorProducer, POSITION_RECORD, oversized_record, partitioner,
+    settle_failure, stop_at_record,
 };
 use crate::discover::{Route, Routes};
 use crate::observe::health::Health;
@@ -84,6 +84,7 @@ impl Stream {
             config.host_aliases().clone(),
         );
         context.transactions = settings.transactions.clone();
+        context.offset_syncs = settings.offset_syncs.clone();
         let consumer: BaseConsumer<StreamContext> =
             config
                 .create_with_context(context)
@@ -160,6 +161,7 @@ impl Stream {
                 let states = self.consumer.context().all_states();
                 self.finish_drained_partitions(&states);
                 store(&self.consumer, &states);
+                self.publish_offset_maps(&states);
                 last_store = Instant::now();
             }
             match self.consumer.poll(POLL_TIMEOUT) {
@@ -316,6 +318,43 @@ impl Stream {
                 {
                     warn!(topic, %error, "the target topic's new partitions could not be read; the producer learns of them at its next metadata refresh");
                 }
+            }
+        }
+    }
+
+    /// `spec.consumerGroups`: publishes the offset maps that are due through the shared producer (with
+    /// `delivery: exactlyOnce` they go inside each partition's transaction instead). A map the producer's full
+    /// queue refuses is due again at the next tick.
+    fn publish_offset_maps(&self, states: &[Arc<PartitionState>]) {
+        let (Some(producer), Some(topic)) = (
+            &self.producer,
+            self.consumer
+                .context()
+                .offset_syncs
+                .as_ref()
+                .map(|s| s.topic.as_str()),
+        ) else {
+            return;
+        };
+        for state in states {
+            let Some(syncs) = &state.offset_syncs else {
+                continue;
+            };
+            let Some(value) = syncs.take_due() else {
+                continue;
+            };
+            let token = DeliveryToken {
+                state: state.clone(),
+                offset: POSITION_RECORD,
+                generation: 0,
+                bytes: 0,
+            };
+            let record = BaseRecord::with_opaque_to(topic, Box::new(token))
+                .partition(0)
+                .key(&syncs.key)
+                .payload(&value);
+            if producer.send(record).is_err() {
+                syncs.not_published();
             }
         }
     }

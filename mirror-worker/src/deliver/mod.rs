@@ -3,9 +3,12 @@
 //! target partition as the Java producer would; [`failure`] decides what a failed delivery means, and is the
 //! one place a record the target cannot take stops the mirror. With `delivery: exactlyOnce` the records go
 //! through [`transactions`] instead: a transactional producer per source partition, whose transactions also
-//! hold the partition's source position on the target.
+//! hold the partition's source position on the target. [`offset_syncs`] publishes where the copies of each
+//! partition sit on the target (`spec.consumerGroups`).
 
 mod failure;
+pub mod offset_syncs;
+mod own_topic;
 pub mod partitioner;
 mod producer;
 pub mod transactions;
@@ -13,5 +16,5 @@ pub mod transactions;
 pub(crate) use failure::{FailedDelivery, oversized_record, settle_failure, stop_at_record};
 pub use producer::producer_config;
 pub(crate) use producer::{
-    DeliveryToken, FatalWatch, MirrorProducer, compresses, create, fit_batches,
+    DeliveryToken, FatalWatch, MirrorProducer, POSITION_RECORD, compresses, create, fit_batches,
 };

@@ -28,8 +28,9 @@ pub struct DeliveryToken {
     pub bytes: u64,
 }
 
-/// The offset a [`DeliveryToken`] carries for a record of the mirror's own, the partition's position in the
-/// positions topic (`delivery: exactlyOnce`), which no tracker counts.
+/// The offset a [`DeliveryToken`] carries for a record of the mirror's own, which no tracker counts: the
+/// partition's position in the positions topic (`delivery: exactlyOnce`) or its offset map in the offset syncs
+/// topic (`spec.consumerGroups`).
 pub const POSITION_RECORD: i64 = -1;
 
 pub type MirrorProducer = ThreadedProducer<DeliveryContext>;
@@ -176,8 +177,11 @@ impl ProducerContext for DeliveryContext {
         }
         self.metrics.in_flight_records.dec();
         match result {
-            Ok(_) => {
+            Ok(message) => {
                 self.health.set_target_reachable(true);
+                if let Some(syncs) = &token.state.offset_syncs {
+                    syncs.copied(token.offset, message.partition(), message.offset());
+                }
                 token
                     .state
                     .acked(token.offset, token.generation, token.bytes);

@@ -24,23 +24,23 @@ use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::client_config::KafkaClientConfig;
-use kafka_mirror_clients::host_aliases::ResolvingContext;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use kafka_mirror_clients::compacted;
+use kafka_mirror_clients::offset_map::{parse_partition_key, partition_key};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
+use super::own_topic;
 use super::producer::{
     DeliveryContext, DeliveryToken, MirrorProducer, POSITION_RECORD, fit_batches, producer_config,
 };
+use crate::Result;
 use crate::acks::PartitionState;
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
-use crate::{Error, Result};
 
 /// How long a transaction may stay open on the target before its coordinator aborts it. Longer than a commit
 /// interval plus a drain; a paused owner's transaction is aborted sooner, by the next owner's
@@ -62,57 +62,15 @@ pub fn transactional_id(group_id: &str, topic: &str, partition: i32) -> String {
     format!("kafka-mirror:{group_id}:{topic}:{partition}")
 }
 
-/// The key of a source partition's record in the positions topic (`:` cannot occur in a topic name).
-pub fn position_key(topic: &str, partition: i32) -> String {
-    format!("{topic}:{partition}")
-}
-
 fn parse_position(key: &[u8], value: &[u8]) -> Option<((String, i32), i64)> {
-    let key = std::str::from_utf8(key).ok()?;
-    let (topic, partition) = key.rsplit_once(':')?;
     let offset = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
-    Some(((topic.to_string(), partition.parse().ok()?), offset))
+    Some((parse_partition_key(key)?, offset))
 }
 
-/// Creates the positions topic on the target if it is missing: one partition, compacted, segments rolled
-/// every 10 minutes so a new owner reads little more than the latest position of each partition.
+/// Creates the positions topic on the target if it is missing (see [`own_topic::ensure`]).
 pub async fn ensure_positions_topic(plan: &MirrorPlan) -> Result<String> {
     let name = positions_topic(&plan.group_id);
-    if name.len() > 249 {
-        return Err(Error::Fatal(format!(
-            "delivery exactlyOnce stores positions in topic {name}, longer than the 249 characters Kafka allows: \
-             set a shorter spec.source.groupId"
-        )));
-    }
-    let admin: AdminClient<ResolvingContext> =
-        plan.target_admin.create().map_err(|source| Error::Kafka {
-            what: "creating the target admin client".into(),
-            source,
-        })?;
-    let replication = plan.spec.topics.create.replication_factor.unwrap_or(-1);
-    let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(replication))
-        .set("cleanup.policy", "compact")
-        .set("segment.ms", "600000")
-        .set("min.compaction.lag.ms", "0");
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics([&topic], &options)
-        .await
-        .map_err(|source| Error::Kafka {
-            what: format!("creating the positions topic {name} on the target"),
-            source,
-        })?;
-    for result in results {
-        match result {
-            Ok(_) => info!(topic = name, "created the positions topic on the target"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(Error::Fatal(format!(
-                    "delivery exactlyOnce: cannot create the positions topic {name} on the target: {code}"
-                )));
-            }
-        }
-    }
+    own_topic::ensure(plan, &name, "delivery exactlyOnce stores positions in").await?;
     Ok(name)
 }
 
@@ -148,9 +106,11 @@ type Created = std::result::Result<((String, i32), PartitionTxn), String>;
 pub struct Transactions {
     group_id: String,
     positions_topic: String,
+    /// `spec.consumerGroups`: the topic the partitions' offset maps are published to.
+    offset_syncs_topic: Option<String>,
     /// Target producer settings without a transactional id.
     producer_config: KafkaClientConfig,
-    /// Target settings for reading the positions topic.
+    /// The target's connection, for reading the positions topic.
     reader_config: KafkaClientConfig,
     /// The source consumer's `auto.offset.reset`: where a partition without any position starts.
     start_latest: bool,
@@ -165,6 +125,7 @@ impl Transactions {
     pub fn new(
         plan: &MirrorPlan,
         positions_topic: String,
+        offset_syncs_topic: Option<String>,
         smallest_limit: Option<i64>,
         commit_timeout: Duration,
         metrics: Arc<Metrics>,
@@ -179,17 +140,12 @@ impl Transactions {
                 "transaction.timeout.ms",
                 TRANSACTION_TIMEOUT.as_millis().to_string(),
             );
-        let mut reader_config = plan.target_admin.clone();
-        reader_config
-            .set("group.id", format!("{}.positions-reader", plan.group_id))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed");
+        let reader_config = plan.target_admin.clone();
         let start_latest = plan.source_consumer.get("auto.offset.reset") == Some("latest");
         Self {
             group_id: plan.group_id.clone(),
             positions_topic,
+            offset_syncs_topic,
             producer_config,
             reader_config,
             start_latest,
@@ -340,60 +296,16 @@ impl Transactions {
     /// `initTransactions`) every transaction of the partitions being taken over. Reading up to it waits for the
     /// last stable offset to pass it, i.e. for transactions of other partitions being committed meanwhile.
     fn read_positions(&self) -> std::result::Result<HashMap<(String, i32), i64>, String> {
-        let topic = &self.positions_topic;
-        let reader: BaseConsumer<ResolvingContext> = self
-            .reader_config
-            .create()
-            .map_err(|e| format!("creating the positions reader: {e}"))?;
-        // The high watermark itself, asked by a read_uncommitted client: a read_committed one is answered the
-        // last stable offset, which another partition's transaction being committed right now may hold below a
-        // position the previous owner of ours committed after it.
-        let mut watermarks_config = self.reader_config.clone();
-        watermarks_config.set("isolation.level", "read_uncommitted");
-        let watermarks: BaseConsumer<ResolvingContext> = watermarks_config
-            .create()
-            .map_err(|e| format!("creating the positions reader: {e}"))?;
-        let (low, high) = watermarks
-            .fetch_watermarks(topic, 0, TAKEOVER_TIMEOUT)
-            .map_err(|e| format!("reading the watermarks of {topic}: {e}"))?;
-        drop(watermarks);
-        let mut positions = HashMap::new();
-        if high <= low {
-            return Ok(positions);
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .map_err(|e| e.to_string())?;
-        reader
-            .assign(&tpl)
-            .map_err(|e| format!("reading {topic}: {e}"))?;
-        let deadline = Instant::now() + TAKEOVER_TIMEOUT;
-        loop {
-            match reader.poll(Duration::from_millis(100)) {
-                Some(Ok(message)) => {
-                    if let (Some(key), Some(value)) = (message.key(), message.payload())
-                        && let Some((partition, offset)) = parse_position(key, value)
-                    {
-                        positions.insert(partition, offset);
-                    }
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-                Some(Err(error)) => debug!(%error, "reading the positions topic"),
-            }
-            let position = reader
-                .position()
-                .ok()
-                .and_then(|p| p.find_partition(topic, 0).map(|e| e.offset()));
-            if matches!(position, Some(Offset::Offset(p)) if p >= high) {
-                return Ok(positions);
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the positions topic {topic} could not be read up to offset {high} within {}s",
-                    TAKEOVER_TIMEOUT.as_secs()
-                ));
-            }
-        }
+        let latest = compacted::read_latest(
+            &self.reader_config,
+            &format!("{}.positions-reader", self.group_id),
+            &self.positions_topic,
+            TAKEOVER_TIMEOUT,
+        )?;
+        Ok(latest
+            .iter()
+            .filter_map(|(key, value)| parse_position(key, value))
+            .collect())
     }
 
     /// Commits the open transaction of each of `states` that holds records, with the partition's position in
@@ -421,7 +333,7 @@ impl Transactions {
         txn: &PartitionTxn,
         position: i64,
     ) -> Outcome {
-        let key = position_key(&state.topic, state.partition);
+        let key = partition_key(&state.topic, state.partition);
         let value = position.to_string();
         let token = DeliveryToken {
             state: state.clone(),
@@ -436,6 +348,27 @@ impl Transactions {
         if let Err((error, _)) = txn.producer.send(record) {
             warn!(%error, topic = state.topic, partition = state.partition, "the position could not join the transaction; aborting it");
             return self.abort_txn(state, txn);
+        }
+        // `spec.consumerGroups`: the partition's offset map joins the transaction when due, so it becomes
+        // visible together with the copies it maps.
+        if let (Some(syncs), Some(topic)) = (&state.offset_syncs, &self.offset_syncs_topic)
+            && let Some(map) = syncs.take_due()
+        {
+            let token = DeliveryToken {
+                state: state.clone(),
+                offset: POSITION_RECORD,
+                generation: 0,
+                bytes: 0,
+            };
+            let record = BaseRecord::with_opaque_to(topic, Box::new(token))
+                .partition(0)
+                .key(&syncs.key)
+                .payload(&map);
+            if let Err((error, _)) = txn.producer.send(record) {
+                syncs.not_published();
+                warn!(%error, topic = state.topic, partition = state.partition, "the offset map could not join the transaction; aborting it");
+                return self.abort_txn(state, txn);
+            }
         }
         // Delivered first, within the commit timeout (the target may be unreachable): what is not delivered by
         // then is aborted and read again. The commit itself is then given the transaction's remaining time, as
@@ -663,7 +596,6 @@ mod tests {
             transactional_id("g", "orders", 3),
             "kafka-mirror:g:orders:3"
         );
-        assert_eq!(position_key("orders.eu", 3), "orders.eu:3");
         assert_eq!(
             parse_position(b"orders.eu:3", b"1200"),
             Some((("orders.eu".into(), 3), 1200))

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::consume::{Origin, ShutdownGate, Stream, StreamSettings};
+use crate::deliver::offset_syncs::OffsetSyncs;
 use crate::deliver::transactions::{self, Transactions};
 use crate::deliver::{self, MirrorProducer};
 use crate::discover::{Discovery, Route, Routes};
@@ -154,6 +155,7 @@ impl Engine {
         } else {
             None
         };
+        let offset_syncs = OffsetSyncs::start(plan).await?;
         let producer = match exactly_once {
             Some(_) => None,
             None => Some(Arc::new(self.create_producer(&routes)?)),
@@ -161,8 +163,11 @@ impl Engine {
         let (routes_tx, routes_rx) = watch::channel::<Routes>(Arc::new(routes));
         let stop = Arc::new(AtomicBool::new(false));
         let streams = self.start_streams(
-            producer.as_ref(),
-            exactly_once.as_ref(),
+            TargetWriters {
+                producer: producer.as_ref(),
+                exactly_once: exactly_once.as_ref(),
+                offset_syncs: offset_syncs.as_ref(),
+            },
             origin.as_ref(),
             &routes_rx,
             &stop,
@@ -221,8 +226,7 @@ impl Engine {
     /// Starts `numStreams` streams, each on a thread of its own.
     fn start_streams(
         &self,
-        producer: Option<&Arc<MirrorProducer>>,
-        exactly_once: Option<&ExactlyOnce>,
+        writers: TargetWriters<'_>,
         origin: Option<&Arc<Origin>>,
         routes: &watch::Receiver<Routes>,
         stop: &Arc<AtomicBool>,
@@ -257,10 +261,11 @@ impl Engine {
                 migration_end: migration.map(|m| m.end.clone()),
                 gate: gate.clone(),
                 compresses: deliver::compresses(&plan.target_producer),
-                transactions: exactly_once.map(|e| {
+                transactions: writers.exactly_once.map(|e| {
                     Arc::new(Transactions::new(
                         plan,
                         e.positions_topic.clone(),
+                        writers.offset_syncs.map(|s| s.topic.clone()),
                         e.smallest_limit,
                         self.options.drain_timeout,
                         self.metrics.clone(),
@@ -268,10 +273,11 @@ impl Engine {
                     ))
                 }),
                 origin: origin.cloned(),
+                offset_syncs: writers.offset_syncs.cloned(),
             };
             let stream = Stream::new(
                 settings,
-                producer.cloned(),
+                writers.producer.cloned(),
                 routes.clone(),
                 stop.clone(),
                 self.health.clone(),
@@ -361,6 +367,15 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// What the streams write to the target with: the shared producer (`atLeastOnce`) or the transactional setup
+/// (`exactlyOnce`), and the offset maps they publish (`spec.consumerGroups`).
+#[derive(Clone, Copy)]
+struct TargetWriters<'a> {
+    producer: Option<&'a Arc<MirrorProducer>>,
+    exactly_once: Option<&'a ExactlyOnce>,
+    offset_syncs: Option<&'a Arc<OffsetSyncs>>,
 }
 
 /// `delivery: exactlyOnce`: what every stream's transactions share.

@@ -1,0 +1,88 @@
+//! Reads one of the mirror's own one-partition compacted topics on the target (the exactly-once positions, the
+//! offset syncs) into its latest value per key. Blocking: run it off the async runtime.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::client_config::KafkaClientConfig;
+use crate::host_aliases::ResolvingContext;
+
+/// The latest value of every key of `topic` (partition 0), read `read_committed` up to the high watermark seen
+/// when the read starts: every transaction decided before this call. Reading up to it waits for the last
+/// stable offset to pass it, i.e. for transactions being committed meanwhile. `connection` is the target's
+/// connection config; `group_id` names the reader (it never joins or commits). An empty or missing topic
+/// reads as empty.
+pub fn read_latest(
+    connection: &KafkaClientConfig,
+    group_id: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<HashMap<Vec<u8>, Vec<u8>>, String> {
+    let mut config = connection.clone();
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed");
+    let reader: BaseConsumer<ResolvingContext> = config
+        .create_with_context(ResolvingContext(connection.host_aliases().clone()))
+        .map_err(|e| format!("creating a reader of {topic}: {e}"))?;
+    // The high watermark itself, asked by a read_uncommitted client: a read_committed one is answered the last
+    // stable offset, which a transaction being committed right now may hold below a record committed after it.
+    config.set("isolation.level", "read_uncommitted");
+    let watermarks: BaseConsumer<ResolvingContext> = config
+        .create_with_context(ResolvingContext(connection.host_aliases().clone()))
+        .map_err(|e| format!("creating a reader of {topic}: {e}"))?;
+    let mut latest = HashMap::new();
+    let (low, high) = match watermarks.fetch_watermarks(topic, 0, timeout) {
+        Ok(watermarks) => watermarks,
+        Err(e)
+            if e.rdkafka_error_code()
+                == Some(rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition) =>
+        {
+            return Ok(latest);
+        }
+        Err(e) => return Err(format!("reading the watermarks of {topic}: {e}")),
+    };
+    drop(watermarks);
+    if high <= low {
+        return Ok(latest);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .map_err(|e| e.to_string())?;
+    reader
+        .assign(&tpl)
+        .map_err(|e| format!("reading {topic}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match reader.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                if let (Some(key), Some(value)) = (message.key(), message.payload()) {
+                    latest.insert(key.to_vec(), value.to_vec());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(error)) => tracing::debug!(%error, topic, "reading a compacted topic"),
+        }
+        let position = reader
+            .position()
+            .ok()
+            .and_then(|p| p.find_partition(topic, 0).map(|e| e.offset()));
+        if matches!(position, Some(Offset::Offset(p)) if p >= high) {
+            return Ok(latest);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{topic} could not be read up to offset {high} within {}s",
+                timeout.as_secs()
+            ));
+        }
+    }
+}

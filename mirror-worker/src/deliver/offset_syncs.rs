@@ -1,0 +1,158 @@
+//! `spec.consumerGroups`: the offset map of every assigned source partition, built from the delivery reports
+//! (each names the target offset a record got) and published to the compacted topic
+//! `kafka-mirror.offset-syncs.<groupId>` on the target, where the operator reads it to translate the followed
+//! groups' offsets. The map itself, and what a translation guarantees, is
+//! [`kafka_mirror_clients::offset_map`].
+//!
+//! A partition's map is published at most once per [`PUBLISH_INTERVAL`] and only when it changed: by the
+//! stream that owns it through the shared producer, or with `delivery: exactlyOnce` inside the partition's
+//! transaction, so a `read_committed` reader sees the map and the copies it describes together. A worker
+//! starting up reads the maps already published, so what a previous owner of a partition mapped stays
+//! translatable (up to the last map it published).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_mirror_clients::offset_map::{
+    OffsetMap, offset_syncs_topic, parse_partition_key, partition_key,
+};
+use kafka_mirror_clients::{MirrorPlan, compacted};
+use tracing::info;
+
+use super::own_topic;
+use crate::{Error, Result};
+
+/// How often a partition's map is published at most. A consumer that switches reads again at most what the
+/// mirror copied of its partition since the last publish before the group's last sync.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The offset maps of the partitions this process owns or owned.
+pub struct OffsetSyncs {
+    pub topic: String,
+    /// Maps published before this process started, by source partition: the start of a partition's map.
+    earlier: HashMap<(String, i32), OffsetMap>,
+    partitions: Mutex<HashMap<(String, i32), Arc<PartitionSyncs>>>,
+}
+
+impl OffsetSyncs {
+    /// Creates the topic on the target if missing and reads what it holds. `None` without
+    /// `spec.consumerGroups`: nothing translates the maps then.
+    pub async fn start(plan: &MirrorPlan) -> Result<Option<Arc<Self>>> {
+        if plan.spec.consumer_groups.is_none() {
+            return Ok(None);
+        }
+        let topic = offset_syncs_topic(&plan.group_id);
+        own_topic::ensure(plan, &topic, "spec.consumerGroups publishes offset maps in").await?;
+        let connection = plan.target_admin.clone();
+        let reader = format!("{}.offset-syncs-reader", plan.group_id);
+        let read_topic = topic.clone();
+        let latest = tokio::task::spawn_blocking(move || {
+            compacted::read_latest(&connection, &reader, &read_topic, READ_TIMEOUT)
+        })
+        .await
+        .map_err(|e| Error::Fatal(format!("reading the offset maps: {e}")))?
+        .map_err(|why| Error::Fatal(format!("reading the offset maps on the target: {why}")))?;
+        let earlier: HashMap<(String, i32), OffsetMap> = latest
+            .iter()
+            .filter_map(|(key, value)| {
+                Some((
+                    parse_partition_key(key)?,
+                    serde_json::from_slice(value).ok()?,
+                ))
+            })
+            .collect();
+        info!(
+            topic,
+            partitions = earlier.len(),
+            "spec.consumerGroups: publishing offset maps; read the ones already published"
+        );
+        Ok(Some(Arc::new(Self {
+            topic,
+            earlier,
+            partitions: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// The map of a source partition, the same across reassignments within this process.
+    pub fn partition(&self, topic: &str, partition: i32) -> Arc<PartitionSyncs> {
+        let key = (topic.to_string(), partition);
+        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        partitions
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(PartitionSyncs {
+                    key: partition_key(topic, partition),
+                    earlier: self.earlier.get(&key).cloned(),
+                    state: Mutex::new(SyncState::default()),
+                })
+            })
+            .clone()
+    }
+}
+
+/// One source partition's map and when it was last published.
+pub struct PartitionSyncs {
+    /// The record key in the offset syncs topic.
+    pub key: String,
+    /// What a previous owner published, joined to the map at its first copy.
+    earlier: Option<OffsetMap>,
+    state: Mutex<SyncState>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    map: Option<OffsetMap>,
+    changed: bool,
+    published: Option<Instant>,
+}
+
+impl PartitionSyncs {
+    fn state(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The target acknowledged the copy of source offset `source` at `target_offset` of `target_partition`.
+    pub fn copied(&self, source: i64, target_partition: i32, target_offset: i64) {
+        let mut state = self.state();
+        let map = state
+            .map
+            .get_or_insert_with(|| OffsetMap::new(target_partition));
+        let first = map.segments.is_empty();
+        map.copied(source, target_offset);
+        if first
+            && let Some(earlier) = self
+                .earlier
+                .as_ref()
+                .filter(|e| e.target_partition == target_partition)
+        {
+            map.prepend(earlier);
+        }
+        state.changed = true;
+    }
+
+    /// The map to publish now, if it changed and was not published within [`PUBLISH_INTERVAL`]; marked as
+    /// published.
+    pub fn take_due(&self) -> Option<Vec<u8>> {
+        let mut state = self.state();
+        if !state.changed
+            || state
+                .published
+                .is_some_and(|at| at.elapsed() < PUBLISH_INTERVAL)
+        {
+            return None;
+        }
+        let value = serde_json::to_vec(state.map.as_ref()?).ok()?;
+        state.changed = false;
+        state.published = Some(Instant::now());
+        Some(value)
+    }
+
+    /// Publishing what [`take_due`](Self::take_due) gave failed: it is due again.
+    pub fn not_published(&self) {
+        let mut state = self.state();
+        state.changed = true;
+        state.published = None;
+    }
+}
