@@ -69,6 +69,12 @@ use crate::topics::TopicSelection;
         json_path = ".status.readyReplicas"
     ),
     printcolumn(
+        name = "Lag-Seconds",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.lag.seconds"
+    ),
+    printcolumn(
         name = "Failover",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"FailoverReady\")].status"

@@ -113,6 +113,11 @@ pub struct TopicStatus {
     pub partitions: i32,
     /// Records on the source not yet mirrored, summed over the topic's partitions.
     pub lag: i64,
+    /// Age in seconds of the oldest record of the topic not yet mirrored (by its timestamp: the producer's
+    /// clock, unless the topic uses `LogAppendTime`): what a failover now would lose, in time. 0 when nothing
+    /// is behind; absent when the record could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
 }
 
 /// Lag over all mirrored partitions.
@@ -123,6 +128,10 @@ pub struct LagSummary {
     pub total: i64,
     /// The largest lag of any one partition.
     pub max_partition: i64,
+    /// Age in seconds of the oldest record not yet mirrored, over all topics: the recovery point (see
+    /// `topics[].lagSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<i64>,
     /// When the lag was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_at: Option<Time>,

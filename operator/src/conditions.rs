@@ -177,7 +177,7 @@ fn degraded(o: &Observed) -> (bool, Reason, String) {
 }
 
 /// Whether every followed group's consumers could switch to the target now without missing a record.
-fn failover_ready(failover: &Result<FailoverStatus, String>) -> (bool, Reason, String) {
+pub(crate) fn failover_ready(failover: &Result<FailoverStatus, String>) -> (bool, Reason, String) {
     let failover = match failover {
         Err(why) => {
             return (

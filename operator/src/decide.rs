@@ -57,7 +57,14 @@ pub fn decide(mirror: &ValidatedMirror, observation: Observation, now: &Time) ->
         lag: view
             .positions
             .as_ref()
-            .map(|positions| summarize(&spec.topics, positions))
+            .map(|positions| {
+                summarize(
+                    &spec.topics,
+                    positions,
+                    &view.unmirrored_since,
+                    now.0.as_millisecond(),
+                )
+            })
             .map_err(ToString::to_string),
         target: view.target.as_ref().map(drop).map_err(ToString::to_string),
         migration,

@@ -1,12 +1,12 @@
 //! The Events the operator publishes on a mirror: a refused spec, and what changed in a reconcile (a new
 //! generation applied, a migration completed, the source or target lost, records deleted before they were
-//! mirrored). An Event that cannot be written is logged, never a failed reconcile.
+//! mirrored, the followed consumer groups becoming able to switch to the target or no longer). An Event that cannot be written is logged, never a failed reconcile.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kafka_mirror_crds::status::KafkaMirrorStatus;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use crate::conditions::truncation;
+use crate::conditions::{FAILOVER_READY, failover_ready, truncation};
 use crate::observed::Observed;
 use crate::reason::Reason;
 
@@ -18,6 +18,7 @@ pub enum EventAction {
     ScaleDown,
     MeasureLag,
     ProbeTarget,
+    SyncGroups,
 }
 
 impl EventAction {
@@ -28,6 +29,7 @@ impl EventAction {
             EventAction::ScaleDown => "ScaleDown",
             EventAction::MeasureLag => "MeasureLag",
             EventAction::ProbeTarget => "ProbeTarget",
+            EventAction::SyncGroups => "SyncGroups",
         }
     }
 }
@@ -101,6 +103,25 @@ impl EventSink<'_> {
                 why,
             )
             .await;
+        }
+        // Whether the followed groups can switch to the target changed: an Event either way, so it shows in
+        // `kubectl get events` beside the source going away.
+        if let Some(failover) = &observed.failover {
+            let (ready, reason, message) = failover_ready(failover);
+            let was_ready = previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == FAILOVER_READY)
+                .map(|c| c.status == "True");
+            if was_ready != Some(ready) && (ready || was_ready == Some(true)) {
+                let type_ = if ready {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                };
+                self.publish(type_, reason, EventAction::SyncGroups, &message)
+                    .await;
+            }
         }
         if let Some(why) = truncation(observed) {
             self.publish(

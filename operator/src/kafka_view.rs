@@ -8,21 +8,26 @@ use std::time::Duration;
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::broker_probe::{BrokerProbe, ProbeError};
 use kafka_mirror_clients::client_config::KafkaClientConfig;
-use kafka_mirror_clients::group_sync;
+use kafka_mirror_clients::{group_sync, record_age};
 use kafka_mirror_crds::TopicFilter;
 use kafka_mirror_crds::consumer_groups::ConsumerGroupSync;
 use kafka_mirror_crds::status::ConsumerGroupStatus;
 use rdkafka::error::KafkaError;
 
-use crate::lag::{Positions, read_positions};
+use crate::lag::{Positions, UnmirroredSince, read_positions};
 
 const TARGET_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the first records not yet mirrored are waited for (their age is shown, not acted on).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The answers of both clusters.
 #[derive(Debug)]
 pub struct KafkaView {
     pub positions: Result<Positions, SourceUnreachable>,
     pub target: Result<(), TargetUnreachable>,
+    /// The timestamp of the first record not yet mirrored, for the partitions behind (the most behind first,
+    /// up to [`record_age::MAX_PARTITIONS`]) that answered.
+    pub unmirrored_since: UnmirroredSince,
     /// Only with `spec.consumerGroups`: the followed groups after this sync, or why they could not be synced.
     pub groups: Option<Result<Vec<ConsumerGroupStatus>, String>>,
 }
@@ -66,6 +71,10 @@ pub fn ask(plan: &MirrorPlan) -> KafkaView {
         bootstrap_servers: plan.spec.target.connection.bootstrap_servers.clone(),
         source,
     });
+    let unmirrored_since = positions
+        .as_ref()
+        .map(|positions| unmirrored_since(plan, positions))
+        .unwrap_or_default();
     let groups = plan
         .spec
         .consumer_groups
@@ -74,8 +83,29 @@ pub fn ask(plan: &MirrorPlan) -> KafkaView {
     KafkaView {
         positions,
         target,
+        unmirrored_since,
         groups,
     }
+}
+
+/// Reads the first record not yet mirrored of the partitions behind, for its timestamp. Best effort: a source
+/// that answered the positions a moment ago is asked; what does not answer within a few seconds stays undated.
+fn unmirrored_since(plan: &MirrorPlan, positions: &Positions) -> UnmirroredSince {
+    let mut behind: Vec<_> = positions
+        .iter()
+        .filter(|(_, p)| p.lag() > 0)
+        .map(|(key, p)| (p.lag(), key.clone(), p.next_to_mirror()))
+        .collect();
+    behind.sort_by_key(|b| std::cmp::Reverse(b.0));
+    let heads: Vec<_> = behind
+        .into_iter()
+        .take(record_age::MAX_PARTITIONS)
+        .map(|(_, key, offset)| (key, offset))
+        .collect();
+    record_age::head_timestamps(&plan.source_admin, &heads, HEAD_TIMEOUT).unwrap_or_else(|error| {
+        tracing::debug!(%error, "the first records not yet mirrored could not be read");
+        UnmirroredSince::new()
+    })
 }
 
 /// `spec.consumerGroups`, once the source answered: translated and committed on the target (see

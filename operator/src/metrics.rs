@@ -1,9 +1,12 @@
 //! The operator's Prometheus metrics and health, served on `/metrics`, `/healthz` and `/readyz` by the same
 //! HTTP endpoint code as the worker's.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use kafka_mirror_crds::status::ConsumerGroupStatus;
 use kafka_mirror_runtime::http::Endpoints;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,6 +23,14 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// One followed consumer group of one mirror (`spec.consumerGroups`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub namespace: String,
+    pub mirror: String,
+    pub group: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub reconciliations: Counter,
@@ -29,6 +40,11 @@ pub struct Metrics {
     pub leader: Gauge,
     /// False until the first list of KafkaMirrors succeeded; true while the controller runs.
     running: AtomicBool,
+    /// `status.failover.groups[].missed` and `.reRead`, as of each mirror's last sync.
+    pub group_missed: Family<GroupLabels, Gauge>,
+    pub group_re_read: Family<GroupLabels, Gauge>,
+    /// The groups each mirror (namespace, name) last reported, so a group no longer followed loses its series.
+    reported_groups: Mutex<HashMap<(String, String), Vec<String>>>,
 }
 
 impl Default for Metrics {
@@ -45,6 +61,18 @@ impl Metrics {
         // 5 ms .. ~80 s: a reconcile is a few API requests plus one lag measurement against the source.
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 15));
         let leader = Gauge::default();
+        let group_missed = Family::<GroupLabels, Gauge>::default();
+        let group_re_read = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "failover_missed_records",
+            "Records a consumer of the followed group that switched to the target now would miss (not read yet and not on the target, or before its offset there), as of the mirror's last group sync",
+            group_missed.clone(),
+        );
+        registry.register(
+            "failover_re_read_records",
+            "Records a consumer of the followed group that switched to the target now would read a second time, at most, as of the mirror's last group sync",
+            group_re_read.clone(),
+        );
         registry.register(
             "reconciliations",
             "KafkaMirror reconciles started",
@@ -72,6 +100,9 @@ impl Metrics {
             reconcile_duration,
             leader,
             running: AtomicBool::new(false),
+            group_missed,
+            group_re_read,
+            reported_groups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -90,6 +121,35 @@ impl Metrics {
                 reason: error.metric_label().to_string(),
             })
             .inc();
+    }
+
+    /// A mirror's groups after a sync: their series set, and the series of groups it no longer reports removed.
+    pub fn groups_synced(&self, namespace: &str, mirror: &str, groups: &[ConsumerGroupStatus]) {
+        let labels = |group: &str| GroupLabels {
+            namespace: namespace.to_string(),
+            mirror: mirror.to_string(),
+            group: group.to_string(),
+        };
+        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+        let mut reported = self
+            .reported_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let before = reported
+            .insert((namespace.to_string(), mirror.to_string()), names.clone())
+            .unwrap_or_default();
+        for gone in before.iter().filter(|g| !names.contains(g)) {
+            self.group_missed.remove(&labels(gone));
+            self.group_re_read.remove(&labels(gone));
+        }
+        for group in groups {
+            self.group_missed
+                .get_or_create(&labels(&group.name))
+                .set(group.missed);
+            self.group_re_read
+                .get_or_create(&labels(&group.name))
+                .set(group.re_read);
+        }
     }
 
     pub fn set_running(&self, running: bool) {
@@ -174,9 +234,27 @@ mod tests {
         metrics.failed(&Error::Validate(crate::validate::Error::MissingObjectKey(
             "metadata.uid",
         )));
+        metrics.groups_synced(
+            "ns",
+            "dr",
+            &[ConsumerGroupStatus {
+                name: "billing".into(),
+                missed: 3,
+                ..ConsumerGroupStatus::default()
+            }],
+        );
         let text = metrics.encode();
+        assert!(
+            text.contains(
+                "kafka_mirror_operator_failover_missed_records{namespace=\"ns\",mirror=\"dr\",group=\"billing\"} 3"
+            ),
+            "{text}"
+        );
         let names = exported_series(&text);
         assert!(names.contains(&"kafka_mirror_operator_reconcile_failures_total".to_string()));
+        // A group no longer reported loses its series.
+        metrics.groups_synced("ns", "dr", &[]);
+        assert!(!metrics.encode().contains("group=\"billing\""));
         assert_series_list(
             &names,
             concat!(

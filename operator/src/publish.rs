@@ -44,6 +44,13 @@ pub(crate) async fn applied(
         },
         now,
     );
+    if let Some(Ok(failover)) = &decision.failover {
+        ctx.metrics.groups_synced(
+            &mirror.identity.namespace,
+            &mirror.identity.name,
+            &failover.groups,
+        );
+    }
     // What the workers now run; a refused spec keeps the last applied one's.
     status.delivery = Some(mirror.resource.spec.delivery);
     let events = EventSink {

@@ -56,6 +56,7 @@ pub fn build(
         status.lag = Some(LagSummary {
             total: lag.total,
             max_partition: lag.max_partition,
+            seconds: lag.seconds,
             measured_at: Some(now.clone()),
         });
     }
@@ -113,9 +114,11 @@ mod tests {
                 target_name: "mirror.orders".into(),
                 partitions: 2,
                 lag: 30,
+                lag_seconds: Some(4),
             }],
             total: 30,
             max_partition: 20,
+            seconds: Some(4),
             truncated: Vec::new(),
         }
     }

@@ -132,8 +132,21 @@ fn kubectl_get_shows_the_printer_columns_and_scale_goes_through_the_scale_subres
     assert_eq!(
         header,
         [
-            "NAME", "SOURCE", "TARGET", "TOPICS", "LAG", "READY", "REASON", "MODE", "DELIVERY",
-            "REPLICAS", "FAILOVER", "MISSED", "RE-READ", "AGE"
+            "NAME",
+            "SOURCE",
+            "TARGET",
+            "TOPICS",
+            "LAG",
+            "READY",
+            "REASON",
+            "MODE",
+            "DELIVERY",
+            "REPLICAS",
+            "LAG-SECONDS",
+            "FAILOVER",
+            "MISSED",
+            "RE-READ",
+            "AGE"
         ],
         "{wide}"
     );

@@ -145,6 +145,16 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
     assert_eq!(billing["missed"], 0);
     assert_eq!(billing["state"], "Synced");
     let stated_re_read = billing["reRead"].as_u64().unwrap() as usize;
+    let events = scene.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=dr",
+    ]);
+    assert!(
+        events.contains("GroupsSynced"),
+        "an Event says the groups can switch: {events}"
+    );
     let table = columns(&scene, "dr");
     assert_eq!(
         table.get("FAILOVER").map(String::as_str),

@@ -15,6 +15,7 @@ pub mod migration;
 pub mod offset_map;
 pub mod plan;
 pub mod positions;
+pub mod record_age;
 pub mod secrets;
 pub mod topics;
 

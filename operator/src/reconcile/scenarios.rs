@@ -218,9 +218,13 @@ async fn first_apply_creates_every_object_and_reports_the_measured_lag() {
                 "app.kubernetes.io/instance=orders,app.kubernetes.io/name=kafka-mirror-worker"
             );
             assert_eq!(s["topicCount"], 1, "only `orders` matches, not `audit`");
+            // The sample records carry timestamps of 2019: that old is the oldest record not yet mirrored.
+            let age = s["topics"][0]["lagSeconds"].as_i64().unwrap_or_default();
+            assert!(age > 6 * 365 * 24 * 3600, "lagSeconds {age}");
+            assert_eq!(s["lag"]["seconds"], age);
             assert_eq!(
                 s["topics"],
-                json!([{"name": "orders", "targetName": "mirror.orders", "partitions": 3, "lag": RECORDS}])
+                json!([{"name": "orders", "targetName": "mirror.orders", "partitions": 3, "lag": RECORDS, "lagSeconds": age}])
             );
             assert_eq!(s["lag"]["total"], RECORDS);
             assert!(s["lag"]["maxPartition"].as_i64().unwrap() > 0);
