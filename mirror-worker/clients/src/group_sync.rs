@@ -10,7 +10,9 @@ use std::time::Duration;
 use kafka_mirror_crds::TopicFilter;
 use kafka_mirror_crds::status::{ConsumerGroupStatus, GroupSyncState};
 
-use crate::offset_map::{OffsetMap, Untranslatable, offset_syncs_topic, parse_partition_key};
+use crate::offset_map::{
+    OffsetMap, Translation, Untranslatable, offset_syncs_topic, parse_partition_key,
+};
 use crate::positions::{GroupPositions, PartitionPosition, SourcePartition};
 use crate::{MirrorPlan, compacted};
 
@@ -88,10 +90,20 @@ pub fn sync(
                 .map(|(p, _)| target_partition(p))
                 .collect::<Vec<_>>(),
         )?;
+        let target_ends = target_group.watermarks(
+            &committed
+                .iter()
+                .map(|(p, _)| target_partition(p))
+                .collect::<Vec<_>>(),
+        )?;
         let active = target_members.get(&group).copied().unwrap_or(0) > 0;
-        let plan_of_group = GroupPlan::new(&committed, mirrored, &maps, |p| {
-            on_target.get(&target_partition(p)).copied().flatten()
-        });
+        let plan_of_group = GroupPlan::new(
+            &committed,
+            mirrored,
+            &maps,
+            |p| on_target.get(&target_partition(p)).copied().flatten(),
+            |p| target_ends.get(&target_partition(p)).map(|(_, high)| *high),
+        );
         if !active && !plan_of_group.commits.is_empty() {
             let commits: Vec<(SourcePartition, i64)> = plan_of_group
                 .commits
@@ -121,21 +133,34 @@ struct GroupPlan {
 
 impl GroupPlan {
     /// `committed`: the group's offsets on the source; `mirrored`: the mirror's positions (watermarks and what
-    /// it copied); `on_target`: the group's committed offset on the target, by source partition.
+    /// it copied); `on_target`: the group's committed offset on the target, by source partition; `target_end`:
+    /// the high watermark of the partition's copy on the target.
     fn new(
         committed: &[(SourcePartition, i64)],
         mirrored: &BTreeMap<SourcePartition, PartitionPosition>,
         maps: &OffsetMaps,
         on_target: impl Fn(&SourcePartition) -> Option<i64>,
+        target_end: impl Fn(&SourcePartition) -> Option<i64>,
     ) -> Self {
         let mut plan = GroupPlan::default();
         for (partition, offset) in committed {
             plan.partitions += 1;
+            let mut all_read_and_copied = false;
             if let Some(position) = mirrored.get(partition) {
                 // Not read by the group and not copied yet: lost to the group if the source went away now.
                 plan.missed += (position.high - (*offset).max(position.next_to_mirror())).max(0);
+                all_read_and_copied = *offset >= position.high && position.lag() == 0;
             }
-            let translation = match maps.get(partition).map(|m| m.translate(*offset)) {
+            let translated = match target_end(partition) {
+                // The group read every record and the mirror copied every one: the group resumes at the end of
+                // the copy, exactly, whatever the map knows (an idle partition may have no map at all).
+                Some(end) if all_read_and_copied => Some(Ok(Translation {
+                    offset: end,
+                    re_read_at_most: 0,
+                })),
+                _ => maps.get(partition).map(|m| m.translate(*offset)),
+            };
+            let translation = match translated {
                 Some(Ok(translation)) => translation,
                 Some(Err(Untranslatable::BeforeMap { first })) => {
                     plan.untranslated.push(format!(
@@ -253,9 +278,7 @@ mod tests {
 
     #[test]
     fn a_caught_up_group_is_committed_exactly_and_misses_nothing() {
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| {
-            None
-        });
+        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| None, |_| None);
         assert_eq!(plan.commits, vec![(partition(0), 1060)]);
         assert_eq!((plan.missed, plan.re_read), (0, 0));
         assert_eq!(plan.status("g".into(), false).state, GroupSyncState::Synced);
@@ -264,14 +287,10 @@ mod tests {
     #[test]
     fn records_not_copied_yet_count_as_missed_until_the_mirror_has_them() {
         // The source holds 120; the mirror copied 100; the group read 60.
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(120, 100), &maps(), |_| {
-            None
-        });
+        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(120, 100), &maps(), |_| None, |_| None);
         assert_eq!(plan.missed, 20);
         // A group that read more than the mirror copied misses only what neither has.
-        let plan = GroupPlan::new(&[(partition(0), 110)], &mirrored(120, 100), &maps(), |_| {
-            None
-        });
+        let plan = GroupPlan::new(&[(partition(0), 110)], &mirrored(120, 100), &maps(), |_| None, |_| None);
         assert_eq!(plan.missed, 10);
         assert_eq!(plan.commits, vec![(partition(0), 1100)]);
         assert_eq!(
@@ -282,14 +301,10 @@ mod tests {
 
     #[test]
     fn never_backwards_and_what_that_would_miss_is_reported() {
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| {
-            Some(1070)
-        });
+        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| Some(1070), |_| None);
         assert!(plan.commits.is_empty());
         assert_eq!(plan.missed, 10);
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| {
-            Some(1060)
-        });
+        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| Some(1060), |_| None);
         assert!(plan.commits.is_empty(), "already there");
         assert_eq!(plan.missed, 0);
     }
@@ -299,7 +314,13 @@ mod tests {
         let mut map = OffsetMap::new(0);
         map.copied(50, 7);
         let maps: OffsetMaps = [(partition(0), map)].into();
-        let plan = GroupPlan::new(&[(partition(0), 10)], &mirrored(100, 100), &maps, |_| None);
+        let plan = GroupPlan::new(
+            &[(partition(0), 10)],
+            &mirrored(100, 100),
+            &maps,
+            |_| None,
+            |_| None,
+        );
         assert!(plan.commits.is_empty());
         let status = plan.status("g".into(), false);
         assert_eq!(status.state, GroupSyncState::NotTranslated);
@@ -309,5 +330,30 @@ mod tests {
                 .unwrap()
                 .contains("orders[0] committed 10, before the first copy")
         );
+    }
+
+    #[test]
+    fn a_group_that_read_everything_the_mirror_copied_resumes_at_the_end_of_the_copy() {
+        // No map at all (the partition was idle since the map began): the end of the copy is exact.
+        let plan = GroupPlan::new(
+            &[(partition(0), 100)],
+            &mirrored(100, 100),
+            &OffsetMaps::new(),
+            |_| None,
+            |_| Some(2000),
+        );
+        assert_eq!(plan.commits, vec![(partition(0), 2000)]);
+        assert_eq!((plan.missed, plan.re_read), (0, 0));
+        assert!(plan.untranslated.is_empty());
+        // Not while the mirror is behind: the end of the copy is not where the group's next record will be.
+        let plan = GroupPlan::new(
+            &[(partition(0), 100)],
+            &mirrored(120, 100),
+            &OffsetMaps::new(),
+            |_| None,
+            |_| Some(2000),
+        );
+        assert!(plan.commits.is_empty());
+        assert_eq!(plan.untranslated.len(), 1);
     }
 }
