@@ -278,7 +278,13 @@ mod tests {
 
     #[test]
     fn a_caught_up_group_is_committed_exactly_and_misses_nothing() {
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| None, |_| None);
+        let plan = GroupPlan::new(
+            &[(partition(0), 60)],
+            &mirrored(100, 100),
+            &maps(),
+            |_| None,
+            |_| None,
+        );
         assert_eq!(plan.commits, vec![(partition(0), 1060)]);
         assert_eq!((plan.missed, plan.re_read), (0, 0));
         assert_eq!(plan.status("g".into(), false).state, GroupSyncState::Synced);
@@ -287,10 +293,22 @@ mod tests {
     #[test]
     fn records_not_copied_yet_count_as_missed_until_the_mirror_has_them() {
         // The source holds 120; the mirror copied 100; the group read 60.
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(120, 100), &maps(), |_| None, |_| None);
+        let plan = GroupPlan::new(
+            &[(partition(0), 60)],
+            &mirrored(120, 100),
+            &maps(),
+            |_| None,
+            |_| None,
+        );
         assert_eq!(plan.missed, 20);
         // A group that read more than the mirror copied misses only what neither has.
-        let plan = GroupPlan::new(&[(partition(0), 110)], &mirrored(120, 100), &maps(), |_| None, |_| None);
+        let plan = GroupPlan::new(
+            &[(partition(0), 110)],
+            &mirrored(120, 100),
+            &maps(),
+            |_| None,
+            |_| None,
+        );
         assert_eq!(plan.missed, 10);
         assert_eq!(plan.commits, vec![(partition(0), 1100)]);
         assert_eq!(
@@ -301,10 +319,22 @@ mod tests {
 
     #[test]
     fn never_backwards_and_what_that_would_miss_is_reported() {
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| Some(1070), |_| None);
+        let plan = GroupPlan::new(
+            &[(partition(0), 60)],
+            &mirrored(100, 100),
+            &maps(),
+            |_| Some(1070),
+            |_| None,
+        );
         assert!(plan.commits.is_empty());
         assert_eq!(plan.missed, 10);
-        let plan = GroupPlan::new(&[(partition(0), 60)], &mirrored(100, 100), &maps(), |_| Some(1060), |_| None);
+        let plan = GroupPlan::new(
+            &[(partition(0), 60)],
+            &mirrored(100, 100),
+            &maps(),
+            |_| Some(1060),
+            |_| None,
+        );
         assert!(plan.commits.is_empty(), "already there");
         assert_eq!(plan.missed, 0);
     }
