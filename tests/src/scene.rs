@@ -104,9 +104,15 @@ impl Scene {
 
     /// `kubectl wait --for=condition=Ready kmirror/<name>`, as a user or a CI pipeline waits.
     pub fn wait_ready(&self, name: &str, timeout: Duration) {
+        self.wait_condition(name, "Ready", timeout);
+    }
+
+    /// `kubectl wait --for=condition=<condition> kmirror/<name>` (`condition` may say the status wanted,
+    /// e.g. `FailoverReady=False`); fails showing the mirror, the pods and the operator's log.
+    pub fn wait_condition(&self, name: &str, condition: &str, timeout: Duration) {
         let run = self.control_plane.try_kubectl(&[
             "wait",
-            "--for=condition=Ready",
+            &format!("--for=condition={condition}"),
             &format!("kmirror/{name}"),
             "-n",
             &self.namespace,
@@ -114,11 +120,28 @@ impl Scene {
         ]);
         assert!(
             run.status.success(),
-            "kubectl wait --for=condition=Ready kmirror/{name}: {}\nthe mirror: {:#}\nthe pods: {:#?}\nthe operator's log:\n{}",
+            "kubectl wait --for=condition={condition} kmirror/{name}: {}\nthe mirror: {:#}\nthe pods: {:#?}\nthe operator's log:\n{}",
             String::from_utf8_lossy(&run.stderr),
             self.get(&["kmirror", name]),
             self.runner.pods(),
             self.operator.log()
         );
+    }
+
+    /// `kubectl get kmirror <name>` (with `-o wide` when `wide`): each column's value by its title.
+    pub fn columns(&self, name: &str, wide: bool) -> std::collections::BTreeMap<String, String> {
+        let mut args = vec!["get", "kmirror", name];
+        if wide {
+            args.extend(["-o", "wide"]);
+        }
+        let table = self.kubectl(&args);
+        eprintln!("{table}");
+        let mut lines = table.lines();
+        let header = lines.next().unwrap_or("").split_whitespace();
+        let row = lines.next().unwrap_or("").split_whitespace();
+        header
+            .zip(row)
+            .map(|(title, value)| (title.to_string(), value.to_string()))
+            .collect()
     }
 }

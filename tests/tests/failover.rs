@@ -29,25 +29,6 @@ fn sample_values(records: &[SampleRecord]) -> BTreeSet<Value> {
     records.iter().map(|r| r.value.clone()).collect()
 }
 
-/// Waits with `kubectl wait` for condition `condition` of the mirror `name` to be `status`.
-fn wait_condition(scene: &Scene, name: &str, condition: &str, status: &str, timeout: Duration) {
-    let run = scene.control_plane.try_kubectl(&[
-        "wait",
-        &format!("--for=condition={condition}={status}"),
-        &format!("kmirror/{name}"),
-        "-n",
-        &scene.namespace,
-        &format!("--timeout={}s", timeout.as_secs()),
-    ]);
-    assert!(
-        run.status.success(),
-        "kubectl wait --for=condition={condition}={status} kmirror/{name}: {}\nthe mirror: {:#}\nthe operator's log:\n{}",
-        String::from_utf8_lossy(&run.stderr),
-        scene.get(&["kmirror", name]),
-        scene.operator.log()
-    );
-}
-
 /// The mirror's condition `type_`: (status, reason, message).
 fn condition(scene: &Scene, name: &str, type_: &str) -> (String, String, String) {
     let mirror = scene.get(&["kmirror", name]);
@@ -68,19 +49,6 @@ fn group_status(scene: &Scene, mirror: &str, group: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no group {group} in status.failover: {status:#}"))
 }
 
-/// `kubectl get kmirror name` (with `-o wide`): each column's value by its title.
-fn columns(scene: &Scene, name: &str) -> std::collections::BTreeMap<String, String> {
-    let table = scene.kubectl(&["get", "kmirror", name, "-o", "wide"]);
-    eprintln!("{table}");
-    let mut lines = table.lines();
-    let header = lines.next().unwrap_or("").split_whitespace();
-    let row = lines.next().unwrap_or("").split_whitespace();
-    header
-        .zip(row)
-        .map(|(title, value)| (title.to_string(), value.to_string()))
-        .collect()
-}
-
 /// How a switch went for one group: of `unread` (what it had not read before switching), what it did not read
 /// after (`missed`); of what it read before, what it read again (`re_read`).
 fn judge(
@@ -99,6 +67,33 @@ fn judge(
         after.len()
     );
     (missed, re_read)
+}
+
+/// Starts `group`'s consumer on `cluster` and judges the switch (see [`judge`]): of `available` (records that
+/// exist for it), it must read every one it had not read (`read_before`), and read again at most
+/// `allowed_re_read`. What it read.
+fn switch_to(
+    what: &str,
+    cluster: &KafkaCluster,
+    group: &str,
+    topic: &str,
+    read_before: &BTreeSet<Value>,
+    available: &BTreeSet<Value>,
+    allowed_re_read: usize,
+) -> Vec<ReadRecord> {
+    let unread: BTreeSet<Value> = available.difference(read_before).cloned().collect();
+    let after = GroupReader::new(&cluster.internal, group, topic).read(
+        10_000,
+        Duration::from_secs(30),
+        Duration::from_secs(5),
+    );
+    let (missed, re_read) = judge(what, read_before, &unread, &after);
+    assert_eq!(missed, 0, "{what}: {group} missed records");
+    assert!(
+        re_read <= allowed_re_read,
+        "{what}: {group} read {re_read} records again, the status stated at most {allowed_re_read}"
+    );
+    after
 }
 
 fn mirror(name: &str, from: &KafkaCluster, to: &KafkaCluster, groups: &[&str]) -> MirrorDocument {
@@ -133,13 +128,7 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
     assert_eq!(billing_before.len(), 400);
     let forward = mirror("dr", &source, &target, &["billing", "shipping"]);
     scene.apply(&forward);
-    wait_condition(
-        &scene,
-        "dr",
-        "FailoverReady",
-        "True",
-        Duration::from_secs(180),
-    );
+    scene.wait_condition("dr", "FailoverReady=True", Duration::from_secs(180));
     let billing = group_status(&scene, "dr", "billing");
     eprintln!("status.failover.groups[billing]: {billing}");
     assert_eq!(billing["missed"], 0);
@@ -155,7 +144,7 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
         events.contains("GroupsSynced"),
         "an Event says the groups can switch: {events}"
     );
-    let table = columns(&scene, "dr");
+    let table = scene.columns("dr", true);
     assert_eq!(
         table.get("FAILOVER").map(String::as_str),
         Some("True"),
@@ -167,26 +156,14 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
         "{table:?}"
     );
 
-    let read_before = values(&billing_before);
-    let unread: BTreeSet<Value> = sample_values(&produced)
-        .difference(&read_before)
-        .cloned()
-        .collect();
-    let billing_after = GroupReader::new(&target.internal, "billing", TOPIC).read(
-        2_000,
-        Duration::from_secs(30),
-        Duration::from_secs(5),
-    );
-    let (missed, re_read) = judge(
-        "planned switch of billing",
-        &read_before,
-        &unread,
-        &billing_after,
-    );
-    assert_eq!(missed, 0, "billing missed records on the target");
-    assert!(
-        re_read <= stated_re_read,
-        "billing read {re_read} records again, the status stated at most {stated_re_read}"
+    switch_to(
+        "planned switch",
+        &target,
+        "billing",
+        TOPIC,
+        &values(&billing_before),
+        &sample_values(&produced),
+        stated_re_read,
     );
 
     // 2. Failover: `shipping` consumes on the source while records are written, then the source dies.
@@ -314,13 +291,7 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
     source.start_broker(1);
     let back = mirror("dr-back", &target, &source, &["shipping"]);
     scene.apply(&back);
-    wait_condition(
-        &scene,
-        "dr-back",
-        "FailoverReady",
-        "True",
-        Duration::from_secs(180),
-    );
+    scene.wait_condition("dr-back", "FailoverReady=True", Duration::from_secs(180));
     let shipping_status = group_status(&scene, "dr-back", "shipping");
     eprintln!("status.failover.groups[shipping] of dr-back: {shipping_status}");
     let stated_re_read = shipping_status["reRead"].as_u64().unwrap() as usize;
@@ -329,25 +300,14 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
         .union(&values(&shipping_after))
         .cloned()
         .collect();
-    let unread: BTreeSet<Value> = sample_values(&written_on_target)
-        .difference(&read_before)
-        .cloned()
-        .collect();
-    let shipping_back = GroupReader::new(&source.internal, "shipping", TOPIC).read(
-        5_000,
-        Duration::from_secs(30),
-        Duration::from_secs(5),
-    );
-    let (missed, re_read) = judge(
-        "failback of shipping",
+    let shipping_back = switch_to(
+        "failback",
+        &source,
+        "shipping",
+        TOPIC,
         &read_before,
-        &unread,
-        &shipping_back,
-    );
-    assert_eq!(missed, 0, "shipping missed records after failing back");
-    assert!(
-        re_read <= stated_re_read,
-        "shipping read {re_read} records again after failing back, the status stated at most {stated_re_read}"
+        &sample_values(&written_on_target),
+        stated_re_read,
     );
     // The records stranded on the source by the failure lie before the group's translated offsets there: it
     // does not read them (they never reached the target, where it read on). Counted, not hidden.
@@ -402,37 +362,19 @@ fn a_group_switches_to_an_exactly_once_copy_without_missing_or_re_reading_a_reco
         Duration::from_secs(5),
     );
     assert_eq!(audit_before.len(), 250);
-    wait_condition(
-        &scene,
-        "dr-eos",
-        "FailoverReady",
-        "True",
-        Duration::from_secs(180),
-    );
+    scene.wait_condition("dr-eos", "FailoverReady=True", Duration::from_secs(180));
     let audit = group_status(&scene, "dr-eos", "audit");
     eprintln!("status.failover.groups[audit]: {audit}");
     let stated_re_read = audit["reRead"].as_u64().unwrap() as usize;
 
-    let read_before = values(&audit_before);
-    let unread: BTreeSet<Value> = sample_values(&produced)
-        .difference(&read_before)
-        .cloned()
-        .collect();
-    let audit_after = GroupReader::new(&target.internal, "audit", "payments").read(
-        2_000,
-        Duration::from_secs(30),
-        Duration::from_secs(5),
-    );
-    let (missed, re_read) = judge(
-        "switch of audit to the exactly-once copy",
-        &read_before,
-        &unread,
-        &audit_after,
-    );
-    assert_eq!(missed, 0, "audit missed records on the target");
-    assert!(
-        re_read <= stated_re_read,
-        "audit read {re_read} records again, the status stated at most {stated_re_read}"
+    switch_to(
+        "switch to the exactly-once copy",
+        &target,
+        "audit",
+        "payments",
+        &values(&audit_before),
+        &sample_values(&produced),
+        stated_re_read,
     );
     // The copies sit after transaction markers: without them in the map, the translation would be off by one
     // per transaction (and re-read that many).

@@ -67,26 +67,9 @@ fn seed_example(
     path
 }
 
-/// `kubectl get kmirror name` (with `-o wide` when `wide`): each column's value by its title.
-fn kmirror_columns(scene: &Scene, name: &str, wide: bool) -> BTreeMap<String, String> {
-    let mut args = vec!["get", "kmirror", name];
-    if wide {
-        args.extend(["-o", "wide"]);
-    }
-    let table = scene.kubectl(&args);
-    eprintln!("{table}");
-    let mut lines = table.lines();
-    let header = lines.next().unwrap_or("").split_whitespace();
-    let row = lines.next().unwrap_or("").split_whitespace();
-    header
-        .zip(row)
-        .map(|(title, value)| (title.to_string(), value.to_string()))
-        .collect()
-}
-
 /// `kubectl get kmirror name`'s LAG and READY columns.
 fn lag_and_ready_columns(scene: &Scene, name: &str) -> (String, String) {
-    let columns = kmirror_columns(scene, name, false);
+    let columns = scene.columns(name, false);
     let column = |title: &str| {
         columns
             .get(title)
@@ -223,7 +206,7 @@ fn the_seed_example_applied_with_kubectl_mirrors_reports_lag_0_and_is_collected_
 
 /// `kubectl get kmirror name -o wide`'s DELIVERY column.
 fn delivery_column(scene: &Scene, name: &str) -> String {
-    let columns = kmirror_columns(scene, name, true);
+    let columns = scene.columns(name, true);
     columns
         .get("DELIVERY")
         .cloned()

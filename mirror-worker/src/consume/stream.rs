@@ -23,7 +23,7 @@ use super::settings::{StreamSettings, consumer_config};
 use super::shutdown_gate::ShutdownGate;
 use crate::acks::PartitionState;
 use crate::deliver::{
-    DeliveryToken, FailedDelivery, MirrorProducer, POSITION_RECORD, oversized_record, partitioner,
+    DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, own_record, partitioner,
     settle_failure, stop_at_record,
 };
 use crate::discover::{Route, Routes};
@@ -343,17 +343,10 @@ impl Stream {
             let Some(value) = syncs.take_due() else {
                 continue;
             };
-            let token = DeliveryToken {
-                state: state.clone(),
-                offset: POSITION_RECORD,
-                generation: 0,
-                bytes: 0,
-            };
-            let record = BaseRecord::with_opaque_to(topic, Box::new(token))
-                .partition(0)
-                .key(&syncs.key)
-                .payload(&value);
-            if producer.send(record).is_err() {
+            if producer
+                .send(own_record(topic, &syncs.key, &value, state))
+                .is_err()
+            {
                 syncs.not_published();
             }
         }

@@ -16,5 +16,5 @@ pub mod transactions;
 pub(crate) use failure::{FailedDelivery, oversized_record, settle_failure, stop_at_record};
 pub use producer::producer_config;
 pub(crate) use producer::{
-    DeliveryToken, FatalWatch, MirrorProducer, POSITION_RECORD, compresses, create, fit_batches,
+    DeliveryToken, FatalWatch, MirrorProducer, compresses, create, fit_batches, own_record,
 };

@@ -11,7 +11,9 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
 use tracing::{debug, error, info, warn};
 
 use super::failure::{FailedDelivery, settle_failure};
@@ -34,6 +36,26 @@ pub struct DeliveryToken {
 pub const POSITION_RECORD: i64 = -1;
 
 pub type MirrorProducer = ThreadedProducer<DeliveryContext>;
+
+/// A record of the mirror's own for partition 0 of one of its topics on the target (a position, an offset map)
+/// about the source partition `state`; its delivery report is not counted (see [`POSITION_RECORD`]).
+pub fn own_record<'a>(
+    topic: &'a str,
+    key: &'a str,
+    value: &'a [u8],
+    state: &Arc<PartitionState>,
+) -> BaseRecord<'a, str, [u8], Box<DeliveryToken>> {
+    let token = DeliveryToken {
+        state: state.clone(),
+        offset: POSITION_RECORD,
+        generation: 0,
+        bytes: 0,
+    };
+    BaseRecord::with_opaque_to(topic, Box::new(token))
+        .partition(0)
+        .key(key)
+        .payload(value)
+}
 
 pub struct DeliveryContext {
     metrics: Arc<Metrics>,

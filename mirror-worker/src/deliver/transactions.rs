@@ -28,15 +28,13 @@ use kafka_mirror_clients::compacted;
 use kafka_mirror_clients::offset_map::{parse_partition_key, partition_key};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
 use super::own_topic;
-use super::producer::{
-    DeliveryContext, DeliveryToken, MirrorProducer, POSITION_RECORD, fit_batches, producer_config,
-};
+use super::producer::{DeliveryContext, MirrorProducer, fit_batches, own_record, producer_config};
 use crate::Result;
 use crate::acks::PartitionState;
 use crate::observe::health::Health;
@@ -335,16 +333,7 @@ impl Transactions {
     ) -> Outcome {
         let key = partition_key(&state.topic, state.partition);
         let value = position.to_string();
-        let token = DeliveryToken {
-            state: state.clone(),
-            offset: POSITION_RECORD,
-            generation: 0,
-            bytes: 0,
-        };
-        let record = BaseRecord::with_opaque_to(&self.positions_topic, Box::new(token))
-            .partition(0)
-            .key(&key)
-            .payload(&value);
+        let record = own_record(&self.positions_topic, &key, value.as_bytes(), state);
         if let Err((error, _)) = txn.producer.send(record) {
             warn!(%error, topic = state.topic, partition = state.partition, "the position could not join the transaction; aborting it");
             return self.abort_txn(state, txn);
@@ -353,22 +342,13 @@ impl Transactions {
         // visible together with the copies it maps.
         if let (Some(syncs), Some(topic)) = (&state.offset_syncs, &self.offset_syncs_topic)
             && let Some(map) = syncs.take_due()
+            && let Err((error, _)) = txn
+                .producer
+                .send(own_record(topic, &syncs.key, &map, state))
         {
-            let token = DeliveryToken {
-                state: state.clone(),
-                offset: POSITION_RECORD,
-                generation: 0,
-                bytes: 0,
-            };
-            let record = BaseRecord::with_opaque_to(topic, Box::new(token))
-                .partition(0)
-                .key(&syncs.key)
-                .payload(&map);
-            if let Err((error, _)) = txn.producer.send(record) {
-                syncs.not_published();
-                warn!(%error, topic = state.topic, partition = state.partition, "the offset map could not join the transaction; aborting it");
-                return self.abort_txn(state, txn);
-            }
+            syncs.not_published();
+            warn!(%error, topic = state.topic, partition = state.partition, "the offset map could not join the transaction; aborting it");
+            return self.abort_txn(state, txn);
         }
         // Delivered first, within the commit timeout (the target may be unreachable): what is not delivered by
         // then is aborted and read again. The commit itself is then given the transaction's remaining time, as
