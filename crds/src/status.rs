@@ -96,6 +96,10 @@ pub enum GroupSyncState {
     Synced,
     /// The group has members on the target: nothing is committed for it there (its consumers run there).
     ActiveOnTarget,
+    /// The group's offsets on the target are past the translation of the source's in some partition: it
+    /// consumed on the target (a failover happened), or it was reset to an earlier offset on the source (then a
+    /// consumer switching would skip what lies between; the message says by how much). Never moved back.
+    AheadOnTarget,
     /// Some partition's source offset has no translation yet (committed before the workers published the
     /// offset map, or nothing of the partition was copied yet); the message names them.
     NotTranslated,

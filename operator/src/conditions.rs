@@ -194,7 +194,12 @@ pub(crate) fn failover_ready(failover: &Result<FailoverStatus, String>) -> (bool
     let switching: Vec<_> = failover
         .groups
         .iter()
-        .filter(|g| g.state != GroupSyncState::ActiveOnTarget)
+        .filter(|g| {
+            !matches!(
+                g.state,
+                GroupSyncState::ActiveOnTarget | GroupSyncState::AheadOnTarget
+            )
+        })
         .collect();
     if switching.is_empty() {
         return (
@@ -205,7 +210,9 @@ pub(crate) fn failover_ready(failover: &Result<FailoverStatus, String>) -> (bool
                  mirrored topics"
                     .into()
             } else {
-                "every followed group already has members on the target".into()
+                "every followed group already consumes on the target (members there, or offsets there past the \
+                 source's: see status.failover.groups)"
+                    .into()
             },
         );
     }
@@ -578,6 +585,7 @@ mod tests {
         let ready = failover_condition(groups(vec![
             group("billing", 0, 12, GroupSyncState::Synced),
             group("shipping", 40, 0, GroupSyncState::ActiveOnTarget),
+            group("audit", 0, 0, GroupSyncState::AheadOnTarget),
         ]));
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),

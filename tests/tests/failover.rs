@@ -166,6 +166,15 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
         stated_re_read,
     );
 
+    // Its offsets on the target are now past the source's (it consumed there): never moved back, and said so.
+    scene.wait_for("billing AheadOnTarget", Duration::from_secs(60), || {
+        group_status(&scene, "dr", "billing")["state"] == "AheadOnTarget"
+    });
+    eprintln!(
+        "billing after its switch: {}",
+        group_status(&scene, "dr", "billing")
+    );
+
     // 2. Failover: `shipping` consumes on the source while records are written, then the source dies.
     let feed = Feed {
         from: 900,

@@ -127,7 +127,8 @@ struct GroupPlan {
     re_read: i64,
     /// Partitions without a translation, with why.
     untranslated: Vec<String>,
-    /// Partitions whose offset on the target is past the translation, with by how much.
+    /// Partitions whose offset on the target is past the translation, with by how much (not counted as missed:
+    /// see `GroupSyncState::AheadOnTarget`).
     ahead: Vec<String>,
 }
 
@@ -184,7 +185,6 @@ impl GroupPlan {
                 Some(current) if current >= translation.offset => {
                     let ahead = current - translation.offset;
                     if ahead > 0 {
-                        plan.missed += ahead;
                         plan.ahead
                             .push(format!("{}[{}] by {ahead}", partition.0, partition.1));
                     }
@@ -221,11 +221,11 @@ impl GroupPlan {
             )
         } else if !self.ahead.is_empty() {
             (
-                GroupSyncState::Synced,
+                GroupSyncState::AheadOnTarget,
                 Some(format!(
                     "the group's offsets on the target are past the source's, and are never moved back: {}. \
-                     It consumed on the target, or was reset to an earlier offset on the source; a consumer switching \
-                     now would skip what lies between",
+                     It consumed on the target; or it was reset to an earlier offset on the source, and a consumer \
+                     switching now would skip what lies between",
                     self.ahead
                         .into_iter()
                         .take(NAMED)
@@ -318,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn never_backwards_and_what_that_would_miss_is_reported() {
+    fn never_backwards_and_a_group_ahead_on_the_target_says_by_how_much() {
         let plan = GroupPlan::new(
             &[(partition(0), 60)],
             &mirrored(100, 100),
@@ -327,7 +327,13 @@ mod tests {
             |_| None,
         );
         assert!(plan.commits.is_empty());
-        assert_eq!(plan.missed, 10);
+        assert_eq!(
+            plan.missed, 0,
+            "it consumed there, or was reset on the source: not a miss"
+        );
+        let status = plan.status("g".into(), false);
+        assert_eq!(status.state, GroupSyncState::AheadOnTarget);
+        assert!(status.message.unwrap().contains("orders[0] by 10"));
         let plan = GroupPlan::new(
             &[(partition(0), 60)],
             &mirrored(100, 100),

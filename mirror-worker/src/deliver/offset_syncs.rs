@@ -44,7 +44,15 @@ impl OffsetSyncs {
             return Ok(None);
         }
         let topic = offset_syncs_topic(&plan.group_id);
-        own_topic::ensure(plan, &topic, "spec.consumerGroups publishes offset maps in").await?;
+        // The operator reads the whole topic on every group sync: one-minute segments, so compaction keeps it
+        // near one record per partition plus a minute of updates (at most one per partition per second).
+        own_topic::ensure(
+            plan,
+            &topic,
+            "spec.consumerGroups publishes offset maps in",
+            Duration::from_secs(60),
+        )
+        .await?;
         let connection = plan.target_admin.clone();
         let reader = format!("{}.offset-syncs-reader", plan.group_id);
         let read_topic = topic.clone();

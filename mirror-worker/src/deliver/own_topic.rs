@@ -11,10 +11,10 @@ use tracing::info;
 
 use crate::{Error, Result};
 
-/// Creates the topic `name` on the target if it is missing: one partition, compacted, segments rolled every 10
-/// minutes so a reader reads little more than the latest record of each key. `purpose` starts the error
-/// messages, e.g. "delivery exactlyOnce stores positions in".
-pub async fn ensure(plan: &MirrorPlan, name: &str, purpose: &str) -> Result<()> {
+/// Creates the topic `name` on the target if it is missing: one partition, compacted, segments rolled every
+/// `segment` so a reader reads little more than the latest record of each key (compaction only cleans rolled
+/// segments). `purpose` starts the error messages, e.g. "delivery exactlyOnce stores positions in".
+pub async fn ensure(plan: &MirrorPlan, name: &str, purpose: &str, segment: Duration) -> Result<()> {
     if name.len() > 249 {
         return Err(Error::Fatal(format!(
             "{purpose} topic {name}, longer than the 249 characters Kafka allows: set a shorter \
@@ -27,9 +27,10 @@ pub async fn ensure(plan: &MirrorPlan, name: &str, purpose: &str) -> Result<()> 
             source,
         })?;
     let replication = plan.spec.topics.create.replication_factor.unwrap_or(-1);
+    let segment_ms = segment.as_millis().to_string();
     let topic = NewTopic::new(name, 1, TopicReplication::Fixed(replication))
         .set("cleanup.policy", "compact")
-        .set("segment.ms", "600000")
+        .set("segment.ms", &segment_ms)
         .set("min.compaction.lag.ms", "0");
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin

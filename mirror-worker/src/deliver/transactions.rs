@@ -68,7 +68,14 @@ fn parse_position(key: &[u8], value: &[u8]) -> Option<((String, i32), i64)> {
 /// Creates the positions topic on the target if it is missing (see [`own_topic::ensure`]).
 pub async fn ensure_positions_topic(plan: &MirrorPlan) -> Result<String> {
     let name = positions_topic(&plan.group_id);
-    own_topic::ensure(plan, &name, "delivery exactlyOnce stores positions in").await?;
+    // Read once per takeover: ten-minute segments.
+    own_topic::ensure(
+        plan,
+        &name,
+        "delivery exactlyOnce stores positions in",
+        Duration::from_secs(600),
+    )
+    .await?;
     Ok(name)
 }
 
