@@ -12,16 +12,27 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::client_config::KafkaClientConfig;
 use crate::host_aliases::ResolvingContext;
 
+/// What a topic the cluster does not know means to a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Nothing was written yet (its writers create it).
+    IsEmpty,
+    /// An error: the topic must exist.
+    IsAnError,
+}
+
 /// The latest value of every key of `topic` (partition 0), read `read_committed` up to the high watermark seen
 /// when the read starts: every transaction decided before this call. Reading up to it waits for the last
 /// stable offset to pass it, i.e. for transactions being committed meanwhile. `connection` is the target's
-/// connection config; `group_id` names the reader (it never joins or commits). An empty or missing topic
-/// reads as empty.
+/// connection config; `group_id` names the reader (it never joins or commits). An empty topic reads as empty;
+/// a topic the cluster does not know reads as empty only when `missing` says so (a reader that must not take
+/// a momentarily unknown topic for an empty one says `Missing::IsAnError`).
 pub fn read_latest(
     connection: &KafkaClientConfig,
     group_id: &str,
     topic: &str,
     timeout: Duration,
+    missing: Missing,
 ) -> Result<HashMap<Vec<u8>, Vec<u8>>, String> {
     let mut config = connection.clone();
     config
@@ -42,9 +53,16 @@ pub fn read_latest(
     let mut latest = HashMap::new();
     let (low, high) = match watermarks.fetch_watermarks(topic, 0, timeout) {
         Ok(watermarks) => watermarks,
+        // Not created yet (the workers create it): nothing published yet. librdkafka says so with either code.
         Err(e)
-            if e.rdkafka_error_code()
-                == Some(rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition) =>
+            if missing == Missing::IsEmpty
+                && matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition
+                            | rdkafka::error::RDKafkaErrorCode::UnknownPartition
+                    )
+                ) =>
         {
             return Ok(latest);
         }

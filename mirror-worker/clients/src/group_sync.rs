@@ -31,6 +31,7 @@ pub fn read_offset_maps(plan: &MirrorPlan) -> Result<OffsetMaps, String> {
         &format!("{}.offset-syncs-reader", plan.group_id),
         &offset_syncs_topic(&plan.group_id),
         READ_TIMEOUT,
+        compacted::Missing::IsEmpty,
     )?;
     Ok(latest
         .iter()

@@ -146,6 +146,15 @@ impl GroupPositions {
 
     /// The names, states and member counts of the cluster's consumer groups.
     pub fn groups(&self) -> Result<Vec<(String, usize)>> {
+        // librdkafka's ListGroups first waits for the client's first metadata, in steps of broker state changes
+        // that took a second on a fresh client (measured: 1.1 s of a 1.3 s group sync); asking for it directly
+        // takes milliseconds.
+        self.consumer
+            .fetch_metadata(None, TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                what: "reading the cluster's metadata".into(),
+                source,
+            })?;
         let list = self
             .consumer
             .fetch_group_list(None, TIMEOUT)

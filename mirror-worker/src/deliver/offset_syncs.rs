@@ -57,7 +57,14 @@ impl OffsetSyncs {
         let reader = format!("{}.offset-syncs-reader", plan.group_id);
         let read_topic = topic.clone();
         let latest = tokio::task::spawn_blocking(move || {
-            compacted::read_latest(&connection, &reader, &read_topic, READ_TIMEOUT)
+            // Created just above; a cluster whose metadata lags says it does not know it yet.
+            compacted::read_latest(
+                &connection,
+                &reader,
+                &read_topic,
+                READ_TIMEOUT,
+                compacted::Missing::IsEmpty,
+            )
         })
         .await
         .map_err(|e| Error::Fatal(format!("reading the offset maps: {e}")))?

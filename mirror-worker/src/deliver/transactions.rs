@@ -306,6 +306,8 @@ impl Transactions {
             &format!("{}.positions-reader", self.group_id),
             &self.positions_topic,
             TAKEOVER_TIMEOUT,
+            // Created before the first takeover: a topic the target does not know now is no empty history.
+            compacted::Missing::IsAnError,
         )?;
         Ok(latest
             .iter()
