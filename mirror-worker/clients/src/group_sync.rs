@@ -10,11 +10,9 @@ use std::time::Duration;
 use kafka_mirror_crds::TopicFilter;
 use kafka_mirror_crds::status::{ConsumerGroupStatus, GroupSyncState};
 
-use crate::offset_map::{
-    OffsetMap, Translation, Untranslatable, offset_syncs_topic, parse_partition_key,
-};
+use crate::MirrorPlan;
+use crate::offset_map::{self, OffsetMap, Translation, Untranslatable};
 use crate::positions::{GroupPositions, PartitionPosition, SourcePartition};
-use crate::{MirrorPlan, compacted};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Partitions a status message names at most.
@@ -22,27 +20,6 @@ const NAMED: usize = 3;
 
 /// The offset maps of every source partition, as the workers last published them.
 pub type OffsetMaps = HashMap<SourcePartition, OffsetMap>;
-
-/// Reads the offset maps from the target's offset syncs topic (`read_committed`: an exactly-once worker writes
-/// them in its transactions).
-pub fn read_offset_maps(plan: &MirrorPlan) -> Result<OffsetMaps, String> {
-    let latest = compacted::read_latest(
-        &plan.target_admin,
-        &format!("{}.offset-syncs-reader", plan.group_id),
-        &offset_syncs_topic(&plan.group_id),
-        READ_TIMEOUT,
-        compacted::Missing::IsEmpty,
-    )?;
-    Ok(latest
-        .iter()
-        .filter_map(|(key, value)| {
-            Some((
-                parse_partition_key(key)?,
-                serde_json::from_slice(value).ok()?,
-            ))
-        })
-        .collect())
-}
 
 /// Syncs every group of the source that `groups` matches (never the mirror's own group, nor the readers it
 /// names after it). `mirrored` is the mirror group's position of every mirrored source partition.
@@ -61,7 +38,7 @@ pub fn sync(
     if followed.is_empty() {
         return Ok(Ok(Vec::new()));
     }
-    let maps = match read_offset_maps(plan) {
+    let maps = match offset_map::read_published(plan, READ_TIMEOUT) {
         Ok(maps) => maps,
         Err(why) => return Ok(Err(why)),
     };
@@ -85,18 +62,10 @@ pub fn sync(
         let target_partition = |(topic, partition): &SourcePartition| {
             (plan.spec.topics.target_name(topic), *partition)
         };
-        let on_target = target_group.committed(
-            &committed
-                .iter()
-                .map(|(p, _)| target_partition(p))
-                .collect::<Vec<_>>(),
-        )?;
-        let target_ends = target_group.watermarks(
-            &committed
-                .iter()
-                .map(|(p, _)| target_partition(p))
-                .collect::<Vec<_>>(),
-        )?;
+        let on_target_partitions: Vec<SourcePartition> =
+            committed.iter().map(|(p, _)| target_partition(p)).collect();
+        let on_target = target_group.committed(&on_target_partitions)?;
+        let target_ends = target_group.watermarks(&on_target_partitions)?;
         let active = target_members.get(&group).copied().unwrap_or(0) > 0;
         let plan_of_group = GroupPlan::new(
             &committed,

@@ -1,7 +1,8 @@
 //! Where the copies of a source partition's records sit on the target, and what a consumer group's committed
 //! source offset becomes on the target. The worker builds an [`OffsetMap`] from its delivery reports and
 //! publishes it to the compacted topic [`offset_syncs_topic`] on the target; the operator reads it back to
-//! commit `spec.consumerGroups`' offsets on the target. Pure.
+//! commit `spec.consumerGroups`' offsets on the target. Pure, but for [`read_published`], the one reader of that
+//! topic both sides use.
 //!
 //! A map is a list of [`Segment`]s, ascending and disjoint in source offsets (and so in target offsets: a
 //! partition's copies are written in order). A segment says: each record of the source offsets
@@ -17,7 +18,13 @@
 //! records not yet copied) it translates to just after the last copy: those records are read again on the
 //! target once they arrive.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use crate::compacted;
+use crate::plan::MirrorPlan;
 
 /// Segments kept per partition. Beyond it, neighbours are merged (see `OffsetMap::thin`), so old positions
 /// stay translatable, a little less exactly, and recent ones stay exact.
@@ -27,6 +34,31 @@ pub const MAX_SEGMENTS: usize = 64;
 /// partition (key [`partition_key`]).
 pub fn offset_syncs_topic(group_id: &str) -> String {
     format!("kafka-mirror.offset-syncs.{group_id}")
+}
+
+/// Every source partition's map as last published to the mirror's [`offset_syncs_topic`] (read
+/// `read_committed`: an exactly-once worker writes them in its transactions; a topic not created yet reads as
+/// empty). Blocking: run it off the async runtime.
+pub fn read_published(
+    plan: &MirrorPlan,
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), OffsetMap>, String> {
+    let latest = compacted::read_latest(
+        &plan.target_admin,
+        &format!("{}.offset-syncs-reader", plan.group_id),
+        &offset_syncs_topic(&plan.group_id),
+        timeout,
+        compacted::Missing::IsEmpty,
+    )?;
+    Ok(latest
+        .iter()
+        .filter_map(|(key, value)| {
+            Some((
+                parse_partition_key(key)?,
+                serde_json::from_slice(value).ok()?,
+            ))
+        })
+        .collect())
 }
 
 /// The key of a source partition's record in the mirror's own topics on the target (positions, offset syncs):

@@ -14,10 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use kafka_mirror_clients::offset_map::{
-    OffsetMap, offset_syncs_topic, parse_partition_key, partition_key,
-};
-use kafka_mirror_clients::{MirrorPlan, compacted};
+use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::offset_map::{self, OffsetMap, offset_syncs_topic, partition_key};
 use tracing::info;
 
 use super::own_topic;
@@ -53,31 +51,13 @@ impl OffsetSyncs {
             Duration::from_secs(60),
         )
         .await?;
-        let connection = plan.target_admin.clone();
-        let reader = format!("{}.offset-syncs-reader", plan.group_id);
-        let read_topic = topic.clone();
-        let latest = tokio::task::spawn_blocking(move || {
-            // Created just above; a cluster whose metadata lags says it does not know it yet.
-            compacted::read_latest(
-                &connection,
-                &reader,
-                &read_topic,
-                READ_TIMEOUT,
-                compacted::Missing::IsEmpty,
-            )
-        })
-        .await
-        .map_err(|e| Error::Fatal(format!("reading the offset maps: {e}")))?
-        .map_err(|why| Error::Fatal(format!("reading the offset maps on the target: {why}")))?;
-        let earlier: HashMap<(String, i32), OffsetMap> = latest
-            .iter()
-            .filter_map(|(key, value)| {
-                Some((
-                    parse_partition_key(key)?,
-                    serde_json::from_slice(value).ok()?,
-                ))
-            })
-            .collect();
+        // Created just above; a cluster whose metadata lags may not know it yet, which reads as empty. Blocking,
+        // as the engine's other librdkafka calls: the engine runs on a multi-threaded runtime.
+        let earlier =
+            tokio::task::block_in_place(|| offset_map::read_published(plan, READ_TIMEOUT))
+                .map_err(|why| {
+                    Error::Fatal(format!("reading the offset maps on the target: {why}"))
+                })?;
         info!(
             topic,
             partitions = earlier.len(),
