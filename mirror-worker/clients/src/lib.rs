@@ -11,6 +11,7 @@ pub mod compacted;
 mod error;
 pub mod group_sync;
 pub mod host_aliases;
+pub mod keyed_map;
 pub mod migration;
 pub mod offset_map;
 pub mod plan;

@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::compacted;
+use crate::keyed_map::KeyedMap;
 use crate::plan::MirrorPlan;
 
 /// Segments kept per partition. Beyond it, neighbours are merged (see `OffsetMap::thin`), so old positions
@@ -36,13 +37,33 @@ pub fn offset_syncs_topic(group_id: &str) -> String {
     format!("kafka-mirror.offset-syncs.{group_id}")
 }
 
+/// A source partition's record in the [`offset_syncs_topic`]: its [`OffsetMap`] under `partitioning:
+/// preserve`, its [`KeyedMap`] under `partitioning: key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishedMap {
+    Preserve(OffsetMap),
+    Key(KeyedMap),
+}
+
+impl PublishedMap {
+    /// The map a record of the offset syncs topic holds: an [`OffsetMap`] has a `targetPartition`. (Not serde's
+    /// `untagged`: it buffers the record, and a buffered map's keys no longer read as the target partition
+    /// numbers of a [`KeyedMap`]'s lanes.)
+    pub fn parse(value: &[u8]) -> Option<PublishedMap> {
+        serde_json::from_slice(value)
+            .map(PublishedMap::Preserve)
+            .or_else(|_| serde_json::from_slice(value).map(PublishedMap::Key))
+            .ok()
+    }
+}
+
 /// Every source partition's map as last published to the mirror's [`offset_syncs_topic`] (read
 /// `read_committed`: an exactly-once worker writes them in its transactions; a topic not created yet reads as
 /// empty). Blocking: run it off the async runtime.
 pub fn read_published(
     plan: &MirrorPlan,
     timeout: Duration,
-) -> Result<HashMap<(String, i32), OffsetMap>, String> {
+) -> Result<HashMap<(String, i32), PublishedMap>, String> {
     let latest = compacted::read_latest(
         &plan.target_admin,
         &format!("{}.offset-syncs-reader", plan.group_id),
@@ -52,12 +73,7 @@ pub fn read_published(
     )?;
     Ok(latest
         .iter()
-        .filter_map(|(key, value)| {
-            Some((
-                parse_partition_key(key)?,
-                serde_json::from_slice(value).ok()?,
-            ))
-        })
+        .filter_map(|(key, value)| Some((parse_partition_key(key)?, PublishedMap::parse(value)?)))
         .collect())
 }
 
@@ -116,6 +132,9 @@ pub enum Untranslatable {
     /// The group's position lies before the map's first copy (it was committed before this mirror published
     /// offset syncs): a consumer of the target could only start from the beginning to be sure.
     BeforeMap { first: i64 },
+    /// `partitioning: key`: in the target partition asked for, the map has no bound for copies it does not know
+    /// (its owners never had one acknowledged there).
+    NoBound,
 }
 
 /// The copies of one source partition in one target partition.

@@ -106,6 +106,18 @@ impl GroupPositions {
         &self,
         partitions: &[SourcePartition],
     ) -> Result<BTreeMap<SourcePartition, Option<i64>>> {
+        Ok(self
+            .committed_with_metadata(partitions)?
+            .into_iter()
+            .map(|(p, committed)| (p, committed.map(|(offset, _)| offset)))
+            .collect())
+    }
+
+    /// [`committed`](Self::committed), with the metadata string each commit carries.
+    pub fn committed_with_metadata(
+        &self,
+        partitions: &[SourcePartition],
+    ) -> Result<BTreeMap<SourcePartition, Option<(i64, String)>>> {
         let mut tpl = TopicPartitionList::new();
         for (topic, partition) in partitions {
             tpl.add_partition(topic, *partition);
@@ -116,7 +128,7 @@ impl GroupPositions {
             .iter()
             .map(|e| {
                 let offset = match e.offset() {
-                    Offset::Offset(o) => Some(o),
+                    Offset::Offset(o) => Some((o, e.metadata().to_string())),
                     _ => None,
                 };
                 ((e.topic().to_string(), e.partition()), offset)
@@ -124,17 +136,20 @@ impl GroupPositions {
             .collect())
     }
 
-    /// Commits `offsets` for the group without joining it, and waits for the answer. The coordinator accepts
-    /// such a commit only while the group has no members (`spec.consumerGroups` never commits for a group
-    /// with members anyway).
-    pub fn commit(&self, offsets: &[(SourcePartition, i64)]) -> Result<()> {
+    /// Commits `offsets`, each with a metadata string, for the group without joining it, and waits for the
+    /// answer. The coordinator accepts such a commit only while the group has no members
+    /// (`spec.consumerGroups` never commits for a group with members anyway).
+    pub fn commit(&self, offsets: &[(SourcePartition, i64, String)]) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in offsets {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+        for ((topic, partition), offset, metadata) in offsets {
+            let mut element = tpl.add_partition(topic, *partition);
+            element
+                .set_offset(Offset::Offset(*offset))
                 .map_err(|source| Error::Kafka {
                     what: format!("committing {topic}[{partition}]"),
                     source,
                 })?;
+            element.set_metadata(metadata);
         }
         self.consumer
             .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
@@ -142,6 +157,29 @@ impl GroupPositions {
                 what: "committing the group's translated offsets".into(),
                 source,
             })
+    }
+
+    /// Every partition of `topics` on this cluster (a topic it does not have contributes none).
+    pub fn partitions_of(
+        &self,
+        topics: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<SourcePartition>> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(None, TIMEOUT)
+            .map_err(|source| Error::Kafka {
+                what: "reading the cluster's topics".into(),
+                source,
+            })?;
+        let counts = topics::partition_counts(&metadata);
+        let topics: std::collections::BTreeSet<String> = topics.into_iter().collect();
+        Ok(topics
+            .into_iter()
+            .flat_map(|topic| {
+                let count = counts.get(&topic).copied().unwrap_or(0);
+                (0..count).map(move |partition| (topic.clone(), partition))
+            })
+            .collect())
     }
 
     /// The names, states and member counts of the cluster's consumer groups.

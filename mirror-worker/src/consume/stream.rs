@@ -340,7 +340,7 @@ impl Stream {
             let Some(syncs) = &state.offset_syncs else {
                 continue;
             };
-            let Some(value) = syncs.take_due() else {
+            let Some(value) = syncs.take_due(state.committable()) else {
                 continue;
             };
             if producer

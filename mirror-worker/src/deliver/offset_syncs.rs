@@ -9,13 +9,22 @@
 //! transaction, so a `read_committed` reader sees the map and the copies it describes together. A worker
 //! starting up reads the maps already published, so what a previous owner of a partition mapped stays
 //! translatable (up to the last map it published).
+//!
+//! Under `partitioning: key` a partition's map is a [`KeyedMap`], published with the *heads* of its target
+//! topic: per target partition, the offset after the last copy the process's one producer had acknowledged
+//! there ([`Heads`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::MirrorPlan;
-use kafka_mirror_clients::offset_map::{self, OffsetMap, offset_syncs_topic, partition_key};
+use kafka_mirror_clients::keyed_map::KeyedMap;
+use kafka_mirror_clients::offset_map::{
+    self, OffsetMap, PublishedMap, offset_syncs_topic, partition_key,
+};
+use kafka_mirror_crds::Partitioning;
+use kafka_mirror_crds::topics::TopicSelection;
 use tracing::info;
 
 use super::own_topic;
@@ -29,9 +38,31 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// The offset maps of the partitions this process owns or owned.
 pub struct OffsetSyncs {
     pub topic: String,
+    partitioning: Partitioning,
+    topics: TopicSelection,
     /// Maps published before this process started, by source partition: the start of a partition's map.
-    earlier: HashMap<(String, i32), OffsetMap>,
+    earlier: HashMap<(String, i32), PublishedMap>,
     partitions: Mutex<HashMap<(String, i32), Arc<PartitionSyncs>>>,
+    /// `partitioning: key`: by target topic.
+    heads: Mutex<HashMap<String, Arc<Heads>>>,
+}
+
+/// Per partition of a target topic, the offset after the last copy the process's producer had acknowledged
+/// there. A copy acknowledged later lies at or after it: one idempotent producer's copies are written and
+/// acknowledged in order. (Not with `delivery: exactlyOnce`, whose producers are one per source partition.)
+#[derive(Default)]
+pub struct Heads(Mutex<BTreeMap<i32, i64>>);
+
+impl Heads {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, i64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn acknowledged(&self, partition: i32, offset: i64) {
+        let mut heads = self.lock();
+        let head = heads.entry(partition).or_insert(offset + 1);
+        *head = (*head).max(offset + 1);
+    }
 }
 
 impl OffsetSyncs {
@@ -65,25 +96,56 @@ impl OffsetSyncs {
         );
         Ok(Some(Arc::new(Self {
             topic,
+            partitioning: plan.spec.partitioning,
+            topics: plan.spec.topics.clone(),
             earlier,
             partitions: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
         })))
     }
 
-    /// The map of a source partition, the same across reassignments within this process.
+    /// The map of a source partition assigned to this process, the same across reassignments within it.
     pub fn partition(&self, topic: &str, partition: i32) -> Arc<PartitionSyncs> {
         let key = (topic.to_string(), partition);
         let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        partitions
-            .entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(PartitionSyncs {
-                    key: partition_key(topic, partition),
-                    earlier: self.earlier.get(&key).cloned(),
-                    state: Mutex::new(SyncState::default()),
-                })
-            })
-            .clone()
+        if let Some(syncs) = partitions.get(&key) {
+            syncs.reassigned();
+            return syncs.clone();
+        }
+        let earlier = self.earlier.get(&key);
+        let (map, earlier) = match self.partitioning {
+            Partitioning::Preserve => (
+                MapState::Preserve(None),
+                earlier.and_then(|e| match e {
+                    PublishedMap::Preserve(map) => Some(map.clone()),
+                    PublishedMap::Key(_) => None,
+                }),
+            ),
+            Partitioning::Key => (
+                MapState::Key(match earlier {
+                    Some(PublishedMap::Key(map)) => KeyedMap::after(map),
+                    _ => KeyedMap::default(),
+                }),
+                None,
+            ),
+        };
+        let heads = (self.partitioning == Partitioning::Key).then(|| {
+            let target = self.topics.target_name(topic);
+            let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+            heads.entry(target).or_default().clone()
+        });
+        let syncs = Arc::new(PartitionSyncs {
+            key: partition_key(topic, partition),
+            earlier,
+            heads,
+            state: Mutex::new(SyncState {
+                map,
+                changed: false,
+                published: None,
+            }),
+        });
+        partitions.insert(key, syncs.clone());
+        syncs
     }
 }
 
@@ -91,16 +153,23 @@ impl OffsetSyncs {
 pub struct PartitionSyncs {
     /// The record key in the offset syncs topic.
     pub key: String,
-    /// What a previous owner published, joined to the map at its first copy.
+    /// `partitioning: preserve`: what a previous owner published, joined to the map at its first copy.
     earlier: Option<OffsetMap>,
+    /// `partitioning: key`: the heads of the target topic.
+    heads: Option<Arc<Heads>>,
     state: Mutex<SyncState>,
 }
 
-#[derive(Default)]
 struct SyncState {
-    map: Option<OffsetMap>,
+    map: MapState,
     changed: bool,
     published: Option<Instant>,
+}
+
+enum MapState {
+    /// Created at the first copy: its target partition.
+    Preserve(Option<OffsetMap>),
+    Key(KeyedMap),
 }
 
 impl PartitionSyncs {
@@ -111,25 +180,42 @@ impl PartitionSyncs {
     /// The target acknowledged the copy of source offset `source` at `target_offset` of `target_partition`.
     pub fn copied(&self, source: i64, target_partition: i32, target_offset: i64) {
         let mut state = self.state();
-        let map = state
-            .map
-            .get_or_insert_with(|| OffsetMap::new(target_partition));
-        let first = map.segments.is_empty();
-        map.copied(source, target_offset);
-        if first
-            && let Some(earlier) = self
-                .earlier
-                .as_ref()
-                .filter(|e| e.target_partition == target_partition)
-        {
-            map.prepend(earlier);
+        match &mut state.map {
+            MapState::Preserve(map) => {
+                let map = map.get_or_insert_with(|| OffsetMap::new(target_partition));
+                let first = map.segments.is_empty();
+                map.copied(source, target_offset);
+                if first
+                    && let Some(earlier) = self
+                        .earlier
+                        .as_ref()
+                        .filter(|e| e.target_partition == target_partition)
+                {
+                    map.prepend(earlier);
+                }
+            }
+            MapState::Key(map) => {
+                map.copied(source, target_partition, target_offset);
+                // After the map: a publish that sees this head sees the copy too.
+                if let Some(heads) = &self.heads {
+                    heads.acknowledged(target_partition, target_offset);
+                }
+            }
         }
         state.changed = true;
     }
 
+    /// The partition came back to this process after another may have owned it.
+    fn reassigned(&self) {
+        if let MapState::Key(map) = &mut self.state().map {
+            map.handed_over();
+        }
+    }
+
     /// The map to publish now, if it changed and was not published within [`PUBLISH_INTERVAL`]; marked as
-    /// published.
-    pub fn take_due(&self) -> Option<Vec<u8>> {
+    /// published. `copied_through`: the partition's committable offset, read before this call (every copy
+    /// below it is in the map).
+    pub fn take_due(&self, copied_through: Option<i64>) -> Option<Vec<u8>> {
         let mut state = self.state();
         if !state.changed
             || state
@@ -138,7 +224,15 @@ impl PartitionSyncs {
         {
             return None;
         }
-        let value = serde_json::to_vec(state.map.as_ref()?).ok()?;
+        let value = match &mut state.map {
+            MapState::Preserve(map) => serde_json::to_vec(map.as_ref()?),
+            MapState::Key(map) => {
+                // Read under this map's lock: a copy acknowledged below a head is in the map.
+                let heads = self.heads.as_ref().map(|h| h.lock().clone());
+                serde_json::to_vec(map.publish(heads.unwrap_or_default(), copied_through))
+            }
+        }
+        .ok()?;
         state.changed = false;
         state.published = Some(Instant::now());
         Some(value)

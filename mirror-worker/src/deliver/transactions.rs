@@ -350,7 +350,7 @@ impl Transactions {
         // `spec.consumerGroups`: the partition's offset map joins the transaction when due, so it becomes
         // visible together with the copies it maps.
         if let (Some(syncs), Some(topic)) = (&state.offset_syncs, &self.offset_syncs_topic)
-            && let Some(map) = syncs.take_due()
+            && let Some(map) = syncs.take_due(Some(position))
             && let Err((error, _)) = txn
                 .producer
                 .send(own_record(topic, &syncs.key, &map, state))
