@@ -168,8 +168,10 @@ pub struct KafkaMirrorSpec {
     /// offsets are translated to the target's offsets (which differ: the target topic has its own history)
     /// and committed to the same group on the target, so a consumer pointed at the target resumes without
     /// missing a record. The status shows, per group, how many records a consumer failing over now would read
-    /// twice and miss, and the condition `FailoverReady`. Needs `partitioning: preserve` (with `key`, one
-    /// target partition holds records of several source partitions). Absent: no group follows.
+    /// twice and miss, and the condition `FailoverReady`. With `partitioning: preserve` a group's offsets
+    /// translate one to one, exactly for positions the offset map holds. With `key` a target partition holds
+    /// records of several source partitions: each resumes where no record the group has not read lies before
+    /// it, and the status counts what it would read again (at-least-once only). Absent: no group follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_groups: Option<crate::consumer_groups::ConsumerGroupSync>,
 

@@ -103,12 +103,13 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
                 "must list at least one group pattern",
             ));
         }
-        if spec.partitioning != Partitioning::Preserve {
+        if spec.partitioning == Partitioning::Key && spec.delivery == Delivery::ExactlyOnce {
             errors.push(FieldError::new(
                 "spec.consumerGroups",
-                "needs spec.partitioning: preserve. With key, one target partition holds records of several \
-                 source partitions, so a group's source offsets have no single target offset each (not translated \
-                 yet)",
+                "with spec.partitioning: key needs spec.delivery: atLeastOnce. Key partitioning's offset maps \
+                 bound where a source partition's copies lie by the order of one producer per worker, and \
+                 exactlyOnce writes with one producer per source partition (not translated yet); use \
+                 partitioning: preserve for exactly-once consumer group failover",
             ));
         }
         if !(1..=3600).contains(&groups.interval_seconds) {

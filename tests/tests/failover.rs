@@ -96,6 +96,136 @@ fn switch_to(
     after
 }
 
+/// Records read by a group, chunk by chunk, each with the time its offsets were committed: a sync taken after
+/// that time knows them.
+type Consumed = Vec<(SystemTime, Vec<ReadRecord>)>;
+
+/// `group` reads `topic` on `source` for 12 s while records from `from` on are written to it (added to
+/// `produced`), slower than the writer, as a consumer with work to do per record: it is behind at the end.
+fn read_while_written(
+    source: &KafkaCluster,
+    group: &str,
+    topic: &str,
+    from: u64,
+    produced: &mut Vec<SampleRecord>,
+) -> Consumed {
+    let feed = Feed {
+        from,
+        ..Feed::until_stopped(50, Duration::from_millis(100), KEYS, 100)
+    };
+    let writer = BackgroundProducer::start(source.client(), topic, feed);
+    let reader = GroupReader::new(&source.internal, group, topic);
+    let mut consumed = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        let chunk = reader.read(40, Duration::from_secs(2), Duration::from_millis(300));
+        consumed.push((SystemTime::now(), chunk));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    produced.extend(writer.stop());
+    let chunk = reader.read(40, Duration::from_secs(2), Duration::from_millis(300));
+    consumed.push((SystemTime::now(), chunk));
+    consumed
+}
+
+/// The unplanned failover, once the source was killed: the status must say the groups cannot be synced and
+/// keep the last sync's numbers; `group` then starts on the target. It must miss none of the records on the
+/// target it had not read, and read again at most what the status stated plus what it committed on the source
+/// after the last sync. What it had read, the records that never reached the target, and what it read there.
+#[allow(clippy::too_many_arguments)]
+fn switch_after_the_source_died(
+    what: &str,
+    scene: &Scene,
+    mirror: &str,
+    target: &KafkaCluster,
+    group: &str,
+    topic: &str,
+    consumed: &Consumed,
+    produced: &[SampleRecord],
+) -> (BTreeSet<Value>, BTreeSet<Value>, Vec<ReadRecord>) {
+    let killed_at = SystemTime::now();
+    eprintln!(
+        "{what}: the source was killed with {} records written to it",
+        produced.len()
+    );
+    scene.wait_for(
+        "FailoverReady=False GroupSyncFailed",
+        Duration::from_secs(90),
+        || condition(scene, mirror, "FailoverReady").1 == "GroupSyncFailed",
+    );
+    let (_, _, message) = condition(scene, mirror, "FailoverReady");
+    eprintln!("FailoverReady after the source died: {message}");
+    let failover = scene.get(&["kmirror", mirror])["status"]["failover"].clone();
+    let synced_at: SystemTime = failover["syncedAt"]
+        .as_str()
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .map(SystemTime::from)
+        .unwrap_or_else(|| panic!("no syncedAt: {failover:#}"));
+    let status = group_status(scene, mirror, group);
+    eprintln!(
+        "status.failover.groups[{group}] as of the last sync, {:.1} s before the kill: {status}",
+        killed_at
+            .duration_since(synced_at)
+            .unwrap_or_default()
+            .as_secs_f64()
+    );
+    for line in scene
+        .operator
+        .log()
+        .lines()
+        .filter(|l| l.contains("synced the consumer groups"))
+        .rev()
+        .take(3)
+    {
+        eprintln!("operator: {line}");
+    }
+    let stated_re_read = status["reRead"].as_u64().unwrap() as usize;
+    // Committed after the last sync (its time is taken before it asks Kafka; a second of slack for
+    // syncedAt's precision): what the target's offsets cannot know.
+    let after_sync: usize = consumed
+        .iter()
+        .filter(|(at, _)| *at + Duration::from_secs(1) >= synced_at)
+        .map(|(_, chunk)| chunk.len())
+        .sum();
+    let on_target = values(&read_records(
+        &target.client(),
+        topic,
+        0,
+        Duration::from_secs(30),
+    ));
+    let read: Vec<ReadRecord> = consumed
+        .iter()
+        .flat_map(|(_, chunk)| chunk.iter().cloned())
+        .collect();
+    let read_before = values(&read);
+    let stranded: BTreeSet<Value> = sample_values(produced)
+        .difference(&on_target)
+        .cloned()
+        .collect();
+    eprintln!(
+        "{what}: {} records on the target; {} written to the source never reached it (the recovery point)",
+        on_target.len(),
+        stranded.len()
+    );
+    let unread: BTreeSet<Value> = on_target.difference(&read_before).cloned().collect();
+    let after = GroupReader::new(&target.internal, group, topic).read(
+        5_000,
+        Duration::from_secs(30),
+        Duration::from_secs(5),
+    );
+    let (missed, re_read) = judge(what, &read_before, &unread, &after);
+    eprintln!(
+        "{what}: read again {re_read}, allowed {stated_re_read} (stated) + {after_sync} (committed after the last sync)"
+    );
+    assert_eq!(missed, 0, "{what}: {group} missed records on the target");
+    assert!(
+        re_read <= stated_re_read + after_sync,
+        "{what}: {group} read {re_read} records again: more than the {stated_re_read} the status stated plus \
+         the {after_sync} it committed on the source after the last sync"
+    );
+    (read_before, stranded, after)
+}
+
 fn mirror(name: &str, from: &KafkaCluster, to: &KafkaCluster, groups: &[&str]) -> MirrorDocument {
     MirrorDocument::new(
         name,
@@ -176,109 +306,19 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
     );
 
     // 2. Failover: `shipping` consumes on the source while records are written, then the source dies.
-    let feed = Feed {
-        from: 900,
-        ..Feed::until_stopped(50, Duration::from_millis(100), KEYS, 100)
-    };
-    let writer = BackgroundProducer::start(source.client(), TOPIC, feed);
-    let shipping = GroupReader::new(&source.internal, "shipping", TOPIC);
-    // Each chunk with the time it was committed: a sync taken after it knows it.
-    let mut shipping_source: Vec<(SystemTime, Vec<ReadRecord>)> = Vec::new();
-    let started = std::time::Instant::now();
-    // Slower than the writer, as a consumer with work to do per record: it is behind when the source dies.
-    while started.elapsed() < Duration::from_secs(12) {
-        let chunk = shipping.read(40, Duration::from_secs(2), Duration::from_millis(300));
-        shipping_source.push((SystemTime::now(), chunk));
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    produced.extend(writer.stop());
-    let chunk = shipping.read(40, Duration::from_secs(2), Duration::from_millis(300));
-    shipping_source.push((SystemTime::now(), chunk));
-    drop(shipping);
+    let consumed = read_while_written(&source, "shipping", TOPIC, 900, &mut produced);
     source.kill_broker(1);
-    let killed_at = SystemTime::now();
-    eprintln!(
-        "the source was killed with {} records written to it",
-        produced.len()
-    );
-
-    // The status says the groups cannot be synced any more, and keeps the last sync's numbers.
-    scene.wait_for(
-        "FailoverReady=False GroupSyncFailed",
-        Duration::from_secs(90),
-        || condition(&scene, "dr", "FailoverReady").1 == "GroupSyncFailed",
-    );
-    let (_, _, message) = condition(&scene, "dr", "FailoverReady");
-    eprintln!("FailoverReady after the source died: {message}");
-    let failover = scene.get(&["kmirror", "dr"])["status"]["failover"].clone();
-    let synced_at: SystemTime = failover["syncedAt"]
-        .as_str()
-        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-        .map(SystemTime::from)
-        .unwrap_or_else(|| panic!("no syncedAt: {failover:#}"));
-    let shipping_status = group_status(&scene, "dr", "shipping");
-    eprintln!(
-        "status.failover.groups[shipping] as of the last sync, {:.1} s before the kill: {shipping_status}",
-        killed_at
-            .duration_since(synced_at)
-            .unwrap_or_default()
-            .as_secs_f64()
-    );
-    for line in scene
-        .operator
-        .log()
-        .lines()
-        .filter(|l| l.contains("synced the consumer groups"))
-        .rev()
-        .take(3)
-    {
-        eprintln!("operator: {line}");
-    }
-    let stated_re_read = shipping_status["reRead"].as_u64().unwrap() as usize;
-    // Committed after the last sync (its time is taken before it asks Kafka; a second of slack for
-    // syncedAt's precision): what the target's offsets cannot know.
-    let after_sync: usize = shipping_source
-        .iter()
-        .filter(|(at, _)| *at + Duration::from_secs(1) >= synced_at)
-        .map(|(_, chunk)| chunk.len())
-        .sum();
-
-    let on_target = values(&read_records(
-        &target.client(),
-        TOPIC,
-        0,
-        Duration::from_secs(30),
-    ));
-    let shipping_read: Vec<ReadRecord> = shipping_source
-        .iter()
-        .flat_map(|(_, chunk)| chunk.iter().cloned())
-        .collect();
-    let read_before = values(&shipping_read);
-    let stranded: BTreeSet<Value> = sample_values(&produced)
-        .difference(&on_target)
-        .cloned()
-        .collect();
-    eprintln!(
-        "failover: {} records on the target; {} written to the source never reached it (the recovery point)",
-        on_target.len(),
-        stranded.len()
-    );
-    let unread: BTreeSet<Value> = on_target.difference(&read_before).cloned().collect();
-    let shipping_target = GroupReader::new(&target.internal, "shipping", TOPIC);
-    let mut shipping_after =
-        shipping_target.read(5_000, Duration::from_secs(30), Duration::from_secs(5));
-    let (missed, re_read) = judge(
+    let (read_before, stranded, mut shipping_after) = switch_after_the_source_died(
         "failover of shipping",
-        &read_before,
-        &unread,
-        &shipping_after,
+        &scene,
+        "dr",
+        &target,
+        "shipping",
+        TOPIC,
+        &consumed,
+        &produced,
     );
-    assert_eq!(missed, 0, "shipping missed records on the target");
-    assert!(
-        re_read <= stated_re_read + after_sync,
-        "shipping read {re_read} records again: more than the {stated_re_read} the status stated plus the \
-         {after_sync} it committed on the source after the last sync"
-    );
+    let shipping_target = GroupReader::new(&target.internal, "shipping", TOPIC);
 
     // 3. Failback. The forward mirror goes; the applications write to the target; `shipping` reads part of it
     // there; the source is repaired; a mirror of the opposite direction brings the target's new records back
@@ -410,5 +450,129 @@ fn a_group_switches_to_an_exactly_once_copy_without_missing_or_re_reading_a_reco
     assert!(
         last_offsets > copy.len() as i64 + 3,
         "the copy was written in several transactions"
+    );
+}
+
+/// `partitioning: key` (the default) into a target topic with fewer partitions, by two workers: each target
+/// partition holds records of all four source partitions, interleaved as the two workers' copies arrived. A
+/// group's offset in a target partition is where no record it has not read lies before it; the status states
+/// what it reads again. One group switches mid-topic, one that read everything resumes exactly at the end, and
+/// one that was reading while records were written switches after the source was killed.
+#[test]
+fn a_group_switches_to_a_copy_with_other_partitions_without_missing_a_record() {
+    let source = KafkaCluster::start(&ClusterOptions::default());
+    let target = KafkaCluster::start(&ClusterOptions::default());
+    let scene = Scene::new("failover-key");
+    source.create_topic("events", 4, 1, &[]);
+    target.create_topic("events", 3, 1, &[]);
+    let keyed = MirrorDocument::new(
+        "dr-key",
+        Connection::new(&source.internal),
+        Connection::new(&target.internal),
+    )
+    .include("events")
+    .partitioning(Partitioning::Key)
+    .replicas(2)
+    .consumer_groups(&["analytics", "reports", "alerts"], 2);
+    scene.apply(&keyed);
+    scene.wait_ready("dr-key", Duration::from_secs(180));
+
+    // A first part both groups read whole, so each has an offset in every source partition.
+    let mut produced =
+        samples::produce_with(&source.client(), "events", 0, 200, KEYS, 100).unwrap();
+    let mut read_before: Vec<BTreeSet<Value>> = Vec::new();
+    let mut alerts_consumed: Consumed = Vec::new();
+    for group in ["analytics", "reports", "alerts"] {
+        let first = GroupReader::new(&source.internal, group, "events").read(
+            200,
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        );
+        assert_eq!(first.len(), 200, "{group}");
+        read_before.push(values(&first));
+        if group == "alerts" {
+            alerts_consumed.push((SystemTime::now(), first));
+        }
+    }
+    // More in batches while the mirror runs and `analytics` reads on: it stops mid-topic.
+    let writer = BackgroundProducer::start(
+        source.client(),
+        "events",
+        Feed {
+            from: 200,
+            ..Feed::batches(40, 20, Duration::from_millis(250), KEYS, 100)
+        },
+    );
+    let analytics = GroupReader::new(&source.internal, "analytics", "events");
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        read_before[0].extend(values(&analytics.read(
+            30,
+            Duration::from_secs(2),
+            Duration::from_millis(300),
+        )));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(analytics);
+    produced.extend(writer.join());
+    let reports_rest = GroupReader::new(&source.internal, "reports", "events").read(
+        produced.len() - 200,
+        Duration::from_secs(30),
+        Duration::from_secs(5),
+    );
+    read_before[1].extend(values(&reports_rest));
+    assert_eq!(
+        read_before[1].len(),
+        produced.len(),
+        "reports read everything"
+    );
+    eprintln!(
+        "{} records on the source; analytics read {}, reports all",
+        produced.len(),
+        read_before[0].len()
+    );
+    assert!(read_before[0].len() < produced.len() - 100);
+
+    scene.wait_condition("dr-key", "FailoverReady=True", Duration::from_secs(180));
+    // Once the mirror's positions show everything copied, `reports` resumes at the ends, re-reading nothing.
+    scene.wait_for("reports reRead 0", Duration::from_secs(60), || {
+        group_status(&scene, "dr-key", "reports")["reRead"] == 0
+    });
+    let available = sample_values(&produced);
+    for (i, group) in ["analytics", "reports"].into_iter().enumerate() {
+        let status = group_status(&scene, "dr-key", group);
+        eprintln!("status.failover.groups[{group}]: {status}");
+        assert_eq!(status["missed"], 0);
+        assert_eq!(status["state"], "Synced");
+        assert_eq!(status["partitions"], 4, "every source partition");
+        switch_to(
+            &format!("{group} to a copy with other partitions"),
+            &target,
+            group,
+            "events",
+            &read_before[i],
+            &available,
+            status["reRead"].as_u64().unwrap() as usize,
+        );
+    }
+
+    // Unplanned: `alerts` reads on while records are written, then the source dies.
+    alerts_consumed.extend(read_while_written(
+        &source,
+        "alerts",
+        "events",
+        produced.len() as u64,
+        &mut produced,
+    ));
+    source.kill_broker(1);
+    switch_after_the_source_died(
+        "failover of alerts to a copy with other partitions",
+        &scene,
+        "dr-key",
+        &target,
+        "alerts",
+        "events",
+        &alerts_consumed,
+        &produced,
     );
 }
