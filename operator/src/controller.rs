@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kafka_mirror_crds::KafkaMirror;
@@ -158,9 +158,20 @@ fn reconcile_mirrors(
     // time of each lag measurement, so reacting to it would reconcile in a loop. Lag is measured on the
     // requeue interval instead; changes of the worker Deployments still trigger a reconcile.
     let (store, writer) = reflector::store();
+    let metrics = context.metrics.clone();
     let spec_changes = watcher(mirrors, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
+        // A deleted mirror is not reconciled again (its Deployment goes with it, by owner reference): its
+        // metric series go here.
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(mirror) = event {
+                metrics.mirror_forgotten(
+                    mirror.metadata.namespace.as_deref().unwrap_or_default(),
+                    mirror.metadata.name.as_deref().unwrap_or_default(),
+                );
+            }
+        })
         .applied_objects()
         .predicate_filter(predicates::generation, PredicateConfig::default());
     Controller::for_stream(spec_changes, store)

@@ -152,6 +152,15 @@ impl Metrics {
         }
     }
 
+    /// A mirror was deleted, or no longer follows groups: its groups' series go.
+    pub fn mirror_forgotten(&self, namespace: &str, mirror: &str) {
+        self.groups_synced(namespace, mirror, &[]);
+        self.reported_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(namespace.to_string(), mirror.to_string()));
+    }
+
     pub fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Release);
     }
@@ -252,9 +261,20 @@ mod tests {
         );
         let names = exported_series(&text);
         assert!(names.contains(&"kafka_mirror_operator_reconcile_failures_total".to_string()));
-        // A group no longer reported loses its series.
+        // A group no longer reported loses its series; so do a deleted mirror's groups.
         metrics.groups_synced("ns", "dr", &[]);
         assert!(!metrics.encode().contains("group=\"billing\""));
+        metrics.groups_synced(
+            "ns",
+            "gone",
+            &[ConsumerGroupStatus {
+                name: "audit".into(),
+                ..ConsumerGroupStatus::default()
+            }],
+        );
+        assert!(metrics.encode().contains("group=\"audit\""));
+        metrics.mirror_forgotten("ns", "gone");
+        assert!(!metrics.encode().contains("group=\"audit\""));
         assert_series_list(
             &names,
             concat!(

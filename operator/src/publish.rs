@@ -44,12 +44,17 @@ pub(crate) async fn applied(
         },
         now,
     );
-    if let Some(Ok(failover)) = &decision.failover {
-        ctx.metrics.groups_synced(
+    match &decision.failover {
+        Some(Ok(failover)) => ctx.metrics.groups_synced(
             &mirror.identity.namespace,
             &mirror.identity.name,
             &failover.groups,
-        );
+        ),
+        // Unreachable source: the last sync's numbers stay, as in the status.
+        Some(Err(_)) => {}
+        None => ctx
+            .metrics
+            .mirror_forgotten(&mirror.identity.namespace, &mirror.identity.name),
     }
     // What the workers now run; a refused spec keeps the last applied one's.
     status.delivery = Some(mirror.resource.spec.delivery);

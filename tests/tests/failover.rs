@@ -226,6 +226,14 @@ fn switch_after_the_source_died(
     (read_before, stranded, after)
 }
 
+/// The operator's `kafka_mirror_operator_failover_missed_records` series of a group of a mirror in the
+/// failover scene.
+fn missed_series(mirror: &str, group: &str) -> String {
+    format!(
+        "kafka_mirror_operator_failover_missed_records{{namespace=\"failover\",mirror=\"{mirror}\",group=\"{group}\"}}"
+    )
+}
+
 fn mirror(name: &str, from: &KafkaCluster, to: &KafkaCluster, groups: &[&str]) -> MirrorDocument {
     MirrorDocument::new(
         name,
@@ -285,6 +293,11 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
         Some("0"),
         "{table:?}"
     );
+    assert_eq!(
+        scene.operator.metric(&missed_series("dr", "billing")),
+        Some(0.0),
+        "the operator's gauge says it too"
+    );
 
     switch_to(
         "planned switch",
@@ -329,6 +342,9 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
         Duration::from_secs(60),
         |pods| pods.is_empty(),
     );
+    scene.wait_for("the deleted mirror's gauges gone", Duration::from_secs(30), || {
+        scene.operator.metric(&missed_series("dr", "shipping")).is_none()
+    });
     let written_on_target =
         samples::produce_with(&target.client(), TOPIC, 10_000, 10_200, KEYS, 100).unwrap();
     shipping_after.extend(shipping_target.read(

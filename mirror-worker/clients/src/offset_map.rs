@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client_config::KafkaClientConfig;
 use crate::compacted;
 use crate::keyed_map::KeyedMap;
 use crate::plan::MirrorPlan;
@@ -64,10 +65,19 @@ pub fn read_published(
     plan: &MirrorPlan,
     timeout: Duration,
 ) -> Result<HashMap<(String, i32), PublishedMap>, String> {
+    read_published_of(&plan.target_admin, &plan.group_id, timeout)
+}
+
+/// [`read_published`] with the target's connection and the mirror's group id.
+pub fn read_published_of(
+    target: &KafkaClientConfig,
+    group_id: &str,
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), PublishedMap>, String> {
     let latest = compacted::read_latest(
-        &plan.target_admin,
-        &format!("{}.offset-syncs-reader", plan.group_id),
-        &offset_syncs_topic(&plan.group_id),
+        target,
+        &format!("{group_id}.offset-syncs-reader"),
+        &offset_syncs_topic(group_id),
         timeout,
         compacted::Missing::IsEmpty,
     )?;

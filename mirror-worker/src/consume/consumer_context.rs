@@ -22,6 +22,8 @@ use super::commit::{commit_kept_partitions, store};
 use super::truncation;
 use crate::acks::PartitionState;
 use crate::deliver::offset_syncs::OffsetSyncs;
+use crate::deliver::MirrorProducer;
+use rdkafka::producer::Producer;
 use crate::deliver::transactions::{Outcome, Transactions};
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
@@ -52,6 +54,8 @@ pub struct StreamContext {
     pub transactions: Option<Arc<Transactions>>,
     /// `spec.consumerGroups`: the offset maps of the process's partitions.
     pub offset_syncs: Option<Arc<OffsetSyncs>>,
+    /// The shared producer (`delivery: atLeastOnce`), for publishing the revoked partitions' offset maps.
+    pub producer: Option<Arc<MirrorProducer>>,
 }
 
 impl StreamContext {
@@ -78,6 +82,7 @@ impl StreamContext {
             host_aliases,
             transactions: None,
             offset_syncs: None,
+            producer: None,
         }
     }
 
@@ -214,6 +219,11 @@ impl StreamContext {
     }
 
     fn assign(&self, tpl: &TopicPartitionList) {
+        if let Some(syncs) = &self.offset_syncs
+            && tpl.count() > 0
+        {
+            syncs.read_before_assigning();
+        }
         let mut partitions = self.partitions();
         for elem in tpl.elements() {
             let topic = elem.topic().to_string();
@@ -276,6 +286,19 @@ impl StreamContext {
             "{reason}"
         );
         self.health.set_fatal(reason);
+    }
+
+    /// `spec.consumerGroups`, at least once: the drained `revoked` partitions' maps, published and delivered
+    /// before the revoke completes (within the drain timeout).
+    fn publish_last_offset_maps(&self, revoked: &[Arc<PartitionState>]) {
+        if let (Some(syncs), Some(producer)) = (&self.offset_syncs, &self.producer)
+            && !revoked.is_empty()
+        {
+            syncs.publish_due(producer, revoked);
+            if let Err(error) = producer.flush(self.drain_timeout) {
+                warn!(stream = self.stream, %error, "the revoked partitions' offset maps may not be on the target; their next owner starts from earlier ones");
+            }
+        }
     }
 
     fn revoke(&self, tpl: &TopicPartitionList) -> Vec<Arc<PartitionState>> {
@@ -416,6 +439,13 @@ impl ConsumerContext for StreamContext {
             Rebalance::Revoke(tpl) => {
                 let revoked = self.revoke(tpl);
                 self.log_by_topic(tpl, "partitions revoked; draining and committing them");
+                // `spec.consumerGroups`: their offset maps are published as they leave (with exactly once
+                // inside their last transactions), so the next owner's start from all of this one's.
+                for state in &revoked {
+                    if let Some(syncs) = &state.offset_syncs {
+                        syncs.due_now();
+                    }
+                }
                 // Exactly once: their transactions commit (or abort) before the next owner's initTransactions
                 // could abort them, and their producers close.
                 if let Some(transactions) = &self.transactions {
@@ -427,6 +457,7 @@ impl ConsumerContext for StreamContext {
                 // The revoke completes only after this returns, and librdkafka then commits the stored offsets
                 // of the removed partitions: the next owner starts after every record acknowledged here.
                 self.drain_and_store(consumer, &revoked);
+                self.publish_last_offset_maps(&revoked);
                 // The kept partitions too, before this member rejoins (see `commit_kept_partitions`).
                 commit_kept_partitions(consumer, &self.all_states());
             }

@@ -23,7 +23,7 @@ use super::settings::{StreamSettings, consumer_config};
 use super::shutdown_gate::ShutdownGate;
 use crate::acks::PartitionState;
 use crate::deliver::{
-    DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, own_record, partitioner,
+    DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, partitioner,
     settle_failure, stop_at_record,
 };
 use crate::discover::{Route, Routes};
@@ -85,6 +85,7 @@ impl Stream {
         );
         context.transactions = settings.transactions.clone();
         context.offset_syncs = settings.offset_syncs.clone();
+        context.producer = producer.clone();
         let consumer: BaseConsumer<StreamContext> =
             config
                 .create_with_context(context)
@@ -322,33 +323,13 @@ impl Stream {
         }
     }
 
-    /// `spec.consumerGroups`: publishes the offset maps that are due through the shared producer (with
-    /// `delivery: exactlyOnce` they go inside each partition's transaction instead). A map the producer's full
-    /// queue refuses is due again at the next tick.
+    /// `spec.consumerGroups`: publishes the offset maps that are due (with `delivery: exactlyOnce` they go
+    /// inside each partition's transaction instead).
     fn publish_offset_maps(&self, states: &[Arc<PartitionState>]) {
-        let (Some(producer), Some(topic)) = (
-            &self.producer,
-            self.consumer
-                .context()
-                .offset_syncs
-                .as_ref()
-                .map(|s| s.topic.as_str()),
-        ) else {
-            return;
-        };
-        for state in states {
-            let Some(syncs) = &state.offset_syncs else {
-                continue;
-            };
-            let Some(value) = syncs.take_due(state.committable()) else {
-                continue;
-            };
-            if producer
-                .send(own_record(topic, &syncs.key, &value, state))
-                .is_err()
-            {
-                syncs.not_published();
-            }
+        if let (Some(producer), Some(syncs)) =
+            (&self.producer, &self.consumer.context().offset_syncs)
+        {
+            syncs.publish_due(producer, states);
         }
     }
 

@@ -6,9 +6,10 @@
 //!
 //! A partition's map is published at most once per [`PUBLISH_INTERVAL`] and only when it changed: by the
 //! stream that owns it through the shared producer, or with `delivery: exactlyOnce` inside the partition's
-//! transaction, so a `read_committed` reader sees the map and the copies it describes together. A worker
-//! starting up reads the maps already published, so what a previous owner of a partition mapped stays
-//! translatable (up to the last map it published).
+//! transaction, so a `read_committed` reader sees the map and the copies it describes together. A partition's
+//! map is published as the partition is revoked, and the topic is read again before partitions are assigned,
+//! so what a previous owner of a partition mapped stays translatable (up to the last map it published, if it
+//! died).
 //!
 //! Under `partitioning: key` a partition's map is a [`KeyedMap`], published with the *heads* of its target
 //! topic: per target partition, the offset after the last copy the process's one producer had acknowledged
@@ -19,15 +20,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::MirrorPlan;
+use kafka_mirror_clients::client_config::KafkaClientConfig;
 use kafka_mirror_clients::keyed_map::KeyedMap;
 use kafka_mirror_clients::offset_map::{
     self, OffsetMap, PublishedMap, offset_syncs_topic, partition_key,
 };
 use kafka_mirror_crds::Partitioning;
 use kafka_mirror_crds::topics::TopicSelection;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::own_topic;
+use super::{MirrorProducer, own_record};
+use crate::acks::PartitionState;
 use crate::{Error, Result};
 
 /// How often a partition's map is published at most. A consumer that switches reads again at most what the
@@ -35,14 +39,17 @@ use crate::{Error, Result};
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The offset maps of the partitions this process owns or owned.
+/// The offset maps of the partitions this process owns: what they start from, and the heads they share.
 pub struct OffsetSyncs {
     pub topic: String,
     partitioning: Partitioning,
     topics: TopicSelection,
-    /// Maps published before this process started, by source partition: the start of a partition's map.
-    earlier: HashMap<(String, i32), PublishedMap>,
-    partitions: Mutex<HashMap<(String, i32), Arc<PartitionSyncs>>>,
+    /// For reading the topic again at each assignment: the target's connection, the mirror's group id.
+    target: KafkaClientConfig,
+    group_id: String,
+    /// The maps as last read from the topic, by source partition: where a partition's map starts when it is
+    /// assigned (read again at each assignment, after the previous owner published its last on revoking).
+    earlier: Mutex<HashMap<(String, i32), PublishedMap>>,
     /// `partitioning: key`: by target topic.
     heads: Mutex<HashMap<String, Arc<Heads>>>,
 }
@@ -98,31 +105,48 @@ impl OffsetSyncs {
             topic,
             partitioning: plan.spec.partitioning,
             topics: plan.spec.topics.clone(),
-            earlier,
-            partitions: Mutex::new(HashMap::new()),
+            earlier: Mutex::new(earlier),
+            target: plan.target_admin.clone(),
+            group_id: plan.group_id.clone(),
             heads: Mutex::new(HashMap::new()),
         })))
     }
 
-    /// The map of a source partition assigned to this process, the same across reassignments within it.
+    /// Partitions are being assigned to this process: reads what the topic holds now, so each map starts from
+    /// its previous owner's last (published when it revoked the partition). A failed read leaves the maps read
+    /// before: positions the previous owner mapped since are then not translated (the group sync says so),
+    /// never wrongly. Blocking: on the stream's thread, in the rebalance.
+    pub fn read_before_assigning(&self) {
+        match offset_map::read_published_of(&self.target, &self.group_id, READ_TIMEOUT) {
+            Ok(published) => *self.earlier.lock().unwrap_or_else(|p| p.into_inner()) = published,
+            Err(why) => warn!(
+                topic = self.topic,
+                %why,
+                "the offset maps on the target could not be read again; assigned partitions start from the ones read before"
+            ),
+        }
+    }
+
+    /// The map of a source partition being assigned to this process, carrying on from what was published for
+    /// it (by this process or another) when read last.
     pub fn partition(&self, topic: &str, partition: i32) -> Arc<PartitionSyncs> {
         let key = (topic.to_string(), partition);
-        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(syncs) = partitions.get(&key) {
-            syncs.reassigned();
-            return syncs.clone();
-        }
-        let earlier = self.earlier.get(&key);
+        let earlier = self
+            .earlier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
         let (map, earlier) = match self.partitioning {
             Partitioning::Preserve => (
                 MapState::Preserve(None),
                 earlier.and_then(|e| match e {
-                    PublishedMap::Preserve(map) => Some(map.clone()),
+                    PublishedMap::Preserve(map) => Some(map),
                     PublishedMap::Key(_) => None,
                 }),
             ),
             Partitioning::Key => (
-                MapState::Key(match earlier {
+                MapState::Key(match &earlier {
                     Some(PublishedMap::Key(map)) => KeyedMap::after(map),
                     _ => KeyedMap::default(),
                 }),
@@ -134,7 +158,7 @@ impl OffsetSyncs {
             let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
             heads.entry(target).or_default().clone()
         });
-        let syncs = Arc::new(PartitionSyncs {
+        Arc::new(PartitionSyncs {
             key: partition_key(topic, partition),
             earlier,
             heads,
@@ -143,9 +167,27 @@ impl OffsetSyncs {
                 changed: false,
                 published: None,
             }),
-        });
-        partitions.insert(key, syncs.clone());
-        syncs
+        })
+    }
+
+    /// Publishes the maps of `states` that are due through the shared producer (`delivery: atLeastOnce`; with
+    /// `exactlyOnce` they go inside each partition's transaction instead). A map the producer's full queue
+    /// refuses is due again next time.
+    pub fn publish_due(&self, producer: &MirrorProducer, states: &[Arc<PartitionState>]) {
+        for state in states {
+            let Some(syncs) = &state.offset_syncs else {
+                continue;
+            };
+            let Some(value) = syncs.take_due(state.committable()) else {
+                continue;
+            };
+            if producer
+                .send(own_record(&self.topic, &syncs.key, &value, state))
+                .is_err()
+            {
+                syncs.not_published();
+            }
+        }
     }
 }
 
@@ -205,11 +247,10 @@ impl PartitionSyncs {
         state.changed = true;
     }
 
-    /// The partition came back to this process after another may have owned it.
-    fn reassigned(&self) {
-        if let MapState::Key(map) = &mut self.state().map {
-            map.handed_over();
-        }
+    /// The partition is leaving this process: its map is due now, if it changed, whenever it was last
+    /// published, so the next owner starts from all of it.
+    pub fn due_now(&self) {
+        self.state().published = None;
     }
 
     /// The map to publish now, if it changed and was not published within [`PUBLISH_INTERVAL`]; marked as
