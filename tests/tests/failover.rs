@@ -342,9 +342,16 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
         Duration::from_secs(60),
         |pods| pods.is_empty(),
     );
-    scene.wait_for("the deleted mirror's gauges gone", Duration::from_secs(30), || {
-        scene.operator.metric(&missed_series("dr", "shipping")).is_none()
-    });
+    scene.wait_for(
+        "the deleted mirror's gauges gone",
+        Duration::from_secs(30),
+        || {
+            scene
+                .operator
+                .metric(&missed_series("dr", "shipping"))
+                .is_none()
+        },
+    );
     let written_on_target =
         samples::produce_with(&target.client(), TOPIC, 10_000, 10_200, KEYS, 100).unwrap();
     shipping_after.extend(shipping_target.read(

@@ -21,13 +21,13 @@ use tracing::{debug, error, info, warn};
 use super::commit::{commit_kept_partitions, store};
 use super::truncation;
 use crate::acks::PartitionState;
-use crate::deliver::offset_syncs::OffsetSyncs;
 use crate::deliver::MirrorProducer;
-use rdkafka::producer::Producer;
+use crate::deliver::offset_syncs::OffsetSyncs;
 use crate::deliver::transactions::{Outcome, Transactions};
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, PartitionLabels, TopicLabels};
+use rdkafka::producer::Producer;
 
 /// Partitions by topic, then partition number (lookup by `&str` without allocating per record).
 pub type PartitionMap = HashMap<String, HashMap<i32, Arc<PartitionState>>>;

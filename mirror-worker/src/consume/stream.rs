@@ -23,8 +23,8 @@ use super::settings::{StreamSettings, consumer_config};
 use super::shutdown_gate::ShutdownGate;
 use crate::acks::PartitionState;
 use crate::deliver::{
-    DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, partitioner,
-    settle_failure, stop_at_record,
+    DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, partitioner, settle_failure,
+    stop_at_record,
 };
 use crate::discover::{Route, Routes};
 use crate::observe::health::Health;

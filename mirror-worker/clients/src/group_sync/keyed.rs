@@ -134,9 +134,11 @@ mod tests {
         ("orders".to_string(), p)
     }
 
-    /// Two source partitions into two target partitions: source offsets 0..30 of each alternate between them
-    /// (15 copies per lane: every one a point).
-    fn maps(heads: [i64; 2]) -> super::super::OffsetMaps {
+    /// The plan for a group that committed `committed` of two source partitions mirrored into two target
+    /// partitions: source offsets 0..30 of each alternate between them (15 copies per lane: every one a point),
+    /// copied by one producer, the maps published with `heads`. The source's ends are `source_end` when the
+    /// target's are read (`target_end`), 30 when the mirror's positions were.
+    fn plan(committed: &[(i32, i64)], heads: i64, source_end: i64, target_end: i64) -> GroupPlan {
         let mut ends = [0i64; 2];
         let mut maps = [KeyedMap::default(), KeyedMap::default()];
         for s in 0..30 {
@@ -146,31 +148,33 @@ mod tests {
                 ends[q as usize] += 1;
             }
         }
-        maps.into_iter()
+        let maps: super::super::OffsetMaps = maps
+            .into_iter()
             .enumerate()
             .map(|(p, mut m)| {
-                let published = m
-                    .publish([(0, heads[0]), (1, heads[1])].into(), Some(30))
-                    .clone();
+                let published = m.publish([(0, heads), (1, heads)].into(), Some(30)).clone();
                 (partition(p as i32), PublishedMap::Key(published))
             })
-            .collect()
-    }
-
-    #[test]
-    fn each_target_partition_resumes_at_the_lowest_bound_and_counts_what_it_re_reads() {
+            .collect();
         let mirrored = mirrored_partitions(&[(partition(0), 30, 30), (partition(1), 30, 30)]);
-        let maps = maps([30, 30]);
         let view = view_of(
             &mirrored,
             &maps,
             &[("orders", 2)],
-            |_| Some(30),
-            |_| Some(40),
+            move |_| Some(source_end),
+            move |_| Some(target_end),
         );
+        let committed = committed
+            .iter()
+            .map(|(p, offset)| (partition(*p), *offset))
+            .collect();
+        GroupPlan::keyed(&committed, &view, |_| None)
+    }
+
+    #[test]
+    fn each_target_partition_resumes_at_the_lowest_bound_and_counts_what_it_re_reads() {
         // Partition 0 read 20, partition 1 read 26.
-        let committed = [(partition(0), 20), (partition(1), 26)].into();
-        let plan = GroupPlan::keyed(&committed, &view, |_| None);
+        let plan = plan(&[(0, 20), (1, 26)], 30, 30, 40);
         assert_eq!(plan.partitions, 2);
         assert_eq!(plan.missed, 0);
         // Target offset t holds source offset t of one partition: in target 0, source 0's even and source 1's
@@ -186,51 +190,24 @@ mod tests {
 
     #[test]
     fn a_group_that_read_everything_copied_resumes_at_the_ends() {
-        let mirrored = mirrored_partitions(&[(partition(0), 30, 30), (partition(1), 30, 30)]);
-        let maps = maps([20, 20]);
-        let view = view_of(
-            &mirrored,
-            &maps,
-            &[("orders", 2)],
-            |_| Some(30),
-            |_| Some(50),
-        );
-        let committed = [(partition(0), 30), (partition(1), 30)].into();
-        let plan = GroupPlan::keyed(&committed, &view, |_| None);
+        let plan_at_end = plan(&[(0, 30), (1, 30)], 20, 30, 50);
         assert_eq!(
-            offsets(&plan),
+            offsets(&plan_at_end),
             vec![(("orders".into(), 0), 50), (("orders".into(), 1), 50)]
         );
-        assert_eq!((plan.missed, plan.re_read), (0, 0));
+        assert_eq!((plan_at_end.missed, plan_at_end.re_read), (0, 0));
         // New records arrived on the source after the target's ends were read: the maps bound it instead (the
         // newest copies here, the heads being older).
-        let view = view_of(
-            &mirrored,
-            &maps,
-            &[("orders", 2)],
-            |_| Some(31),
-            |_| Some(50),
-        );
-        let plan = GroupPlan::keyed(&committed, &view, |_| None);
+        let grown = plan(&[(0, 30), (1, 30)], 20, 31, 50);
         assert_eq!(
-            offsets(&plan),
+            offsets(&grown),
             vec![(("orders".into(), 0), 29), (("orders".into(), 1), 29)]
         );
     }
 
     #[test]
     fn a_source_partition_the_group_never_committed_leaves_the_topic_untranslated() {
-        let mirrored = mirrored_partitions(&[(partition(0), 30, 30), (partition(1), 30, 30)]);
-        let maps = maps([30, 30]);
-        let view = view_of(
-            &mirrored,
-            &maps,
-            &[("orders", 2)],
-            |_| Some(30),
-            |_| Some(30),
-        );
-        let committed = [(partition(0), 20)].into();
-        let plan = GroupPlan::keyed(&committed, &view, |_| None);
+        let plan = plan(&[(0, 20)], 30, 30, 30);
         assert!(plan.commits.is_empty());
         assert!(plan.untranslated[0].contains("orders[1] has no committed offset"));
     }
