@@ -253,16 +253,13 @@ impl OffsetMap {
                 re_read_at_most: segment.spread,
             }
         } else {
-            // Past the segment's last copy: records between are not copied yet, or do not exist (a gap in the
-            // source, records left unmirrored by `markOrigin`): resume after the last copy.
-            let missing = if i + 1 < self.segments.len() {
-                0
-            } else {
-                committed - segment.end - 1
-            };
+            // Past the segment's last copy: records between are not copied yet, or copied by a previous owner
+            // of the partition after its last publish, or do not exist (a gap in the source, records left
+            // unmirrored by `markOrigin`): resume after the last copy, and count them all as read again (the
+            // map cannot tell them apart).
             Translation {
                 offset: segment.end + 1 + segment.delta,
-                re_read_at_most: segment.spread + missing,
+                re_read_at_most: segment.spread + committed - segment.end - 1,
             }
         })
     }
@@ -329,7 +326,14 @@ mod tests {
     fn a_source_gap_never_translates_past_the_next_copy() {
         // Source offsets 10..=14 hold no records (compacted away): 15 lands right after 9.
         let m = map(&[(8, 8), (9, 9), (15, 10), (16, 11)]);
-        assert_eq!(m.translate(12), exact(10), "resume at the copy of 15");
+        assert_eq!(
+            m.translate(12),
+            Ok(Translation {
+                offset: 10,
+                re_read_at_most: 2
+            }),
+            "resume at the copy of 15; 10 and 11 might have been copies the map does not know"
+        );
         assert_eq!(m.translate(15), exact(10));
         assert_eq!(m.translate(16), exact(11));
     }

@@ -45,21 +45,27 @@ impl GroupPlan {
             .filter(|(t, _)| t == topic)
             .map(|p| (p, committed.get(p).copied()))
             .collect();
+        let mut positions = Vec::new();
+        let mut never_committed = Vec::new();
+        for (partition, offset) in sources {
+            match offset {
+                Some(offset) => {
+                    self.partitions += 1;
+                    self.count_missed(view, partition, offset);
+                    positions.push((partition, offset));
+                }
+                None => never_committed.push(partition.1.to_string()),
+            }
+        }
         // Every source partition has records in every target partition: one the group never committed leaves
         // no offset there that misses none of its records.
-        let mut positions = Vec::new();
-        for (partition, offset) in sources {
-            let Some(offset) = offset else {
-                self.untranslated.push(format!(
-                    "{topic}[{}] has no committed offset on the source; with partitioning: key its records are in \
-                     every target partition",
-                    partition.1
-                ));
-                return;
-            };
-            self.partitions += 1;
-            self.count_missed(view, partition, offset);
-            positions.push((partition, offset));
+        if !never_committed.is_empty() {
+            self.untranslated.push(format!(
+                "{topic}[{}] has no committed offset on the source; with partitioning: key its records are in \
+                 every target partition",
+                never_committed.join(", ")
+            ));
+            return;
         }
         let all_copied = positions
             .iter()
