@@ -105,12 +105,26 @@ pub fn sync(
 type TargetPartition = (String, i32);
 
 /// The metadata of an offset the sync commits on the target: the group's source offsets it was translated
-/// from, by source partition of the topic (`kafka-mirror sources 0=121 1=130`; Kafka keeps up to 4,096
-/// bytes by default, `offset.metadata.max.bytes`).
+/// from, by source partition of the topic (`kafka-mirror sources 0=121 1=130`).
 #[derive(Debug, Clone, PartialEq)]
 struct SyncNote(BTreeMap<i32, i64>);
 
 const NOTE_PREFIX: &str = "kafka-mirror sources";
+/// Kafka refuses a commit whose metadata is longer than `offset.metadata.max.bytes`, 4,096 by default: a
+/// longer note (a `partitioning: key` topic of some 300 partitions or more) is left out.
+const NOTE_MAX_BYTES: usize = 4_000;
+
+impl SyncNote {
+    /// The commit's metadata: the note, or nothing when it would be too long.
+    fn metadata(&self) -> String {
+        let note = self.to_string();
+        if note.len() <= NOTE_MAX_BYTES {
+            note
+        } else {
+            String::new()
+        }
+    }
+}
 
 impl std::fmt::Display for SyncNote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -291,7 +305,7 @@ impl GroupPlan {
             }
             _ => {
                 self.commits
-                    .push((target, offset, SyncNote(sources.clone()).to_string()));
+                    .push((target, offset, SyncNote(sources.clone()).metadata()));
                 offset
             }
         }
