@@ -558,4 +558,31 @@ pub(super) mod tests {
         let grown = GroupPlan::preserve(&[(partition(0), 100)].into(), &view, |_| None);
         assert_eq!(offsets(&grown), vec![(target(0), 1100)]);
     }
+
+    #[test]
+    fn an_offset_an_earlier_sync_committed_for_fewer_records_read_stays_and_is_not_ahead() {
+        let positions = mirrored(100, 100);
+        let maps = maps();
+        let view = view_of(&positions, &maps, &[("orders", 1)], |_| Some(100), |_| None);
+        let first = GroupPlan::preserve(&[(partition(0), 60)].into(), &view, |_| None);
+        let (_, offset, note) = first.commits[0].clone();
+        assert_eq!(note, "kafka-mirror sources 0=60");
+        // A later translation of the same or a later position came out lower (a thinned map): not ahead.
+        let on_target = |_: &TargetPartition| Some((offset + 5, note.clone()));
+        let later = GroupPlan::preserve(&[(partition(0), 60)].into(), &view, on_target);
+        assert!(
+            later.commits.is_empty() && later.ahead.is_empty(),
+            "{later:?}"
+        );
+        // Reset to an earlier offset on the source since: ahead, the skipped records counted.
+        let reset = GroupPlan::preserve(&[(partition(0), 50)].into(), &view, on_target);
+        assert_eq!(reset.ahead, vec!["orders[0] by 15".to_string()]);
+        assert_eq!(
+            SyncNote::parse("kafka-mirror sources 0=60 3=7"),
+            Some(SyncNote([(0, 60), (3, 7)].into()))
+        );
+        assert_eq!(SyncNote::parse("something else"), None);
+        let wide = SyncNote((0..500).map(|p| (p, 1_000_000)).collect());
+        assert_eq!(wide.metadata(), "", "longer than Kafka keeps: left out");
+    }
 }
