@@ -179,6 +179,32 @@ fn switch_after_the_source_died(
     {
         eprintln!("operator: {line}");
     }
+    // The recovery point as the last lag measurement stated it: the age of the oldest record not yet on the
+    // target, by its timestamp (the sample records are stamped from 2019 on, a millisecond apart).
+    let lag = scene.get(&["kmirror", mirror])["status"]["lag"].clone();
+    let measured_at: SystemTime = lag["measuredAt"]
+        .as_str()
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .map(SystemTime::from)
+        .unwrap_or_else(|| panic!("no lag.measuredAt: {lag:#}"));
+    let stamped_since = measured_at
+        .duration_since(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(samples::BASE_TIMESTAMP_MS as u64),
+        )
+        .unwrap()
+        .as_secs() as i64;
+    let seconds = lag["seconds"].as_i64().unwrap();
+    eprintln!(
+        "{what}: status.lag as last measured: {lag}; the first sample record was stamped {stamped_since} s before"
+    );
+    if lag["total"].as_i64().unwrap() > 0 {
+        assert!(
+            (stamped_since - 30..=stamped_since).contains(&seconds),
+            "{what}: lag.seconds {seconds} is not the age of a sample record ({stamped_since} s and a few less)"
+        );
+    } else {
+        assert_eq!(seconds, 0, "{what}: nothing behind, no age");
+    }
     let stated_re_read = status["reRead"].as_u64().unwrap() as usize;
     // Committed after the last sync (its time is taken before it asks Kafka; a second of slack for
     // syncedAt's precision): what the target's offsets cannot know.
