@@ -452,11 +452,6 @@ mod tests {
         assert_eq!(lane.points.first().unwrap().source, 5);
         assert_eq!(lane.points.last().unwrap().source, 99_973);
     }
-}
-#[cfg(test)]
-mod published_tests {
-    use super::*;
-    use crate::offset_map::PublishedMap;
 
     #[test]
     fn a_published_keyed_map_reads_back_as_one() {
@@ -466,13 +461,13 @@ mod published_tests {
         }
         let json = serde_json::to_vec(m.publish([(0, 100)].into(), Some(100))).unwrap();
         assert_eq!(
-            PublishedMap::parse(&json),
-            Some(PublishedMap::Key(m.clone()))
+            crate::offset_map::PublishedMap::parse(&json),
+            Some(crate::offset_map::PublishedMap::Key(m.clone()))
         );
         let preserve = serde_json::to_vec(&crate::offset_map::OffsetMap::new(2)).unwrap();
         assert!(matches!(
-            PublishedMap::parse(&preserve),
-            Some(PublishedMap::Preserve(_))
+            crate::offset_map::PublishedMap::parse(&preserve),
+            Some(crate::offset_map::PublishedMap::Preserve(_))
         ));
     }
 }
