@@ -148,12 +148,11 @@ impl KeyedMap {
         map
     }
 
-    /// The partition went to another owner and came back, or this map carries on from an earlier owner's:
-    /// copies the map does not know may have been made since its last publish, after every copy it knows and
-    /// after the heads it published. From here, source offsets before this owner's first copy resume no
-    /// earlier than that bound (the lowest over all earlier owners), and each lane's next copy is not taken
-    /// for the neighbour of its last.
-    pub fn handed_over(&mut self) {
+    /// This map carries on from an earlier owner's: copies the map does not know may have been made since its
+    /// last publish, after every copy it knows and after the heads it published. From here, source offsets
+    /// before this owner's first copy resume no earlier than that bound (the lowest over all earlier owners),
+    /// and each lane's next copy is not taken for the neighbour of its last.
+    fn handed_over(&mut self) {
         let first_owner = self.since.is_some() && self.since == self.start;
         let partitions: std::collections::BTreeSet<i32> = self
             .lanes

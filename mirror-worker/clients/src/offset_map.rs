@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use crate::client_config::KafkaClientConfig;
 use crate::compacted;
 use crate::keyed_map::KeyedMap;
-use crate::plan::MirrorPlan;
 
 /// Segments kept per partition. Beyond it, neighbours are merged (see `OffsetMap::thin`), so old positions
 /// stay translatable, a little less exactly, and recent ones stay exact.
@@ -61,15 +60,8 @@ impl PublishedMap {
 /// Every source partition's map as last published to the mirror's [`offset_syncs_topic`] (read
 /// `read_committed`: an exactly-once worker writes them in its transactions; a topic not created yet reads as
 /// empty). Blocking: run it off the async runtime.
+/// `target` is the target's connection, `group_id` the mirror's.
 pub fn read_published(
-    plan: &MirrorPlan,
-    timeout: Duration,
-) -> Result<HashMap<(String, i32), PublishedMap>, String> {
-    read_published_of(&plan.target_admin, &plan.group_id, timeout)
-}
-
-/// [`read_published`] with the target's connection and the mirror's group id.
-pub fn read_published_of(
     target: &KafkaClientConfig,
     group_id: &str,
     timeout: Duration,

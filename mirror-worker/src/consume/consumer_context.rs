@@ -14,6 +14,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::Producer;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use tracing::{debug, error, info, warn};
@@ -27,7 +28,6 @@ use crate::deliver::transactions::{Outcome, Transactions};
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, PartitionLabels, TopicLabels};
-use rdkafka::producer::Producer;
 
 /// Partitions by topic, then partition number (lookup by `&str` without allocating per record).
 pub type PartitionMap = HashMap<String, HashMap<i32, Arc<PartitionState>>>;

@@ -91,11 +91,10 @@ impl OffsetSyncs {
         .await?;
         // Created just above; a cluster whose metadata lags may not know it yet, which reads as empty. Blocking,
         // as the engine's other librdkafka calls: the engine runs on a multi-threaded runtime.
-        let earlier =
-            tokio::task::block_in_place(|| offset_map::read_published(plan, READ_TIMEOUT))
-                .map_err(|why| {
-                    Error::Fatal(format!("reading the offset maps on the target: {why}"))
-                })?;
+        let earlier = tokio::task::block_in_place(|| {
+            offset_map::read_published(&plan.target_admin, &plan.group_id, READ_TIMEOUT)
+        })
+        .map_err(|why| Error::Fatal(format!("reading the offset maps on the target: {why}")))?;
         info!(
             topic,
             partitions = earlier.len(),
@@ -114,10 +113,10 @@ impl OffsetSyncs {
 
     /// Partitions are being assigned to this process: reads what the topic holds now, so each map starts from
     /// its previous owner's last (published when it revoked the partition). A failed read leaves the maps read
-    /// before: positions the previous owner mapped since are then not translated (the group sync says so),
-    /// never wrongly. Blocking: on the stream's thread, in the rebalance.
+    /// before: positions the previous owner mapped since then resume earlier and count as read again, never
+    /// past a record a group has not read. Blocking: on the stream's thread, in the rebalance.
     pub fn read_before_assigning(&self) {
-        match offset_map::read_published_of(&self.target, &self.group_id, READ_TIMEOUT) {
+        match offset_map::read_published(&self.target, &self.group_id, READ_TIMEOUT) {
             Ok(published) => *self.earlier.lock().unwrap_or_else(|p| p.into_inner()) = published,
             Err(why) => warn!(
                 topic = self.topic,
@@ -137,31 +136,30 @@ impl OffsetSyncs {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned();
-        let (map, earlier) = match self.partitioning {
-            Partitioning::Preserve => (
-                MapState::Preserve(None),
-                earlier.and_then(|e| match e {
+        let map = match self.partitioning {
+            Partitioning::Preserve => MapState::Preserve {
+                map: None,
+                earlier: earlier.and_then(|e| match e {
                     PublishedMap::Preserve(map) => Some(map),
                     PublishedMap::Key(_) => None,
                 }),
-            ),
-            Partitioning::Key => (
-                MapState::Key(match &earlier {
+            },
+            Partitioning::Key => MapState::Key {
+                map: match &earlier {
                     Some(PublishedMap::Key(map)) => KeyedMap::after(map),
                     _ => KeyedMap::default(),
-                }),
-                None,
-            ),
+                },
+                heads: self
+                    .heads
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(self.topics.target_name(topic))
+                    .or_default()
+                    .clone(),
+            },
         };
-        let heads = (self.partitioning == Partitioning::Key).then(|| {
-            let target = self.topics.target_name(topic);
-            let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
-            heads.entry(target).or_default().clone()
-        });
         Arc::new(PartitionSyncs {
             key: partition_key(topic, partition),
-            earlier,
-            heads,
             state: Mutex::new(SyncState {
                 map,
                 changed: false,
@@ -195,10 +193,6 @@ impl OffsetSyncs {
 pub struct PartitionSyncs {
     /// The record key in the offset syncs topic.
     pub key: String,
-    /// `partitioning: preserve`: what a previous owner published, joined to the map at its first copy.
-    earlier: Option<OffsetMap>,
-    /// `partitioning: key`: the heads of the target topic.
-    heads: Option<Arc<Heads>>,
     state: Mutex<SyncState>,
 }
 
@@ -209,9 +203,17 @@ struct SyncState {
 }
 
 enum MapState {
-    /// Created at the first copy: its target partition.
-    Preserve(Option<OffsetMap>),
-    Key(KeyedMap),
+    Preserve {
+        /// Created at the first copy: its target partition.
+        map: Option<OffsetMap>,
+        /// What a previous owner published, joined to the map at its first copy.
+        earlier: Option<OffsetMap>,
+    },
+    Key {
+        map: KeyedMap,
+        /// The heads of the partition's target topic, shared with the process's other partitions writing there.
+        heads: Arc<Heads>,
+    },
 }
 
 impl PartitionSyncs {
@@ -223,25 +225,22 @@ impl PartitionSyncs {
     pub fn copied(&self, source: i64, target_partition: i32, target_offset: i64) {
         let mut state = self.state();
         match &mut state.map {
-            MapState::Preserve(map) => {
+            MapState::Preserve { map, earlier } => {
                 let map = map.get_or_insert_with(|| OffsetMap::new(target_partition));
                 let first = map.segments.is_empty();
                 map.copied(source, target_offset);
                 if first
-                    && let Some(earlier) = self
-                        .earlier
+                    && let Some(earlier) = earlier
                         .as_ref()
                         .filter(|e| e.target_partition == target_partition)
                 {
                     map.prepend(earlier);
                 }
             }
-            MapState::Key(map) => {
+            MapState::Key { map, heads } => {
                 map.copied(source, target_partition, target_offset);
                 // After the map: a publish that sees this head sees the copy too.
-                if let Some(heads) = &self.heads {
-                    heads.acknowledged(target_partition, target_offset);
-                }
+                heads.acknowledged(target_partition, target_offset);
             }
         }
         state.changed = true;
@@ -266,11 +265,11 @@ impl PartitionSyncs {
             return None;
         }
         let value = match &mut state.map {
-            MapState::Preserve(map) => serde_json::to_vec(map.as_ref()?),
-            MapState::Key(map) => {
+            MapState::Preserve { map, .. } => serde_json::to_vec(map.as_ref()?),
+            MapState::Key { map, heads } => {
                 // Read under this map's lock: a copy acknowledged below a head is in the map.
-                let heads = self.heads.as_ref().map(|h| h.lock().clone());
-                serde_json::to_vec(map.publish(heads.unwrap_or_default(), copied_through))
+                let heads = heads.lock().clone();
+                serde_json::to_vec(map.publish(heads, copied_through))
             }
         }
         .ok()?;

@@ -46,7 +46,7 @@ pub fn sync(
     if followed.is_empty() {
         return Ok(Ok(Vec::new()));
     }
-    let maps = match offset_map::read_published(plan, READ_TIMEOUT) {
+    let maps = match offset_map::read_published(&plan.target_admin, &plan.group_id, READ_TIMEOUT) {
         Ok(maps) => maps,
         Err(why) => return Ok(Err(why)),
     };
@@ -70,7 +70,7 @@ pub fn sync(
         mirrored,
         maps: &maps,
         target_topic: Box::new(|topic| plan.spec.topics.target_name(topic)),
-        target_partitions: target_partitions.clone(),
+        target_partitions,
         target_end: Box::new(|p| target_ends.get(p).map(|(_, high)| *high)),
         source_end: Box::new(|p| source_ends.get(p).map(|(_, high)| *high)),
     };
@@ -86,7 +86,7 @@ pub fn sync(
             continue;
         }
         let target_group = GroupPositions::new(&plan.target_admin, &group)?;
-        let on_target = target_group.committed_with_metadata(&target_partitions)?;
+        let on_target = target_group.committed_with_metadata(&view.target_partitions)?;
         let on_target = |p: &TargetPartition| on_target.get(p).cloned().flatten();
         let active = target_members.get(&group).copied().unwrap_or(0) > 0;
         let plan_of_group = match plan.spec.partitioning {
@@ -114,18 +114,6 @@ const NOTE_PREFIX: &str = "kafka-mirror sources";
 /// longer note (a `partitioning: key` topic of some 300 partitions or more) is left out.
 const NOTE_MAX_BYTES: usize = 4_000;
 
-impl SyncNote {
-    /// The commit's metadata: the note, or nothing when it would be too long.
-    fn metadata(&self) -> String {
-        let note = self.to_string();
-        if note.len() <= NOTE_MAX_BYTES {
-            note
-        } else {
-            String::new()
-        }
-    }
-}
-
 impl std::fmt::Display for SyncNote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(NOTE_PREFIX)?;
@@ -137,6 +125,16 @@ impl std::fmt::Display for SyncNote {
 }
 
 impl SyncNote {
+    /// The commit's metadata: the note, or nothing when it would be too long.
+    fn metadata(&self) -> String {
+        let note = self.to_string();
+        if note.len() <= NOTE_MAX_BYTES {
+            note
+        } else {
+            String::new()
+        }
+    }
+
     fn parse(note: &str) -> Option<SyncNote> {
         let sources = note.strip_prefix(NOTE_PREFIX)?;
         sources
