@@ -149,10 +149,24 @@ fn sigterm_mid_stream_drains_commits_and_a_restart_continues_without_loss_or_dup
         seeded.len(),
         started.elapsed().as_secs_f64()
     );
-    assert!(v.is_intact(), "{v}");
-    assert_eq!(
-        v.duplicated, 0,
-        "a clean stop commits exactly what was written: {v}"
+    // On a failure, what each run of the worker said about its partitions: where each started and stopped.
+    let lifecycle = |run: &kafka_mirror_tests::Finished| {
+        run.stderr
+            .lines()
+            .filter(|l| {
+                ["WARN", "partitions ", "committed before leaving"]
+                    .iter()
+                    .any(|s| l.contains(s))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        v.is_intact() && v.duplicated == 0,
+        "a clean stop commits exactly what was written: {v}\n--- the stopped worker ---\n{}\n--- the restarted \
+         worker ---\n{}",
+        lifecycle(&stopped),
+        lifecycle(&finished)
     );
 }
 

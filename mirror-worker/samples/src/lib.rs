@@ -113,6 +113,9 @@ pub fn produce_with(
         .clone()
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
+        // A retry after a timed-out request must not write a record twice on the source: the tests judge
+        // the mirror's duplicates against what was seeded once.
+        .set("enable.idempotence", "true")
         .create()
         .map_err(|source| Error {
             what: "creating the sample producer".into(),
@@ -291,6 +294,10 @@ pub struct Verification {
     pub altered: usize,
     /// Records on the target that were never seeded.
     pub unknown: usize,
+    /// Where the first extra copy sits: its partition, the first copy's offset and its own. Tells a duplicate
+    /// the mirror wrote (its copies apart by what was in flight around a restart or rebalance) from one the
+    /// source already held.
+    pub first_duplicate: Option<(i32, i64, i64)>,
 }
 
 impl Verification {
@@ -312,7 +319,14 @@ impl std::fmt::Display for Verification {
             self.keys_out_of_order,
             self.altered,
             self.unknown
-        )
+        )?;
+        if let Some((partition, first, again)) = self.first_duplicate {
+            write!(
+                f,
+                " (the first duplicate: partition {partition}, offset {first} and again at {again})"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -325,7 +339,7 @@ pub fn verify(seeded: &[SampleRecord], arrived: &[ReadRecord]) -> Verification {
         .collect();
     let mut sorted: Vec<&ReadRecord> = arrived.iter().collect();
     sorted.sort_by_key(|r| (r.partition, r.offset));
-    let mut seen: HashMap<(String, u64), usize> = HashMap::new();
+    let mut seen: HashMap<(String, u64), (usize, i64)> = HashMap::new();
     let mut last_seq: BTreeMap<String, u64> = BTreeMap::new();
     let mut out_of_order = std::collections::BTreeSet::new();
     let mut v = Verification {
@@ -355,10 +369,14 @@ pub fn verify(seeded: &[SampleRecord], arrived: &[ReadRecord]) -> Verification {
             v.unknown += 1;
             continue;
         };
-        let count = seen.entry((key.to_string(), seq)).or_default();
+        let (count, first_offset) = seen
+            .entry((key.to_string(), seq))
+            .or_insert((0, record.offset));
         *count += 1;
         if *count > 1 {
             v.duplicated += 1;
+            v.first_duplicate
+                .get_or_insert((record.partition, *first_offset, record.offset));
             continue;
         }
         if record.value.as_deref() != Some(original.value.as_slice())
