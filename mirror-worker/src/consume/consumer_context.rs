@@ -14,7 +14,6 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::producer::Producer;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use tracing::{debug, error, info, warn};
@@ -22,9 +21,9 @@ use tracing::{debug, error, info, warn};
 use super::commit::{commit_kept_partitions, store};
 use super::truncation;
 use crate::acks::PartitionState;
-use crate::deliver::MirrorProducer;
 use crate::deliver::offset_syncs::OffsetSyncs;
 use crate::deliver::transactions::{Outcome, Transactions};
+use crate::deliver::{MirrorProducer, wait_delivered};
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, PartitionLabels, TopicLabels};
@@ -295,8 +294,11 @@ impl StreamContext {
             && !revoked.is_empty()
         {
             syncs.publish_due(producer, revoked);
-            if let Err(error) = producer.flush(self.drain_timeout) {
-                warn!(stream = self.stream, %error, "the revoked partitions' offset maps may not be on the target; their next owner starts from earlier ones");
+            if !wait_delivered(producer, self.drain_timeout) {
+                warn!(
+                    stream = self.stream,
+                    "the revoked partitions' offset maps may not be on the target; their next owner starts from earlier ones"
+                );
             }
         }
     }

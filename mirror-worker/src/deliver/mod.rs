@@ -17,4 +17,5 @@ pub(crate) use failure::{FailedDelivery, oversized_record, settle_failure, stop_
 pub use producer::producer_config;
 pub(crate) use producer::{
     DeliveryToken, FatalWatch, MirrorProducer, compresses, create, fit_batches, own_record,
+    wait_delivered,
 };

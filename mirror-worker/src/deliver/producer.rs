@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use kafka_mirror_clients::client_config::KafkaClientConfig;
 use kafka_mirror_clients::host_aliases::HostAliases;
@@ -224,6 +225,27 @@ impl ProducerContext for DeliveryContext {
         }
     }
 }
+
+/// Waits until every record handed to `producer` is delivered and its report settled, up to `timeout`; false
+/// when some are still on their way then. Unlike `flush`, which also serves delivery reports on the calling
+/// thread, this leaves them to the producer's own poll thread: with two threads serving them, two reports of
+/// one partition could be settled in reverse order, and the offset maps number copies in the order they are
+/// settled.
+pub fn wait_delivered(producer: &MirrorProducer, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if producer.in_flight_count() == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(DELIVERY_WAIT_STEP);
+    }
+}
+
+/// How often [`wait_delivered`] looks whether everything was delivered.
+const DELIVERY_WAIT_STEP: Duration = Duration::from_millis(5);
 
 /// The target producer settings: `config` (connection, defaults, pass-through config) with the guarantees the
 /// mirror depends on set last, so nothing can override them. Public so the benchmark's produce-alone limit uses

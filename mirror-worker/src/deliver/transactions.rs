@@ -34,7 +34,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
 use super::own_topic;
-use super::producer::{DeliveryContext, MirrorProducer, fit_batches, own_record, producer_config};
+use super::producer::{
+    DeliveryContext, MirrorProducer, fit_batches, own_record, producer_config, wait_delivered,
+};
 use crate::Result;
 use crate::acks::PartitionState;
 use crate::observe::health::Health;
@@ -362,8 +364,12 @@ impl Transactions {
         // Delivered first, within the commit timeout (the target may be unreachable): what is not delivered by
         // then is aborted and read again. The commit itself is then given the transaction's remaining time, as
         // librdkafka recommends (a commit that times out midway must be retried, not aborted).
-        if let Err(error) = txn.producer.flush(self.commit_timeout) {
-            warn!(%error, topic = state.topic, partition = state.partition, "the transaction's records were not delivered in time; aborting it, the partition is re-read from its last committed position");
+        if !wait_delivered(&txn.producer, self.commit_timeout) {
+            warn!(
+                topic = state.topic,
+                partition = state.partition,
+                "the transaction's records were not delivered in time; aborting it, the partition is re-read from its last committed position"
+            );
             return self.abort_txn(state, txn);
         }
         let deadline = Instant::now() + TRANSACTION_TIMEOUT;

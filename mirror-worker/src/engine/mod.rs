@@ -14,7 +14,6 @@ use std::time::Duration;
 use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::migration::MigrationRecord;
 use kafka_mirror_crds::{Delivery, Mode};
-use rdkafka::producer::Producer;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -192,7 +191,7 @@ impl Engine {
         let first_error = join_streams(streams).await;
         // Streams drained before returning; this only waits for anything left after a drain timeout.
         if let Some(producer) = &producer {
-            let _ = producer.flush(self.options.drain_timeout);
+            let _ = deliver::wait_delivered(producer, self.options.drain_timeout);
         }
         if let Some(reason) = self.health.fatal() {
             error!(
