@@ -19,7 +19,7 @@ use kafka_mirror_tests::kafka::KEEP_FOREVER;
 use kafka_mirror_tests::kill_points::{SplitMix64, kill_seed};
 use kafka_mirror_tests::positions::{Progress, Watermarks};
 use kafka_mirror_tests::producer::{BackgroundProducer, Feed};
-use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Worker, client_config};
+use kafka_mirror_tests::{ClusterOptions, KafkaCluster, Launch, Worker, client_config};
 
 /// The source and target cluster the tests of this file share.
 fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
@@ -296,7 +296,14 @@ fn a_frozen_worker_taken_over_is_fenced_when_it_resumes_and_the_target_still_hol
         TOPIC,
         Feed::until_stopped(500, Duration::from_millis(50), 1000, 64),
     );
-    let mut frozen = Worker::spawn(&document, dir.path(), &[]);
+    // The frozen worker commits its transactions every 30 s, not every 0.5 s: a SIGSTOP that lands while a
+    // commit is on its way lets that commit finish, and a worker resumed with empty transactions tries
+    // nothing that could be fenced (which happened on a loaded machine, where commits take longer). Its
+    // first commit comes well after the freeze, so it is frozen with records in every open transaction.
+    let mut frozen = Launch::new(&document)
+        .secrets_dir(dir.path())
+        .commit_interval("30")
+        .spawn();
     let frozen_http = frozen.http;
     frozen.wait_for(
         "the first worker to own every partition",
