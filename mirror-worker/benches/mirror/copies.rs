@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
 use kafka_mirror_tests::document::MirrorDocument;
+use kafka_mirror_tests::http::metric_at;
 use kafka_mirror_tests::positions::{GroupOffsets, Watermarks};
 use kafka_mirror_tests::records::client_config;
 use kafka_mirror_tests::{Launch, Worker};
@@ -27,6 +28,14 @@ pub struct Arrival {
     pub seconds: f64,
     /// The CPU time the copying process (`copier`) had used when the first record was seen on the target.
     pub cpu_at_first: Duration,
+}
+
+/// An exactly-once copy: when its records were written into transactions, and when the last was visible.
+pub struct CommittedArrival {
+    pub written: Arrival,
+    /// First record on the target to the source group's commit of the last: when a `read_committed` reader
+    /// could see every record.
+    pub visible_seconds: f64,
 }
 
 /// Polls `target` until it holds `expected` records; `alive` is asked between polls so that a copy process that
@@ -196,10 +205,14 @@ impl WorkerProcess {
         )
     }
 
-    /// `delivery: exactlyOnce`: waits until the worker's commits on the source reach `expected` records of
-    /// `topic`. The target's end offsets cannot say it (each transaction adds a marker to every partition it
-    /// wrote); the source group is committed right after each transaction, to the position it committed, so
-    /// its commits say what a `read_committed` reader of the target can see.
+    /// `delivery: exactlyOnce`: waits until the worker has written `expected` records of `topic` into its
+    /// transactions (its `kafka_mirror_records_mirrored_total`, counted as the target acknowledges each record;
+    /// the target's end offsets cannot say it, each transaction adds a marker to every partition it wrote),
+    /// then until they are all visible: the source group is committed right after each transaction, to the
+    /// position it committed, so its commits say what a `read_committed` reader of the target can see. The copy
+    /// rate is timed to the first, as the at-least-once copy is timed to its last acknowledged record; the last
+    /// commit comes up to one commit interval later, which on a backlog of a few seconds would weigh as much as
+    /// the copy itself (the latency section measures that wait).
     pub fn copy_committed(
         &mut self,
         source: &ClusterProcess,
@@ -207,22 +220,47 @@ impl WorkerProcess {
         topic: &str,
         partitions: i32,
         expected: i64,
-    ) -> Arrival {
+    ) -> CommittedArrival {
         let pid = self.worker.pid();
+        let http = self.worker.http;
+        let written_series = format!("kafka_mirror_records_mirrored_total{{topic=\"{topic}\"}}");
+        let worker = &mut self.worker;
+        let written = wait_until_done(
+            &target.watcher(topic, partitions),
+            || {
+                metric_at(http, &written_series)
+                    .map(|n| n as i64)
+                    .ok_or("the worker's /metrics has no count of written records yet")
+            },
+            expected,
+            Some(pid),
+            || still_running(worker),
+        );
+        let since_written = Instant::now();
         let group = GroupOffsets::new(
             &client_config(&source.bootstrap, &[]),
             &self.group,
             topic,
             partitions,
         );
-        let worker = &mut self.worker;
-        wait_until_done(
-            &target.watcher(topic, partitions),
-            || group.committed_total(),
-            expected,
-            Some(pid),
-            || still_running(worker),
-        )
+        loop {
+            match group.committed_total() {
+                Ok(committed) if committed >= expected => break,
+                _ => {}
+            }
+            if let Err(why) = still_running(worker) {
+                panic!("the exactly-once copy stopped before its last commit: {why}");
+            }
+            assert!(
+                since_written.elapsed() < COPY_TIMEOUT,
+                "the exactly-once copy wrote every record but did not commit them within {COPY_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        CommittedArrival {
+            visible_seconds: written.seconds + since_written.elapsed().as_secs_f64(),
+            written,
+        }
     }
 
     /// CPU and peak memory so far.

@@ -380,7 +380,7 @@ impl DataSet<'_> {
             target.fresh_topic(&target_topic, partitions);
         }
         let brokers = BrokerCpu::start(source, target);
-        let (bytes, seconds, usage) = match kind {
+        let (bytes, seconds, usage, visible_seconds) = match kind {
             Kind::Consume => {
                 let (consumed, usage) = alone::run_role(
                     "consume",
@@ -396,17 +396,17 @@ impl DataSet<'_> {
                     .concat(),
                 );
                 assert_eq!(consumed.records, self.records);
-                (consumed.bytes, consumed.seconds, usage)
+                (consumed.bytes, consumed.seconds, usage, None)
             }
             Kind::Produce => {
                 let (produced, usage) =
                     alone::run_role("produce", &produce_args(&target.bootstrap));
-                (produced.bytes, produced.seconds, usage)
+                (produced.bytes, produced.seconds, usage, None)
             }
             Kind::Kcat => {
                 let (arrival, usage) =
                     copies::kcat_pipeline(source, target, topic, partitions, self.records as i64);
-                (self.bytes_without_headers, arrival.seconds, usage)
+                (self.bytes_without_headers, arrival.seconds, usage, None)
             }
             Kind::Mm1 | Kind::Mm2 => {
                 let (peer, setup) = if kind == Kind::Mm1 {
@@ -433,7 +433,7 @@ impl DataSet<'_> {
                     self.records as i64,
                 );
                 usage.cpu = usage.cpu.saturating_sub(arrival.cpu_at_first);
-                (self.bytes, arrival.seconds, usage)
+                (self.bytes, arrival.seconds, usage, None)
             }
             Kind::Worker | Kind::WorkerExactlyOnce => {
                 let name = format!("bench-{}-{tag}", kind.key());
@@ -446,12 +446,12 @@ impl DataSet<'_> {
                     target,
                     &log(kind.key()),
                 );
-                let arrival = if kind == Kind::Worker {
-                    worker.copy(target, &target_topic, partitions, self.records as i64)
+                let (arrival, visible_seconds) = if kind == Kind::Worker {
+                    let arrival =
+                        worker.copy(target, &target_topic, partitions, self.records as i64);
+                    (arrival, None)
                 } else {
-                    // The target's offsets also count transaction markers: the copy is done when the source
-                    // group's commits, which follow each transaction's, reach the end.
-                    let arrival = worker.copy_committed(
+                    let copied = worker.copy_committed(
                         source,
                         target,
                         topic,
@@ -464,26 +464,28 @@ impl DataSet<'_> {
                         "a read_committed reader of the exactly-once copy counted {committed} records of {}",
                         self.records
                     );
-                    arrival
+                    (copied.written, Some(copied.visible_seconds))
                 };
                 let mut usage = worker.usage_so_far();
                 usage.cpu = usage.cpu.saturating_sub(arrival.cpu_at_first);
                 worker.stop();
-                (self.bytes, arrival.seconds, usage)
+                (self.bytes, arrival.seconds, usage, visible_seconds)
             }
         };
         let broker_cpu = brokers.used();
         if kind != Kind::Consume {
             target.delete_topic(&target_topic);
         }
-        Row::new(
+        let mut row = Row::new(
             kind.label(),
             self.records,
             bytes,
             seconds,
             usage,
             broker_cpu,
-        )
+        );
+        row.visible_seconds = visible_seconds;
+        row
     }
 
     /// The mirror `kind` (a worker run as `run` says) on a fresh topic, at `fractions` of `max_rate`.

@@ -89,6 +89,9 @@ pub struct Row {
     pub broker_cpu_seconds: f64,
     /// Slowest and fastest records/s over the rounds this row summarises.
     pub records_per_s_range: (f64, f64),
+    /// `delivery: exactlyOnce`: first record written to the last visible to a `read_committed` reader (its
+    /// transaction committed), where the row's rate counts to the last written.
+    pub visible_seconds: Option<f64>,
 }
 
 impl Row {
@@ -112,6 +115,7 @@ impl Row {
             peak_rss_mib: usage.peak_rss_kib as f64 / 1024.0,
             broker_cpu_seconds: broker_cpu.as_secs_f64(),
             records_per_s_range: (records as f64 / seconds, records as f64 / seconds),
+            visible_seconds: None,
         }
     }
 
@@ -322,6 +326,20 @@ pub fn markdown(
                 row.broker_cpu_seconds
             )
             .unwrap();
+        }
+        for (_, row) in &size.rows {
+            if let Some(visible) = row.visible_seconds {
+                writeln!(
+                    out,
+                    "\n{}: its rate counts to the last record written into a transaction ({:.2} s after the \
+                     first in the median round); the last was visible to a `read_committed` reader {visible:.2} s \
+                     after the first, once its transaction committed ({:.0} records/s counted to that).",
+                    row.name,
+                    size.records as f64 / row.records_per_s,
+                    size.records as f64 / visible
+                )
+                .unwrap();
+            }
         }
         if !size.latency.is_empty() {
             writeln!(
