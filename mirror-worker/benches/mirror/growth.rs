@@ -268,6 +268,7 @@ fn one_row(
     let mut assigned_s = None;
     let brokers_cpu = || source.cpu() + target.cpu();
     let mut first: Option<(Instant, Duration, Duration)> = None;
+    let mut untimed = false;
     let (last, cpu_at_last, brokers_cpu_at_last, brokers) = loop {
         if assigned_s.is_none() && worker.assigned_partitions() >= n as i64 {
             assigned_s = Some(start.elapsed().as_secs_f64());
@@ -275,6 +276,9 @@ fn one_row(
         let on_target = watcher.high_total().unwrap_or(0);
         if on_target > 0 && first.is_none() {
             first = Some((Instant::now(), measure::so_far(pid).cpu, brokers_cpu()));
+            // The watcher's first answer came after the copy (a new topic may answer "not leader" for a while):
+            // its window is unknown, and the row says NaN rather than a rate of a few microseconds.
+            untimed = on_target >= RECORDS as i64;
         }
         let arrived = match &commits {
             Some(group) => group.committed_total().unwrap_or(0),
@@ -325,7 +329,11 @@ fn one_row(
         assigned_s,
         startup_s: (first_at - start).as_secs_f64(),
         startup_cpu_s: cpu_at_first.as_secs_f64(),
-        copy_s: (last - first_at).as_secs_f64(),
+        copy_s: if untimed {
+            f64::NAN
+        } else {
+            (last - first_at).as_secs_f64()
+        },
         copy_cpu_s: cpu_at_last.saturating_sub(cpu_at_first).as_secs_f64(),
         broker_cpu_s: brokers_cpu_at_last
             .saturating_sub(brokers_cpu_at_first)
