@@ -41,6 +41,15 @@ fn condition(scene: &Scene, name: &str, type_: &str) -> (String, String, String)
 }
 
 /// `status.failover.groups[name]` of the mirror.
+/// The time a status section states in `field` (an RFC 3339 timestamp, as the operator writes it).
+fn status_time(section: &serde_json::Value, field: &str) -> SystemTime {
+    section[field]
+        .as_str()
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .map(SystemTime::from)
+        .unwrap_or_else(|| panic!("no {field}: {section:#}"))
+}
+
 fn group_status(scene: &Scene, mirror: &str, group: &str) -> serde_json::Value {
     let status = scene.get(&["kmirror", mirror])["status"].clone();
     status["failover"]["groups"]
@@ -156,11 +165,7 @@ fn switch_after_the_source_died(
     let (_, _, message) = condition(scene, mirror, "FailoverReady");
     eprintln!("FailoverReady after the source died: {message}");
     let failover = scene.get(&["kmirror", mirror])["status"]["failover"].clone();
-    let synced_at: SystemTime = failover["syncedAt"]
-        .as_str()
-        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-        .map(SystemTime::from)
-        .unwrap_or_else(|| panic!("no syncedAt: {failover:#}"));
+    let synced_at = status_time(&failover, "syncedAt");
     let status = group_status(scene, mirror, group);
     eprintln!(
         "status.failover.groups[{group}] as of the last sync, {:.1} s before the kill: {status}",
@@ -182,11 +187,7 @@ fn switch_after_the_source_died(
     // The recovery point as the last lag measurement stated it: the age of the oldest record not yet on the
     // target, by its timestamp (the sample records are stamped from 2019 on, a millisecond apart).
     let lag = scene.get(&["kmirror", mirror])["status"]["lag"].clone();
-    let measured_at: SystemTime = lag["measuredAt"]
-        .as_str()
-        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-        .map(SystemTime::from)
-        .unwrap_or_else(|| panic!("no lag.measuredAt: {lag:#}"));
+    let measured_at = status_time(&lag, "measuredAt");
     let stamped_since = measured_at
         .duration_since(
             SystemTime::UNIX_EPOCH + Duration::from_millis(samples::BASE_TIMESTAMP_MS as u64),
