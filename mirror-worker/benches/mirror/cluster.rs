@@ -63,9 +63,14 @@ impl ClusterProcess {
         self.cluster.client()
     }
 
-    /// A client that asks the cluster for `topic`'s watermarks, all partitions in one request.
+    /// A client that asks the cluster for `topic`'s watermarks, all partitions in one request. It reads
+    /// `read_uncommitted`, so an exactly-once copy's first record counts once written, not once its transaction
+    /// commits (librdkafka's default, `read_committed`, answers the last stable offset: the run of 2026-12-03
+    /// timed exactly once from its first commit with it).
     pub fn watcher(&self, topic: &str, partitions: i32) -> Watermarks {
-        Watermarks::new(&self.client(), topic, partitions)
+        let mut client = self.client();
+        client.set("isolation.level", "read_uncommitted");
+        Watermarks::new(&client, topic, partitions)
     }
 
     /// Creates `topic`, deleting it first when it exists (a copy before wrote it), and waits until its
