@@ -126,7 +126,7 @@ pub struct KafkaMirrorSpec {
     /// Delivery guarantee. `atLeastOnce`: a source offset is committed only after the target acknowledged
     /// every earlier record of its partition, so a crash or restart can duplicate records but never loses one.
     /// `exactlyOnce`: records are written to the target in transactions that also hold the source positions
-    /// (topic `kafka-mirror.offsets.<groupId>` on the target); consumers of the target that set
+    /// (topic `kafka-mirror.transactions.<groupId>` on the target); consumers of the target that set
     /// `isolation.level=read_committed` see every source record once. Not with `mode: migrate`.
     #[serde(default)]
     pub delivery: Delivery,
@@ -206,7 +206,8 @@ pub enum Delivery {
     #[default]
     AtLeastOnce,
     /// No record is lost, and a `read_committed` consumer of the target sees each one once: transactions on the
-    /// target, fenced per source partition, holding the records and their source positions together.
+    /// target, fenced per transaction group of source partitions, holding the records and their source positions
+    /// together.
     ExactlyOnce,
 }
 

@@ -108,7 +108,7 @@ pub fn validate(spec: &KafkaMirrorSpec) -> Result<TopicFilter, Vec<FieldError>> 
                 "spec.consumerGroups",
                 "with spec.partitioning: key needs spec.delivery: atLeastOnce. Key partitioning's offset maps \
                  bound where a source partition's copies lie by the order of one producer per worker, and \
-                 exactlyOnce writes with one producer per source partition (not translated yet); use \
+                 exactlyOnce writes with one producer per transaction group (not translated yet); use \
                  partitioning: preserve for exactly-once consumer group failover",
             ));
         }

@@ -1,12 +1,12 @@
 //! `delivery: exactlyOnce` on Apache Kafka: the worker writes the target in transactions that hold the source
-//! positions too (the compacted `kafka-mirror.offsets.<groupId>` topic on the target), one transactional
-//! producer per source partition. The judge is a `read_committed` consumer of the target: every source record
+//! positions too (the compacted `kafka-mirror.transactions.<groupId>` topic on the target), one transactional
+//! producer per transaction group of source partitions. The judge is a `read_committed` consumer of the target: every source record
 //! exactly once, per-key order kept, whatever the worker went through. A `read_uncommitted` consumer of the
 //! same topic sees the copies of aborted transactions, so the test can tell exactly-once from luck: where the
 //! faults left aborted copies behind, that reader counts them as duplicates.
 //!
 //! One source and one target cluster serve the file; each test has its own topic and mirror name (so its own
-//! group, positions topic and transactional ids).
+//! group, transactions topic and transactional ids).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -33,6 +33,14 @@ fn clusters() -> &'static (KafkaCluster, KafkaCluster) {
             (source.join().expect("starting the source cluster"), target)
         })
     })
+}
+
+/// `topic` with `partitions` partitions on both clusters; their bootstrap addresses.
+fn topic_on_both(topic: &str, partitions: i32) -> (&'static str, &'static str) {
+    let (source, target) = clusters();
+    source.create_topic(topic, partitions, 1, KEEP_FOREVER);
+    target.create_topic(topic, partitions, 1, KEEP_FOREVER);
+    (source.plaintext.as_str(), target.plaintext.as_str())
 }
 
 /// Short sessions, as in `faults.rs`: a killed or frozen member is noticed after 6 s (the broker's minimum)
@@ -81,7 +89,8 @@ fn judge(
 }
 
 /// The positions the worker trusts: the latest committed record of each source partition of `topic` in the
-/// target's `kafka-mirror.offsets.<group>` topic, read `read_committed` (`None` where there is none).
+/// target's `kafka-mirror.transactions.<group>` topic (every partition: one per transaction group), read
+/// `read_committed` (`None` where there is none).
 fn positions_on_target(
     target: &str,
     group: &str,
@@ -91,47 +100,55 @@ fn positions_on_target(
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::{Offset, TopicPartitionList};
-    let positions_topic = format!("kafka-mirror.offsets.{group}");
+    let positions_topic = format!("kafka-mirror.transactions.{group}");
     let consumer: BaseConsumer = client_config(target, &[])
         .set("group.id", "kafka-mirror-testkit-positions")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()
         .unwrap();
-    let (_, high) = consumer
-        .fetch_watermarks(&positions_topic, 0, Duration::from_secs(10))
+    let metadata = consumer
+        .fetch_metadata(Some(&positions_topic), Duration::from_secs(10))
         .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&positions_topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let groups = metadata.topics()[0].partitions().len() as i32;
+    assert!(groups > 0, "{positions_topic} has no partitions");
     let mut latest = vec![None; partitions as usize];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-            if let Some((t, p)) = key.rsplit_once(':')
-                && t == topic
-            {
-                let offset = String::from_utf8_lossy(m.payload().unwrap_or_default())
-                    .parse()
-                    .unwrap();
-                latest[p.parse::<usize>().unwrap()] = Some(offset);
+    for group in 0..groups {
+        let (_, high) = consumer
+            .fetch_watermarks(&positions_topic, group, Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&positions_topic, group, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let at = consumer
+                .position()
+                .unwrap()
+                .find_partition(&positions_topic, group)
+                .map(|e| e.offset());
+            if high == 0 || matches!(at, Some(Offset::Offset(o)) if o >= high) {
+                break;
             }
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                if let Some((t, p)) = key.rsplit_once(':')
+                    && t == topic
+                {
+                    let offset = String::from_utf8_lossy(m.payload().unwrap_or_default())
+                        .parse()
+                        .unwrap();
+                    latest[p.parse::<usize>().unwrap()] = Some(offset);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "reading {positions_topic}[{group}] up to {high}"
+            );
         }
-        let at = consumer
-            .position()
-            .unwrap()
-            .find_partition(&positions_topic, 0)
-            .map(|e| e.offset());
-        if matches!(at, Some(Offset::Offset(o)) if o >= high) {
-            return latest;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "reading {positions_topic} up to {high}"
-        );
     }
+    latest
 }
 
 /// The errors a worker counted of `kind` (`kafka_mirror_errors_total{kind=...}`), 0 when it counted none.
@@ -157,10 +174,7 @@ fn sigkill_ten_times_during_200_000_records_and_a_read_committed_consumer_sees_e
     /// After a run owns every partition and the producer passed the run's kill position, the kill comes after a
     /// further random delay below this: from inside the first transaction to several commit intervals later.
     const KILL_DELAY_MS: u64 = 2500;
-    let (source, target) = clusters();
-    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
-    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
-    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let (s, t) = topic_on_both(TOPIC, PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let mirror = MirrorDocument::new(
         NAME,
@@ -275,10 +289,7 @@ fn a_frozen_worker_taken_over_is_fenced_when_it_resumes_and_the_target_still_hol
     const TOPIC: &str = "eos-sigstop";
     const NAME: &str = "eos-sigstop";
     const PARTITIONS: i32 = 8;
-    let (source, target) = clusters();
-    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
-    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
-    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let (s, t) = topic_on_both(TOPIC, PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let mirror = MirrorDocument::new(
         NAME,
@@ -358,7 +369,7 @@ fn a_frozen_worker_taken_over_is_fenced_when_it_resumes_and_the_target_still_hol
     assert!(
         resumed
             .stderr
-            .contains("fenced: another worker took this partition over"),
+            .contains("fenced: another worker took this transaction group over"),
         "{}",
         resumed.output()
     );
@@ -382,10 +393,7 @@ fn scaling_one_worker_to_four_and_back_to_one_mid_stream_keeps_each_record_once(
     const TOPIC: &str = "eos-scale";
     const NAME: &str = "eos-scale";
     const PARTITIONS: i32 = 8;
-    let (source, target) = clusters();
-    source.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
-    target.create_topic(TOPIC, PARTITIONS, 1, KEEP_FOREVER);
-    let (s, t) = (source.plaintext.as_str(), target.plaintext.as_str());
+    let (s, t) = topic_on_both(TOPIC, PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     // Sessions at librdkafka's defaults: workers leave the group on purpose here.
     let mirror = MirrorDocument::new(NAME, Connection::new(s), Connection::new(t))
@@ -550,4 +558,169 @@ fn target_outage(name: &str, target_config: &[(&str, &str)], outage: Duration) {
             finished.output()
         );
     }
+}
+
+/// A mirror switched from `atLeastOnce` to `exactlyOnce` under the same name (so the same group): the
+/// exactly-once worker waits while the at-least-once one is a member of the source group (it would write the
+/// same partitions), then starts where that one's last commit left each partition. The target ends with every
+/// record once: the at-least-once worker's copies, then the exactly-once worker's.
+#[test]
+fn switching_from_at_least_once_waits_for_the_old_worker_then_continues_from_its_commits() {
+    const TOPIC: &str = "eos-switch";
+    const NAME: &str = "eos-switch";
+    const PARTITIONS: i32 = 4;
+    let (s, t) = topic_on_both(TOPIC, PARTITIONS);
+    let (old_dir, new_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let at_least_once = MirrorDocument::new(NAME, Connection::new(s), Connection::new(t))
+        .include(TOPIC)
+        .delivery(Delivery::AtLeastOnce);
+    let exactly_once = at_least_once.clone().delivery(Delivery::ExactlyOnce);
+    let progress = Progress::new(s, t, &at_least_once.group_id(), TOPIC, PARTITIONS);
+    let mut seeded = samples::produce(s, TOPIC, 0, 2000, 100, 64).unwrap();
+    let mut old = Worker::spawn(&at_least_once.write_in(old_dir.path()), old_dir.path(), &[]);
+    let mut new = Worker::spawn(&exactly_once.write_in(new_dir.path()), new_dir.path(), &[]);
+    let new_http = new.http;
+    old.wait_for(
+        "the exactly-once worker to say it waits for the old one",
+        Duration::from_secs(60),
+        || {
+            new.stderr()
+                .contains("waits until the source group has no members")
+        },
+    );
+    seeded.extend(samples::produce(s, TOPIC, 2000, 4000, 100, 64).unwrap());
+    old.wait_for(
+        "the at-least-once worker to commit the first 4,000 records",
+        Duration::from_secs(90),
+        || progress.committed_total() >= 4000,
+    );
+    assert_eq!(
+        assigned_partitions_at(new_http),
+        0,
+        "the exactly-once worker took partitions while the at-least-once worker was a member"
+    );
+    let stopped = old.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.output());
+    new.wait_for(
+        "the exactly-once worker to own every partition once the old one left",
+        Duration::from_secs(60),
+        || assigned_partitions_at(new_http) == i64::from(PARTITIONS),
+    );
+    seeded.extend(samples::produce(s, TOPIC, 4000, 6000, 100, 64).unwrap());
+    new.wait_for(
+        "the exactly-once worker to commit every record",
+        Duration::from_secs(90),
+        || progress.committed_total() >= 6000,
+    );
+    let finished = new.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
+    let (exact, _) = judge("switched from atLeastOnce", t, TOPIC, &seeded);
+    eprintln!("switch: {} records, read_committed {exact}", seeded.len());
+}
+
+/// An exactly-once mirror of an earlier version (a transactional producer per source partition, positions in
+/// `kafka-mirror.offsets.<group>`): the new worker starts each partition from that position, and fences the old
+/// per-partition producers first, so one of them still running (here with an open transaction holding a
+/// duplicate copy and a later position) can commit nothing more and its copy never becomes visible.
+#[test]
+fn an_earlier_versions_positions_are_continued_and_its_producers_fenced() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    const TOPIC: &str = "eos-legacy";
+    const NAME: &str = "eos-legacy";
+    const PARTITIONS: i32 = 4;
+    let (s, t) = topic_on_both(TOPIC, PARTITIONS);
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = MirrorDocument::new(NAME, Connection::new(s), Connection::new(t))
+        .include(TOPIC)
+        .delivery(Delivery::ExactlyOnce);
+    let group = mirror.group_id();
+    // What the earlier version copied: the first 2,000 records, on the target as on the source (same keys, so
+    // the same partitions), and its positions after them.
+    let mut seeded = samples::produce(s, TOPIC, 0, 2000, 100, 64).unwrap();
+    samples::produce(t, TOPIC, 0, 2000, 100, 64).unwrap();
+    let ends = Watermarks::new(&client_config(s, &[]), TOPIC, PARTITIONS);
+    let legacy_topic = format!("kafka-mirror.offsets.{group}");
+    clusters().1.create_topic(&legacy_topic, 1, 1, KEEP_FOREVER);
+    let legacy_producer = |partition: i32| -> BaseProducer {
+        let producer: BaseProducer = client_config(t, &[])
+            .set(
+                "transactional.id",
+                format!("kafka-mirror:{group}:{TOPIC}:{partition}"),
+            )
+            .create()
+            .unwrap();
+        producer.init_transactions(Duration::from_secs(30)).unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+    };
+    let highs = ends.high().unwrap();
+    for partition in 0..PARTITIONS {
+        let producer = legacy_producer(partition);
+        let key = format!("{TOPIC}:{partition}");
+        let value = highs[partition as usize].to_string();
+        producer
+            .send(
+                BaseRecord::<str, str>::to(&legacy_topic)
+                    .partition(0)
+                    .key(&key)
+                    .payload(&value),
+            )
+            .unwrap();
+        producer
+            .commit_transaction(Duration::from_secs(30))
+            .unwrap();
+    }
+    // A producer of the earlier version still running: an open transaction with a record of its own in the
+    // target topic and a position past what it copied.
+    let zombie = legacy_producer(0);
+    zombie
+        .send(
+            BaseRecord::<str, str>::to(TOPIC)
+                .partition(0)
+                .key("zombie")
+                .payload("never seeded"),
+        )
+        .unwrap();
+    let key = format!("{TOPIC}:0");
+    let ahead = (highs[0] + 100).to_string();
+    zombie
+        .send(
+            BaseRecord::<str, str>::to(&legacy_topic)
+                .partition(0)
+                .key(&key)
+                .payload(&ahead),
+        )
+        .unwrap();
+    zombie.flush(Duration::from_secs(10)).unwrap();
+    seeded.extend(samples::produce(s, TOPIC, 2000, 4000, 100, 64).unwrap());
+    let progress = Progress::new(s, t, &group, TOPIC, PARTITIONS);
+    let mut worker = Worker::spawn(&mirror.write_in(dir.path()), dir.path(), &[]);
+    worker.wait_for(
+        "the worker to commit every record",
+        Duration::from_secs(120),
+        || progress.committed_total() >= 4000,
+    );
+    assert!(
+        zombie.commit_transaction(Duration::from_secs(30)).is_err(),
+        "the earlier version's producer committed after the new worker started: it was not fenced"
+    );
+    let finished = worker.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.output());
+    assert!(
+        finished
+            .stderr
+            .contains("fenced the per-partition producers of an earlier version"),
+        "{}",
+        finished.output()
+    );
+    // read_committed: every record once, and not the zombie's (`judge` asserts nothing unknown arrived).
+    let (exact, all) = judge("continued from an earlier version", t, TOPIC, &seeded);
+    assert_eq!(
+        all.unknown, 1,
+        "the read_uncommitted reader should see the fenced producer's aborted record: {all}"
+    );
+    eprintln!(
+        "earlier version: {} records, read_committed {exact}",
+        seeded.len()
+    );
 }

@@ -33,8 +33,6 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The peak RSS goal of issue 17 at 5,000 partitions.
 const GOAL_MIB: f64 = 256.0;
 const GOAL_PARTITIONS: usize = 5000;
-/// The most partitions the exactly-once rows are measured with (a producer each).
-const EXACTLY_ONCE_MOST: usize = 1000;
 
 /// The partition counts of `--growth-partitions`: by default 10, 100, 1,000 and 5,000 (10 and 100 for a quick
 /// run); empty or `none` leaves the section out.
@@ -63,10 +61,11 @@ enum Layout {
     OneTopic,
     /// N/10 topics of 10 partitions.
     ManyTopics,
-    /// One topic of N partitions mirrored with `delivery: exactlyOnce`: a transactional producer per partition.
+    /// One topic of N partitions mirrored with `delivery: exactlyOnce`: a transactional producer per transaction
+    /// group (at most 16).
     OneTopicExactlyOnce,
-    /// N/10 topics of 10 partitions with `delivery: exactlyOnce`: as many producers, each knowing a topic of 10
-    /// partitions instead of N (librdkafka keeps a state per partition of every topic a producer writes to).
+    /// N/10 topics of 10 partitions with `delivery: exactlyOnce`: each group's producer writes to every topic
+    /// (librdkafka keeps a state per partition of every topic a producer writes to).
     ManyTopicsExactlyOnce,
 }
 
@@ -160,16 +159,15 @@ pub fn measure(
             );
         }
     }
-    // Exactly once starts a producer (threads, connections) per partition: measured up to EXACTLY_ONCE_MOST.
     let layouts = [
-        (Layout::OneTopic, usize::MAX),
-        (Layout::ManyTopics, usize::MAX),
-        (Layout::OneTopicExactlyOnce, EXACTLY_ONCE_MOST),
-        (Layout::ManyTopicsExactlyOnce, EXACTLY_ONCE_MOST),
+        Layout::OneTopic,
+        Layout::ManyTopics,
+        Layout::OneTopicExactlyOnce,
+        Layout::ManyTopicsExactlyOnce,
     ];
     let mut rows = Vec::new();
-    for (layout, most) in layouts {
-        for &n in counts.iter().filter(|n| **n <= most) {
+    for layout in layouts {
+        for &n in counts {
             // With 10 partitions a many-topics layout is one topic of 10: the one-topic row.
             if matches!(layout, Layout::ManyTopics | Layout::ManyTopicsExactlyOnce)
                 && n <= MANY_TOPICS_PARTITIONS as usize
@@ -401,7 +399,7 @@ fn markdown(
          every partition, copied by mirror-worker (at-least-once, its defaults) into fresh target topics of the \
          same layout: one topic of N partitions, and N/{MANY_TOPICS_PARTITIONS} topics of \
          {MANY_TOPICS_PARTITIONS} partitions; then both layouts again with `delivery: exactlyOnce` (a \
-         transactional producer per partition; up to {EXACTLY_ONCE_MOST} partitions, its copy done when the source group's \
+         transactional producer per transaction group, at most 16; its copy done when the source group's \
          commits reach the end). *Start-up*: worker start to the first record on the target (in \
          brackets, to every partition assigned); *copy*: first record to last, as in the tables above (the brokers' CPU over the same window beside it); *peak RSS*: \
          VmHWM over the worker's life; *idle*: its RSS and CPU (% of one core) in the {} s after the copy.\n",

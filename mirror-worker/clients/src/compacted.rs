@@ -1,5 +1,5 @@
-//! Reads one of the mirror's own one-partition compacted topics on the target (the exactly-once positions, the
-//! offset syncs) into its latest value per key. Blocking: run it off the async runtime.
+//! Reads the mirror's own compacted topics on the target (the exactly-once transaction groups' positions, the
+//! offset syncs) into their latest value per key. Blocking: run it off the async runtime.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,16 +21,28 @@ pub enum Missing {
     IsAnError,
 }
 
-/// The latest value of every key of `topic` (partition 0), read `read_committed` up to the high watermark seen
+/// The latest value of every key of `topic` (partition 0): [`read_latest_of`] one partition.
+pub fn read_latest(
+    connection: &KafkaClientConfig,
+    group_id: &str,
+    topic: &str,
+    timeout: Duration,
+    missing: Missing,
+) -> Result<HashMap<Vec<u8>, Vec<u8>>, String> {
+    read_latest_of(connection, group_id, topic, &[0], timeout, missing)
+}
+
+/// The latest value of every key in `partitions` of `topic`, read `read_committed` up to the high watermarks seen
 /// when the read starts: every transaction decided before this call. Reading up to it waits for the last
 /// stable offset to pass it, i.e. for transactions being committed meanwhile. `connection` is the target's
 /// connection config; `group_id` names the reader (it never joins or commits). An empty topic reads as empty;
 /// a topic the cluster does not know reads as empty only when `missing` says so (a reader that must not take
 /// a momentarily unknown topic for an empty one says `Missing::IsAnError`).
-pub fn read_latest(
+pub fn read_latest_of(
     connection: &KafkaClientConfig,
     group_id: &str,
     topic: &str,
+    partitions: &[i32],
     timeout: Duration,
     missing: Missing,
 ) -> Result<HashMap<Vec<u8>, Vec<u8>>, String> {
@@ -51,30 +63,41 @@ pub fn read_latest(
         .create_with_context(ResolvingContext(connection.host_aliases().clone()))
         .map_err(|e| format!("creating a reader of {topic}: {e}"))?;
     let mut latest = HashMap::new();
-    let (low, high) = match watermarks.fetch_watermarks(topic, 0, timeout) {
-        Ok(watermarks) => watermarks,
-        // Not created yet (the workers create it): nothing published yet. librdkafka says so with either code.
-        Err(e)
-            if missing == Missing::IsEmpty
-                && matches!(
-                    e.rdkafka_error_code(),
-                    Some(
-                        rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition
-                            | rdkafka::error::RDKafkaErrorCode::UnknownPartition
-                    )
-                ) =>
-        {
-            return Ok(latest);
+    // Each partition's high watermark; a partition is read from its start up to it.
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for &partition in partitions {
+        let (low, high) = match watermarks.fetch_watermarks(topic, partition, timeout) {
+            Ok(watermarks) => watermarks,
+            // Not created yet (the workers create it): nothing published yet. librdkafka says so with either code.
+            Err(e)
+                if missing == Missing::IsEmpty
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition
+                                | rdkafka::error::RDKafkaErrorCode::UnknownPartition
+                        )
+                    ) =>
+            {
+                return Ok(latest);
+            }
+            Err(e) => {
+                return Err(format!(
+                    "reading the watermarks of {topic}[{partition}]: {e}"
+                ));
+            }
+        };
+        if high > low {
+            tpl.add_partition_offset(topic, partition, Offset::Beginning)
+                .map_err(|e| e.to_string())?;
+            ends.push((partition, high));
         }
-        Err(e) => return Err(format!("reading the watermarks of {topic}: {e}")),
-    };
+    }
     drop(watermarks);
-    if high <= low {
+    if ends.is_empty() {
         return Ok(latest);
     }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .map_err(|e| e.to_string())?;
     reader
         .assign(&tpl)
         .map_err(|e| format!("reading {topic}: {e}"))?;
@@ -89,16 +112,19 @@ pub fn read_latest(
             Some(Err(KafkaError::PartitionEOF(_))) | None => {}
             Some(Err(error)) => tracing::debug!(%error, topic, "reading a compacted topic"),
         }
-        let position = reader
-            .position()
-            .ok()
-            .and_then(|p| p.find_partition(topic, 0).map(|e| e.offset()));
-        if matches!(position, Some(Offset::Offset(p)) if p >= high) {
+        let positions = reader.position().ok();
+        let behind = ends.iter().find(|(partition, high)| {
+            !matches!(
+                positions.as_ref().and_then(|p| p.find_partition(topic, *partition)).map(|e| e.offset()),
+                Some(Offset::Offset(p)) if p >= *high
+            )
+        });
+        let Some((partition, high)) = behind else {
             return Ok(latest);
-        }
+        };
         if Instant::now() >= deadline {
             return Err(format!(
-                "{topic} could not be read up to offset {high} within {}s",
+                "{topic}[{partition}] could not be read up to offset {high} within {}s",
                 timeout.as_secs()
             ));
         }

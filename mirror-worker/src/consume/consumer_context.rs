@@ -2,7 +2,7 @@
 //! right across rebalances (partitions being revoked are drained and committed before the revoke completes),
 //! count commits, read the consumer's statistics and log, and stop the mirror at a source truncation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,7 +12,9 @@ use kafka_mirror_clients::host_aliases::HostAliases;
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
@@ -24,6 +26,7 @@ use crate::acks::PartitionState;
 use crate::deliver::offset_syncs::OffsetSyncs;
 use crate::deliver::transactions::{Outcome, Transactions};
 use crate::deliver::{MirrorProducer, wait_delivered};
+use crate::discover::Routes;
 use crate::engine::MigrationEnd;
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, PartitionLabels, TopicLabels};
@@ -49,8 +52,11 @@ pub struct StreamContext {
     pub leaving: AtomicBool,
     /// `spec.source.hostAliases`: the consumer resolves the brokers' names through them.
     host_aliases: HostAliases,
-    /// `delivery: exactlyOnce`: the transactional producers of this stream's partitions.
+    /// `delivery: exactlyOnce`: the transactional producers of this stream's transaction groups.
     pub transactions: Option<Arc<Transactions>>,
+    /// `delivery: exactlyOnce`: the routes the stream follows, whose source partitions of its transaction groups
+    /// it assigns itself.
+    routes: Mutex<Routes>,
     /// `spec.consumerGroups`: the offset maps of the process's partitions.
     pub offset_syncs: Option<Arc<OffsetSyncs>>,
     /// The shared producer (`delivery: atLeastOnce`), for publishing the revoked partitions' offset maps.
@@ -80,6 +86,7 @@ impl StreamContext {
             leaving: AtomicBool::new(false),
             host_aliases,
             transactions: None,
+            routes: Mutex::new(Routes::default()),
             offset_syncs: None,
             producer: None,
         }
@@ -120,34 +127,219 @@ impl StreamContext {
         store(consumer, states);
     }
 
-    /// `delivery: exactlyOnce`: commits the open transactions of `states` that hold records, then acts on how
-    /// each ended: a committed position becomes what the source group commits; an aborted transaction re-reads
-    /// its partition from the last committed position (`seek`: unless the partition is leaving); a fenced
-    /// partition is paused and mirrors nothing more here.
+    /// `delivery: exactlyOnce`: commits the open transactions of the owned transaction groups (only `groups`'
+    /// when given) that hold anything, then acts on how each partition's share ended: a committed position
+    /// becomes what the source group commits; an aborted transaction re-reads its partitions from their last
+    /// committed positions (`seek`: unless they are leaving); a fenced partition is paused and mirrors nothing
+    /// more here.
     pub fn commit_transactions(
         &self,
         consumer: &BaseConsumer<StreamContext>,
-        states: &[Arc<PartitionState>],
+        groups: Option<&[i32]>,
         seek: bool,
     ) {
         let Some(transactions) = &self.transactions else {
             return;
         };
-        for (state, outcome) in transactions.commit(states) {
+        for (state, outcome) in transactions.commit(&self.all_states(), groups) {
             self.settle_transaction(consumer, &state, outcome, seek);
         }
     }
 
-    /// `delivery: exactlyOnce`: aborts the open transaction of a partition whose delivery failed and re-reads it
-    /// from its last committed position.
+    /// `delivery: exactlyOnce`: aborts the open transaction of the group of a partition whose delivery failed
+    /// and re-reads every partition it held from its last committed position.
     pub fn abort_transaction(
         &self,
         consumer: &BaseConsumer<StreamContext>,
         state: &Arc<PartitionState>,
     ) {
         if let Some(transactions) = &self.transactions {
-            let outcome = transactions.abort(state);
-            self.settle_transaction(consumer, state, outcome, true);
+            for (state, outcome) in transactions.abort(state, &self.all_states()) {
+                self.settle_transaction(consumer, &state, outcome, true);
+            }
+        }
+    }
+
+    /// `delivery: exactlyOnce`: the routes changed; the stream's transaction groups gain the partitions of new
+    /// topics (and topics that grew) and lose those of topics no longer routed.
+    pub fn follow_routes(&self, consumer: &BaseConsumer<StreamContext>, routes: &Routes) {
+        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = routes.clone();
+        let Some(transactions) = &self.transactions else {
+            return;
+        };
+        let owned: Vec<i32> = (0..transactions.groups())
+            .filter(|group| transactions.owns(*group))
+            .collect();
+        let wanted: BTreeSet<(String, i32)> = self.partitions_of(&owned).into_iter().collect();
+        let held: Vec<Arc<PartitionState>> = self.all_states();
+        let leaving: Vec<Arc<PartitionState>> = held
+            .iter()
+            .filter(|state| !wanted.contains(&(state.topic.clone(), state.partition)))
+            .cloned()
+            .collect();
+        if !leaving.is_empty() {
+            self.let_go(
+                consumer,
+                &leaving,
+                "partitions of topics no longer mirrored; committing them",
+            );
+        }
+        let held: BTreeSet<(String, i32)> = held
+            .iter()
+            .map(|state| (state.topic.clone(), state.partition))
+            .collect();
+        let new: Vec<(String, i32)> = wanted.difference(&held).cloned().collect();
+        self.assign_transactional(consumer, &new);
+    }
+
+    /// `delivery: exactlyOnce`: the transaction groups' consumer assigned `groups` to this stream: their
+    /// producers fence the previous owners, then their source partitions are assigned from the positions on the
+    /// target. A takeover that fails stops the worker (nothing of those partitions is mirrored meanwhile).
+    pub fn take_over_groups(&self, consumer: &BaseConsumer<StreamContext>, groups: &[i32]) {
+        let Some(transactions) = &self.transactions else {
+            return;
+        };
+        if groups.is_empty() {
+            return;
+        }
+        info!(mirror = %self.mirror, stream = self.stream, groups = ?groups, "transaction groups assigned; taking them over");
+        if let Err(reason) = transactions.take_over_groups(groups) {
+            self.takeover_failed(&reason);
+            return;
+        }
+        self.assign_transactional(consumer, &self.partitions_of(groups));
+    }
+
+    /// `delivery: exactlyOnce`: `groups` were revoked from this stream: their transactions commit (or abort),
+    /// their source partitions are drained, committed on the source and unassigned, and their producers close,
+    /// all before the revoke completes.
+    pub fn release_groups(&self, consumer: &BaseConsumer<StreamContext>, groups: &[i32]) {
+        let Some(transactions) = &self.transactions else {
+            return;
+        };
+        if groups.is_empty() {
+            return;
+        }
+        info!(mirror = %self.mirror, stream = self.stream, groups = ?groups, "transaction groups revoked; committing them");
+        let leaving: Vec<Arc<PartitionState>> = self
+            .all_states()
+            .into_iter()
+            .filter(|state| groups.contains(&transactions.group_of(&state.topic, state.partition)))
+            .collect();
+        self.let_go(
+            consumer,
+            &leaving,
+            "partitions revoked; draining and committing them",
+        );
+        for group in groups {
+            transactions.release_group(*group);
+        }
+    }
+
+    /// The source partitions of `groups` among the routed topics.
+    fn partitions_of(&self, groups: &[i32]) -> Vec<(String, i32)> {
+        let Some(transactions) = &self.transactions else {
+            return Vec::new();
+        };
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        routes
+            .iter()
+            .flat_map(|(topic, route)| {
+                (0..route.source_partitions)
+                    .filter(|partition| groups.contains(&transactions.group_of(topic, *partition)))
+                    .map(|partition| (topic.clone(), partition))
+            })
+            .collect()
+    }
+
+    /// `delivery: exactlyOnce`: assigns `partitions` (of owned groups) to the source consumer, each from its
+    /// position read from the target.
+    fn assign_transactional(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        partitions: &[(String, i32)],
+    ) {
+        let Some(transactions) = &self.transactions else {
+            return;
+        };
+        if partitions.is_empty() {
+            return;
+        }
+        let tpl = match transactions.start(consumer, partitions) {
+            Ok(tpl) => tpl,
+            Err(reason) => return self.takeover_failed(&reason),
+        };
+        self.metrics.rebalances.inc();
+        self.log_by_topic(&tpl, "partitions assigned");
+        self.assign(&tpl);
+        if let Err(error) = consumer.incremental_assign(&tpl) {
+            self.health.set_fatal(format!(
+                "delivery exactlyOnce: assigning the source partitions of this stream's transaction groups failed: {error}"
+            ));
+        }
+    }
+
+    fn takeover_failed(&self, reason: &str) {
+        self.metrics.error("transaction_takeover");
+        self.health.set_fatal(format!(
+            "delivery exactlyOnce: taking transaction groups over failed: {reason}"
+        ));
+    }
+
+    /// `delivery: exactlyOnce`: `leaving` partitions leave this stream. Their groups' transactions commit (with
+    /// their last offset maps), then they are drained, committed on the source and unassigned.
+    fn let_go(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        leaving: &[Arc<PartitionState>],
+        event: &str,
+    ) {
+        let Some(transactions) = &self.transactions else {
+            return;
+        };
+        for state in leaving {
+            if let Some(syncs) = &state.offset_syncs {
+                syncs.due_now();
+            }
+        }
+        let groups: Vec<i32> = leaving
+            .iter()
+            .map(|state| transactions.group_of(&state.topic, state.partition))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.commit_transactions(consumer, Some(&groups), false);
+        let mut tpl = TopicPartitionList::new();
+        for state in leaving {
+            tpl.add_partition(&state.topic, state.partition);
+        }
+        self.log_by_topic(&tpl, event);
+        let revoked = self.revoke(&tpl);
+        self.drain_and_store(consumer, &revoked);
+        let mut committed = TopicPartitionList::new();
+        for state in &revoked {
+            transactions.remove(&state.topic, state.partition);
+            if let Some(position) = state.committable() {
+                let _ = committed.add_partition_offset(
+                    &state.topic,
+                    state.partition,
+                    rdkafka::Offset::Offset(position),
+                );
+            }
+        }
+        // The source group's commit is for the lag only (the positions on the target are the truth): sent, not
+        // awaited.
+        if committed.count() > 0
+            && let Err(error) = consumer.commit(&committed, CommitMode::Async)
+        {
+            debug!(stream = self.stream, %error, "committing the leaving partitions on the source was not sent");
+        }
+        if let Err(error) = consumer.incremental_unassign(&tpl) {
+            warn!(stream = self.stream, %error, "unassigning the leaving source partitions failed");
         }
     }
 
@@ -386,9 +578,8 @@ impl ClientContext for StreamContext {
 
 impl ConsumerContext for StreamContext {
     /// librdkafka's rebalance as rust-rdkafka does it (pre-rebalance callback, incremental assign or unassign,
-    /// post-rebalance callback), except that with `delivery: exactlyOnce` newly assigned partitions are taken
-    /// over first: their transactional producers fence the previous owner, and their start positions, read
-    /// from the target, go into the assignment.
+    /// post-rebalance callback). With `delivery: exactlyOnce` the source consumer never joins the group (it is
+    /// assigned its transaction groups' partitions, see `transaction_groups`), so this is never called.
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -396,15 +587,6 @@ impl ConsumerContext for StreamContext {
         tpl: &mut TopicPartitionList,
     ) {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-        if assign
-            && let Some(transactions) = &self.transactions
-            && let Err(reason) = transactions.take_over(consumer, tpl)
-        {
-            self.metrics.error("transaction_takeover");
-            self.health.set_fatal(format!(
-                "delivery exactlyOnce: taking partitions over failed: {reason}"
-            ));
-        }
         let rebalance = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
@@ -441,19 +623,11 @@ impl ConsumerContext for StreamContext {
             Rebalance::Revoke(tpl) => {
                 let revoked = self.revoke(tpl);
                 self.log_by_topic(tpl, "partitions revoked; draining and committing them");
-                // `spec.consumerGroups`: their offset maps are published as they leave (with exactly once
-                // inside their last transactions), so the next owner's start from all of this one's.
+                // `spec.consumerGroups`: their offset maps are published as they leave, so the next owner's
+                // start from all of this one's.
                 for state in &revoked {
                     if let Some(syncs) = &state.offset_syncs {
                         syncs.due_now();
-                    }
-                }
-                // Exactly once: their transactions commit (or abort) before the next owner's initTransactions
-                // could abort them, and their producers close.
-                if let Some(transactions) = &self.transactions {
-                    self.commit_transactions(consumer, &revoked, false);
-                    for state in &revoked {
-                        transactions.remove(&state.topic, state.partition);
                     }
                 }
                 // The revoke completes only after this returns, and librdkafka then commits the stored offsets

@@ -12,6 +12,7 @@ mod origin;
 mod settings;
 mod shutdown_gate;
 mod stream;
+mod transaction_groups;
 mod truncation;
 
 pub(crate) use origin::Origin;

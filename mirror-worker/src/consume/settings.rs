@@ -28,7 +28,7 @@ pub struct StreamSettings {
     pub gate: Arc<ShutdownGate>,
     /// The target producer compresses: a record larger than a topic's limit may still fit once compressed.
     pub compresses: bool,
-    /// `delivery: exactlyOnce`: this stream's transactional producers, one per assigned partition, instead of
+    /// `delivery: exactlyOnce`: this stream's transactional producers, one per owned transaction group, instead of
     /// the process's shared producer.
     pub transactions: Option<Arc<Transactions>>,
     /// `spec.markOrigin`: the two clusters' ids.

@@ -21,6 +21,7 @@ use super::consumer_context::StreamContext;
 use super::origin::{Origin, Verdict};
 use super::settings::{StreamSettings, consumer_config};
 use super::shutdown_gate::ShutdownGate;
+use super::transaction_groups::TransactionGroups;
 use crate::acks::PartitionState;
 use crate::deliver::{
     DeliveryToken, FailedDelivery, MirrorProducer, oversized_record, partitioner, settle_failure,
@@ -40,7 +41,12 @@ const STORE_INTERVAL: Duration = Duration::from_millis(100);
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
 
 pub struct Stream {
-    consumer: BaseConsumer<StreamContext>,
+    /// Shared with the transaction groups' consumer (`delivery: exactlyOnce`), whose rebalances assign it.
+    consumer: Arc<BaseConsumer<StreamContext>>,
+    /// `delivery: exactlyOnce`: this stream's membership in the group that assigns transaction groups; the
+    /// source consumer then never joins the source group.
+    transaction_groups: Option<TransactionGroups>,
+    group_id: String,
     /// The process's shared producer; `None` with `delivery: exactlyOnce`, where each partition has its own.
     producer: Option<Arc<MirrorProducer>>,
     /// How often open transactions commit (`delivery: exactlyOnce`).
@@ -69,7 +75,7 @@ impl Stream {
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
         let config = consumer_config(
-            settings.consumer_config,
+            settings.consumer_config.clone(),
             settings.stream,
             &settings.group_id,
             settings.commit_interval,
@@ -86,15 +92,28 @@ impl Stream {
         context.transactions = settings.transactions.clone();
         context.offset_syncs = settings.offset_syncs.clone();
         context.producer = producer.clone();
-        let consumer: BaseConsumer<StreamContext> =
+        let consumer: Arc<BaseConsumer<StreamContext>> = Arc::new(
             config
                 .create_with_context(context)
                 .map_err(|source| Error::Kafka {
                     what: format!("creating source consumer of stream {}", settings.stream),
                     source,
-                })?;
+                })?,
+        );
+        let transaction_groups = match &settings.transactions {
+            Some(transactions) => Some(TransactionGroups::new(
+                consumer.clone(),
+                transactions,
+                transactions.target(),
+                &settings.consumer_config,
+                &settings.group_id,
+            )?),
+            None => None,
+        };
         Ok(Self {
             consumer,
+            transaction_groups,
+            group_id: settings.group_id,
             producer,
             commit_interval: settings.commit_interval,
             routes,
@@ -114,6 +133,8 @@ impl Stream {
     pub fn run(mut self) -> Result<()> {
         let result = self.consume();
         self.leave();
+        // Leaves the transaction groups' group first: its revoke still reaches the source consumer.
+        drop(self.transaction_groups.take());
         result
     }
 
@@ -122,8 +143,12 @@ impl Stream {
     fn consume(&mut self) -> Result<()> {
         let stream = self.consumer.context().stream;
         let mut routes = self.routes.borrow_and_update().clone();
-        self.subscribe(&routes)?;
         self.health.stream_started();
+        if self.transaction_groups.is_some() && !self.wait_for_group_members_to_leave() {
+            self.health.stream_stopped();
+            return Ok(());
+        }
+        self.subscribe(&routes)?;
         let mut last_store = Instant::now();
         let mut last_transaction = Instant::now();
         let result = loop {
@@ -136,7 +161,9 @@ impl Stream {
             if self.routes.has_changed().unwrap_or(false) {
                 let next = self.routes.borrow_and_update().clone();
                 // A failed subscription ends the loop like any stop: drain, commit, then report it.
-                if next.keys().ne(routes.keys())
+                if self.transaction_groups.is_some() {
+                    self.consumer.context().follow_routes(&self.consumer, &next);
+                } else if next.keys().ne(routes.keys())
                     && let Err(e) = self.subscribe(&next)
                 {
                     break Err(e);
@@ -145,17 +172,19 @@ impl Stream {
                 self.resume_waiting(&next);
                 routes = next;
             }
+            if let Some(groups) = &self.transaction_groups {
+                groups.poll();
+            }
             if self.consumer.context().take_attention() {
                 self.rewind_failed_partitions();
             }
             if self.consumer.context().transactions.is_some()
                 && last_transaction.elapsed() >= self.commit_interval
             {
-                let states = self.consumer.context().all_states();
                 self.consumer
                     .context()
-                    .commit_transactions(&self.consumer, &states, true);
-                self.check_fenced(&states);
+                    .commit_transactions(&self.consumer, None, true);
+                self.check_fenced(&self.consumer.context().all_states());
                 last_transaction = Instant::now();
             }
             if last_store.elapsed() >= STORE_INTERVAL {
@@ -192,7 +221,7 @@ impl Stream {
         // Exactly once: what was sent commits with its positions (what cannot is aborted, for the next owner).
         self.consumer
             .context()
-            .commit_transactions(&self.consumer, &states, false);
+            .commit_transactions(&self.consumer, None, false);
         self.finish_drained_partitions(&states);
         self.consumer
             .context()
@@ -212,9 +241,64 @@ impl Stream {
         info!(mirror = %self.consumer.context().mirror, stream, "stream stopped");
     }
 
+    /// `delivery: exactlyOnce`: members of the source group are workers that read by the group's assignment
+    /// (`atLeastOnce` before a switch, or an exactly-once worker of an earlier version, with a producer per
+    /// partition): they would write partitions outside this stream's transaction groups. Waits until none is
+    /// left (ready meanwhile, so a rolling update goes on and replaces them); false if the stream stopped first.
+    fn wait_for_group_members_to_leave(&self) -> bool {
+        let stream = self.consumer.context().stream;
+        let mut logged = false;
+        loop {
+            if self.stop.load(Ordering::Acquire) || self.health.fatal().is_some() {
+                return false;
+            }
+            let members = match self
+                .consumer
+                .fetch_group_list(Some(&self.group_id), Duration::from_secs(10))
+            {
+                Ok(list) => list
+                    .groups()
+                    .first()
+                    .map_or(0, |group| group.members().len()),
+                Err(error) => {
+                    warn!(stream, %error, group = self.group_id, "the source group's members could not be read; going on");
+                    return true;
+                }
+            };
+            if members == 0 {
+                if logged {
+                    info!(
+                        stream,
+                        group = self.group_id,
+                        "the source group has no members left"
+                    );
+                }
+                return true;
+            }
+            if !logged {
+                warn!(
+                    stream,
+                    group = self.group_id,
+                    members,
+                    "delivery exactlyOnce waits until the source group has no members: workers that read by the \
+                     group's assignment (atLeastOnce, or an earlier version) would write the same partitions"
+                );
+                logged = true;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
     fn subscribe(&self, routes: &Routes) -> Result<()> {
         let topics: Vec<&str> = routes.keys().map(String::as_str).collect();
         self.metrics.mirrored_topics.set(topics.len() as i64);
+        if let Some(groups) = &self.transaction_groups {
+            // Exactly once: the routes say which source partitions the owned transaction groups hold.
+            self.consumer
+                .context()
+                .follow_routes(&self.consumer, routes);
+            return groups.join();
+        }
         if topics.is_empty() {
             self.consumer.unsubscribe();
             return Ok(());
@@ -303,7 +387,7 @@ impl Stream {
             return;
         }
         let transactional = match &self.consumer.context().transactions {
-            Some(transactions) => transactions.all(),
+            Some(transactions) => transactions.group_producers(),
             None => Vec::new(),
         };
         let producers = self
@@ -371,7 +455,7 @@ impl Stream {
                 .and_then(|t| t.producer(&state.topic, state.partition))
             {
                 Some(txn) => {
-                    let sent = self.send(&txn.producer, record, route, &state, offset, generation);
+                    let sent = self.send(txn.producer(), record, route, &state, offset, generation);
                     if sent {
                         txn.sent(offset);
                     }

@@ -2,8 +2,8 @@
 //! stream and settles each delivery in its partition's acknowledgement tracker; [`partitioner`] picks the
 //! target partition as the Java producer would; [`failure`] decides what a failed delivery means, and is the
 //! one place a record the target cannot take stops the mirror. With `delivery: exactlyOnce` the records go
-//! through [`transactions`] instead: a transactional producer per source partition, whose transactions also
-//! hold the partition's source position on the target. [`offset_syncs`] publishes where the copies of each
+//! through [`transactions`] instead: a transactional producer per transaction group of source partitions, whose
+//! transactions also hold the partitions' source positions on the target. [`offset_syncs`] publishes where the copies of each
 //! partition sit on the target (`spec.consumerGroups`).
 
 mod failure;

@@ -56,7 +56,7 @@ pub struct OffsetSyncs {
 
 /// Per partition of a target topic, the offset after the last copy the process's producer had acknowledged
 /// there. A copy acknowledged later lies at or after it: one idempotent producer's copies are written and
-/// acknowledged in order. (Not with `delivery: exactlyOnce`, whose producers are one per source partition.)
+/// acknowledged in order. (Not with `delivery: exactlyOnce`, whose producers are one per transaction group.)
 #[derive(Default)]
 pub struct Heads(Mutex<BTreeMap<i32, i64>>);
 
@@ -85,6 +85,7 @@ impl OffsetSyncs {
         own_topic::ensure(
             plan,
             &topic,
+            1,
             "spec.consumerGroups publishes offset maps in",
             Duration::from_secs(60),
         )
@@ -180,7 +181,7 @@ impl OffsetSyncs {
                 continue;
             };
             if producer
-                .send(own_record(&self.topic, &syncs.key, &value, state))
+                .send(own_record(&self.topic, 0, &syncs.key, &value, state))
                 .is_err()
             {
                 syncs.not_published();

@@ -1,4 +1,4 @@
-//! The mirror's own topics on the target (the exactly-once positions, the offset syncs): one partition each,
+//! The mirror's own topics on the target (the exactly-once transaction groups' positions, the offset syncs):
 //! compacted, keyed by source partition.
 
 use std::time::Duration;
@@ -11,10 +11,17 @@ use tracing::info;
 
 use crate::{Error, Result};
 
-/// Creates the topic `name` on the target if it is missing: one partition, compacted, segments rolled every
-/// `segment` so a reader reads little more than the latest record of each key (compaction only cleans rolled
-/// segments). `purpose` starts the error messages, e.g. "delivery exactlyOnce stores positions in".
-pub async fn ensure(plan: &MirrorPlan, name: &str, purpose: &str, segment: Duration) -> Result<()> {
+/// Creates the topic `name` on the target if it is missing: `partitions` partitions, compacted, segments rolled
+/// every `segment` so a reader reads little more than the latest record of each key (compaction only cleans
+/// rolled segments). `purpose` starts the error messages, e.g. "delivery exactlyOnce stores positions in".
+/// Returns the partition count the topic has (an existing topic keeps its own).
+pub async fn ensure(
+    plan: &MirrorPlan,
+    name: &str,
+    partitions: i32,
+    purpose: &str,
+    segment: Duration,
+) -> Result<i32> {
     if name.len() > 249 {
         return Err(Error::Fatal(format!(
             "{purpose} topic {name}, longer than the 249 characters Kafka allows: set a shorter \
@@ -28,7 +35,7 @@ pub async fn ensure(plan: &MirrorPlan, name: &str, purpose: &str, segment: Durat
         })?;
     let replication = plan.spec.topics.create.replication_factor.unwrap_or(-1);
     let segment_ms = segment.as_millis().to_string();
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(replication))
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication))
         .set("cleanup.policy", "compact")
         .set("segment.ms", &segment_ms)
         .set("min.compaction.lag.ms", "0");
@@ -43,7 +50,9 @@ pub async fn ensure(plan: &MirrorPlan, name: &str, purpose: &str, segment: Durat
     for result in results {
         match result {
             Ok(_) => info!(topic = name, "created the mirror's own topic on the target"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                return existing_partitions(&admin, name, purpose);
+            }
             Err((_, code)) => {
                 return Err(Error::Fatal(format!(
                     "{purpose} topic {name} on the target, which cannot be created: {code}"
@@ -51,5 +60,29 @@ pub async fn ensure(plan: &MirrorPlan, name: &str, purpose: &str, segment: Durat
             }
         }
     }
-    Ok(())
+    Ok(partitions)
+}
+
+/// The partition count of the existing topic `name` (blocking, briefly: the engine runs on a multi-threaded
+/// runtime).
+fn existing_partitions(
+    admin: &AdminClient<ResolvingContext>,
+    name: &str,
+    purpose: &str,
+) -> Result<i32> {
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(name), Duration::from_secs(30))
+        .map_err(|source| Error::Kafka {
+            what: format!("reading the partitions of the topic {name} on the target"),
+            source,
+        })?;
+    match metadata.topics().first() {
+        Some(topic) if topic.error().is_none() && !topic.partitions().is_empty() => {
+            Ok(topic.partitions().len() as i32)
+        }
+        _ => Err(Error::Fatal(format!(
+            "{purpose} topic {name} on the target, which exists but whose partitions cannot be read"
+        ))),
+    }
 }

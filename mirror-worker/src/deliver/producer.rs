@@ -38,10 +38,11 @@ pub const POSITION_RECORD: i64 = -1;
 
 pub type MirrorProducer = ThreadedProducer<DeliveryContext>;
 
-/// A record of the mirror's own for partition 0 of one of its topics on the target (a position, an offset map)
+/// A record of the mirror's own for `partition` of one of its topics on the target (a position, an offset map)
 /// about the source partition `state`; its delivery report is not counted (see [`POSITION_RECORD`]).
 pub fn own_record<'a>(
     topic: &'a str,
+    partition: i32,
     key: &'a str,
     value: &'a [u8],
     state: &Arc<PartitionState>,
@@ -53,7 +54,7 @@ pub fn own_record<'a>(
         bytes: 0,
     };
     BaseRecord::with_opaque_to(topic, Box::new(token))
-        .partition(0)
+        .partition(partition)
         .key(key)
         .payload(value)
 }

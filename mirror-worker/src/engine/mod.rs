@@ -136,12 +136,23 @@ impl Engine {
                 migration_complete: true,
             });
         }
-        // Exactly once: a transactional producer per partition, made by each stream as partitions arrive.
+        // Exactly once: a transactional producer per transaction group, made by each stream as groups arrive.
         let exactly_once = match spec.delivery {
-            Delivery::ExactlyOnce => Some(ExactlyOnce {
-                positions_topic: transactions::ensure_positions_topic(plan).await?,
-                smallest_limit: routes.values().filter_map(|r| r.max_message_bytes).min(),
-            }),
+            Delivery::ExactlyOnce => {
+                let source_partitions = routes.values().map(|r| r.source_partitions).sum();
+                let (topic, groups) =
+                    transactions::ensure_transactions_topic(plan, source_partitions).await?;
+                info!(
+                    topic,
+                    groups,
+                    "delivery exactlyOnce: the source partitions fall into transaction groups, each written by one transactional producer"
+                );
+                Some(ExactlyOnce {
+                    topic,
+                    groups,
+                    smallest_limit: routes.values().filter_map(|r| r.max_message_bytes).min(),
+                })
+            }
             Delivery::AtLeastOnce => None,
         };
         let origin = if spec.mark_origin {
@@ -263,7 +274,8 @@ impl Engine {
                 transactions: writers.exactly_once.map(|e| {
                     Arc::new(Transactions::new(
                         plan,
-                        e.positions_topic.clone(),
+                        e.topic.clone(),
+                        e.groups,
                         writers.offset_syncs.map(|s| s.topic.clone()),
                         e.smallest_limit,
                         self.options.drain_timeout,
@@ -379,7 +391,9 @@ struct TargetWriters<'a> {
 
 /// `delivery: exactlyOnce`: what every stream's transactions share.
 struct ExactlyOnce {
-    positions_topic: String,
+    /// The transactions topic, and its partition count: the number of transaction groups.
+    topic: String,
+    groups: i32,
     smallest_limit: Option<i64>,
 }
 
