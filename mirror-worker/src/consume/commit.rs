@@ -62,6 +62,21 @@ pub(super) fn commit_kept_partitions(
     }
 }
 
+/// Sends a commit of the committable offsets of `states` without waiting for it: with `delivery: exactlyOnce`
+/// partitions leaving a stream, whose source group commit serves the lag only (the positions on the target are
+/// what the next owner starts from).
+pub(super) fn commit_unconfirmed(
+    consumer: &BaseConsumer<StreamContext>,
+    states: &[Arc<PartitionState>],
+) {
+    let (tpl, wanted) = offsets_list(states, PartitionState::committable);
+    if !wanted.is_empty()
+        && let Err(error) = consumer.commit(&tpl, CommitMode::Async)
+    {
+        debug!(stream = consumer.context().stream, %error, "committing the leaving partitions on the source was not sent");
+    }
+}
+
 /// Commits the committable offsets of `states` and confirms them by reading the group's committed offsets
 /// back, retrying until `deadline`. Does not rely on commit callbacks (librdkafka sends none for an empty
 /// commit) and never blocks on a synchronous commit, which could wait on a rebalance only this thread

@@ -12,15 +12,13 @@ use kafka_mirror_clients::host_aliases::HostAliases;
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
-};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use tracing::{debug, error, info, warn};
 
-use super::commit::{commit_kept_partitions, store};
+use super::commit::{commit_kept_partitions, commit_unconfirmed, store};
 use super::truncation;
 use crate::acks::PartitionState;
 use crate::deliver::offset_syncs::OffsetSyncs;
@@ -167,9 +165,7 @@ impl StreamContext {
         let Some(transactions) = &self.transactions else {
             return;
         };
-        let owned: Vec<i32> = (0..transactions.groups())
-            .filter(|group| transactions.owns(*group))
-            .collect();
+        let owned = transactions.owned_groups();
         let wanted: BTreeSet<(String, i32)> = self.partitions_of(&owned).into_iter().collect();
         let held: Vec<Arc<PartitionState>> = self.all_states();
         let leaving: Vec<Arc<PartitionState>> = held
@@ -301,11 +297,7 @@ impl StreamContext {
         let Some(transactions) = &self.transactions else {
             return;
         };
-        for state in leaving {
-            if let Some(syncs) = &state.offset_syncs {
-                syncs.due_now();
-            }
-        }
+        offset_maps_due(leaving);
         let groups: Vec<i32> = leaving
             .iter()
             .map(|state| transactions.group_of(&state.topic, state.partition))
@@ -320,24 +312,10 @@ impl StreamContext {
         self.log_by_topic(&tpl, event);
         let revoked = self.revoke(&tpl);
         self.drain_and_store(consumer, &revoked);
-        let mut committed = TopicPartitionList::new();
         for state in &revoked {
             transactions.remove(&state.topic, state.partition);
-            if let Some(position) = state.committable() {
-                let _ = committed.add_partition_offset(
-                    &state.topic,
-                    state.partition,
-                    rdkafka::Offset::Offset(position),
-                );
-            }
         }
-        // The source group's commit is for the lag only (the positions on the target are the truth): sent, not
-        // awaited.
-        if committed.count() > 0
-            && let Err(error) = consumer.commit(&committed, CommitMode::Async)
-        {
-            debug!(stream = self.stream, %error, "committing the leaving partitions on the source was not sent");
-        }
+        commit_unconfirmed(consumer, &revoked);
         if let Err(error) = consumer.incremental_unassign(&tpl) {
             warn!(stream = self.stream, %error, "unassigning the leaving source partitions failed");
         }
@@ -625,11 +603,7 @@ impl ConsumerContext for StreamContext {
                 self.log_by_topic(tpl, "partitions revoked; draining and committing them");
                 // `spec.consumerGroups`: their offset maps are published as they leave, so the next owner's
                 // start from all of this one's.
-                for state in &revoked {
-                    if let Some(syncs) = &state.offset_syncs {
-                        syncs.due_now();
-                    }
-                }
+                offset_maps_due(&revoked);
                 // The revoke completes only after this returns, and librdkafka then commits the stored offsets
                 // of the removed partitions: the next owner starts after every record acknowledged here.
                 self.drain_and_store(consumer, &revoked);
@@ -671,6 +645,16 @@ impl ConsumerContext for StreamContext {
                 self.metrics.error("commit");
                 warn!(stream = self.stream, %error, "committing source offsets failed; librdkafka retries with the next commit");
             }
+        }
+    }
+}
+
+/// `spec.consumerGroups`: the offset maps of partitions leaving this stream are published with their last
+/// commit, so their next owner starts from all of this one's copies.
+fn offset_maps_due(leaving: &[Arc<PartitionState>]) {
+    for state in leaving {
+        if let Some(syncs) = &state.offset_syncs {
+            syncs.due_now();
         }
     }
 }

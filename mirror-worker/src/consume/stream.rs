@@ -104,7 +104,6 @@ impl Stream {
             Some(transactions) => Some(TransactionGroups::new(
                 consumer.clone(),
                 transactions,
-                transactions.target(),
                 &settings.consumer_config,
                 &settings.group_id,
             )?),

@@ -46,17 +46,16 @@ struct GroupsContext {
 }
 
 impl TransactionGroups {
-    /// The membership of stream `source`, not joined yet (see [`Self::join`]). `target` is the target's
-    /// connection, `source_config` the source consumer's settings.
+    /// The membership of stream `source`, not joined yet (see [`Self::join`]); `source_config` is the source
+    /// consumer's settings.
     pub fn new(
         source: Arc<BaseConsumer<StreamContext>>,
         transactions: &Transactions,
-        target: &KafkaClientConfig,
         source_config: &KafkaClientConfig,
         group_id: &str,
     ) -> Result<Self> {
         let stream = source.context().stream;
-        let mut config = target.clone();
+        let mut config = transactions.target().clone();
         let client_id = source_config.get("client.id").unwrap_or("kafka-mirror");
         config
             .set("client.id", format!("{client_id}-{stream}-transactions"))

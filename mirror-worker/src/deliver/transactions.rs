@@ -31,7 +31,7 @@
 //! - The source group is still committed after each transaction, to the position it committed, so the
 //!   operator's lag (which reads the group) stays true; it is never ahead of the target.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -265,11 +265,6 @@ impl Transactions {
         &self.topic
     }
 
-    /// How many transaction groups the mirror has.
-    pub fn groups(&self) -> i32 {
-        self.groups
-    }
-
     /// The target's connection.
     pub fn target(&self) -> &KafkaClientConfig {
         &self.reader_config
@@ -280,9 +275,9 @@ impl Transactions {
         transaction_group(topic, partition, self.groups)
     }
 
-    /// Whether this stream owns (and has not lost) the transaction group `group`.
-    pub fn owns(&self, group: i32) -> bool {
-        self.owned().contains_key(&group)
+    /// The transaction groups this stream owns (and has not lost).
+    pub fn owned_groups(&self) -> Vec<i32> {
+        self.owned().keys().copied().collect()
     }
 
     /// The entry of a partition of an owned group; `None` once the group was fenced or released.
@@ -357,11 +352,18 @@ impl Transactions {
         if partitions.is_empty() {
             return Ok(tpl);
         }
-        let groups: BTreeSet<i32> = partitions
-            .iter()
-            .map(|(topic, partition)| self.group_of(topic, *partition))
-            .collect();
-        let positions = self.read_positions(&groups)?;
+        // Each partition's group, which this stream must own: checked before anything is read or fenced.
+        let mut groups: BTreeMap<i32, Arc<GroupTxn>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            let group = self.group_of(topic, *partition);
+            let Some(txn) = self.owned().get(&group).cloned() else {
+                return Err(format!(
+                    "{topic}[{partition}] belongs to transaction group {group}, which this stream does not own"
+                ));
+            };
+            groups.insert(group, txn);
+        }
+        let positions = self.read_positions(&groups.keys().copied().collect::<Vec<_>>())?;
         let unknown: Vec<(String, i32)> = partitions
             .iter()
             .filter(|key| !positions.contains_key(*key))
@@ -401,12 +403,7 @@ impl Transactions {
                     }
                 },
             };
-            let group = self.group_of(topic, *partition);
-            let Some(group) = self.owned().get(&group).cloned() else {
-                return Err(format!(
-                    "{topic}[{partition}] belongs to transaction group {group}, which this stream does not own"
-                ));
-            };
+            let group = groups[&self.group_of(topic, *partition)].clone();
             // A position not on the transactions topic yet is written with the group's next transaction.
             let pending = if positions.contains_key(&key) {
                 -1
@@ -435,14 +432,13 @@ impl Transactions {
     /// call, and so (after `initTransactions`) every transaction of the groups being taken over.
     fn read_positions(
         &self,
-        groups: &BTreeSet<i32>,
+        groups: &[i32],
     ) -> std::result::Result<HashMap<(String, i32), i64>, String> {
-        let groups: Vec<i32> = groups.iter().copied().collect();
         let latest = compacted::read_latest_of(
             &self.reader_config,
             &self.reader_group,
             &self.topic,
-            &groups,
+            groups,
             TAKEOVER_TIMEOUT,
             // Created before the first takeover: a topic the target does not know now is no empty history.
             compacted::Missing::IsAnError,
@@ -705,11 +701,20 @@ impl Transactions {
         states: &[Arc<PartitionState>],
         outcome: Outcome,
     ) -> Outcomes {
-        states
-            .iter()
-            .filter(|state| self.group_of(&state.topic, state.partition) == group)
+        self.states_of(group, states)
             .map(|state| (state.clone(), outcome))
             .collect()
+    }
+
+    /// The partitions of `group` among `states`.
+    fn states_of<'s>(
+        &self,
+        group: i32,
+        states: &'s [Arc<PartitionState>],
+    ) -> impl Iterator<Item = &'s Arc<PartitionState>> {
+        states
+            .iter()
+            .filter(move |state| self.group_of(&state.topic, state.partition) == group)
     }
 
     fn fenced_group(
@@ -754,19 +759,16 @@ impl Transactions {
         // The positions are read again after initTransactions, as a takeover reads them: if another worker
         // committed one since this worker's last commit, the group is not this worker's any more.
         let renewed = self.group_producer(group).and_then(|txn| {
-            let positions = self.read_positions(&BTreeSet::from([group]))?;
+            let positions = self.read_positions(&[group])?;
             Ok((txn, positions))
         });
         match renewed {
             Ok((_, positions))
-                if self
-                    .group_states(group, states, Outcome::Fenced)
-                    .iter()
-                    .any(|(state, _)| {
-                        positions
-                            .get(&(state.topic.clone(), state.partition))
-                            .is_some_and(|p| Some(*p) != state.transaction_position())
-                    }) =>
+                if self.states_of(group, states).any(|state| {
+                    positions
+                        .get(&(state.topic.clone(), state.partition))
+                        .is_some_and(|p| Some(*p) != state.transaction_position())
+                }) =>
             {
                 warn!(
                     group,
