@@ -80,7 +80,10 @@ impl Timeout {
     /// Converts a timeout to Kafka's expected representation.
     pub(crate) fn as_millis(&self) -> i32 {
         match self {
-            Timeout::After(d) => d.as_millis() as i32,
+            // Rounded up (kafka-mirror's change, see README.md): rounded down, the last millisecond before a
+            // deadline became a timeout of 0, and a loop that polls until its deadline (`BaseProducer::poll`,
+            // which the producer's polling thread calls every 100 ms) spun through it without blocking.
+            Timeout::After(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
             Timeout::Never => -1,
         }
     }
