@@ -21,7 +21,7 @@ pub use crd::crd_yaml;
 pub use document::parse_document;
 pub use error::{DocumentError, FieldError};
 pub use spec::{Delivery, KafkaMirror, KafkaMirrorSpec, Mode, ORIGIN_HEADER, Partitioning};
-pub use topic_filter::TopicFilter;
+pub use topic_filter::{OWN_TOPIC_PREFIX, TopicFilter};
 pub use validation::{refused_config_key, validate};
 
 /// `apiVersion` of the resource.

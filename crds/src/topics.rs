@@ -14,7 +14,8 @@ pub const TOPIC_PLACEHOLDER: &str = "{topic}";
 pub struct TopicSelection {
     /// Regular expressions (Rust `regex` syntax, matched against the whole topic name) of the topics to
     /// mirror, e.g. `testtopic` or `orders\..*` (MirrorMaker's `--whitelist`). Topics created later that match
-    /// are picked up without a restart. Internal topics (names starting with `__`) are never mirrored.
+    /// are picked up without a restart. Internal topics (names starting with `__`) and kafka-mirror's own
+    /// (`kafka-mirror.` followed by their purpose and a group id) are never mirrored.
     #[schemars(length(min = 1, max = 100))]
     #[x_kube(validation = Rule::new("self.all(p, p.size() > 0)").message("topics.include must not contain an empty pattern"))]
     pub include: Vec<String>,

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use kafka_mirror_crds::OWN_TOPIC_PREFIX;
 use serde::{Deserialize, Serialize};
 
 use crate::client_config::KafkaClientConfig;
@@ -34,7 +35,7 @@ pub const MAX_SEGMENTS: usize = 64;
 /// The compacted topic on the target that holds the offset maps of a mirror's group, one record per source
 /// partition (key [`partition_key`]).
 pub fn offset_syncs_topic(group_id: &str) -> String {
-    format!("kafka-mirror.offset-syncs.{group_id}")
+    format!("{OWN_TOPIC_PREFIX}offset-syncs.{group_id}")
 }
 
 /// A source partition's record in the [`offset_syncs_topic`]: its [`OffsetMap`] under `partitioning:

@@ -40,6 +40,7 @@ use kafka_mirror_clients::MirrorPlan;
 use kafka_mirror_clients::client_config::KafkaClientConfig;
 use kafka_mirror_clients::compacted;
 use kafka_mirror_clients::offset_map::{parse_partition_key, partition_key};
+use kafka_mirror_crds::OWN_TOPIC_PREFIX;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
@@ -72,7 +73,7 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(120);
 /// The compacted topic on the target that holds the source positions of a mirror's group, one partition per
 /// transaction group; its consumer group assigns the transaction groups to streams.
 pub fn transactions_topic(group_id: &str) -> String {
-    format!("kafka-mirror.transactions.{group_id}")
+    format!("{OWN_TOPIC_PREFIX}transactions.{group_id}")
 }
 
 /// The consumer group on the target whose members own the transaction groups.
@@ -83,7 +84,7 @@ pub fn transaction_groups_group(group_id: &str) -> String {
 /// The positions topic of earlier versions, whose producers were one per source partition: read (and their
 /// transactional ids fenced) for partitions the transactions topic does not know yet.
 pub fn legacy_positions_topic(group_id: &str) -> String {
-    format!("kafka-mirror.offsets.{group_id}")
+    format!("{OWN_TOPIC_PREFIX}offsets.{group_id}")
 }
 
 /// The transactional id of a transaction group's producer: the same for every owner of the group, so the next
