@@ -450,7 +450,7 @@ fn a_consumer_group_fails_over_to_the_target_and_back_without_missing_a_record()
     assert_eq!(
         source.partitions(&forward_syncs),
         0,
-        "the reverse mirror of .* left kafka-mirror's own {forward_syncs} on the target"
+        "the reverse mirror of .* copied the forward mirror's own {forward_syncs} to the source"
     );
 }
 
