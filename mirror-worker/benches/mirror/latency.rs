@@ -298,6 +298,12 @@ pub fn measure(
         .filter(|(sent_us, _)| *sent_us >= counted_from)
         .map(|(_, latency)| *latency)
         .collect();
+    if latencies.is_empty() {
+        return Err(format!(
+            "no paced record was sent after the {} s warm-up: measure for longer",
+            WARM_UP.as_secs()
+        ));
+    }
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
     Ok(Latencies {
