@@ -32,7 +32,9 @@ const PROBE_HEADER: &str = "bench-probe-partition";
 /// How long the reader waits for the last paced records after the last was sent.
 const LAST_RECORD_WAIT: Duration = Duration::from_secs(30);
 /// Latencies of records sent in the first second are left out: the pipeline is still starting to flow.
-const WARM_UP: Duration = Duration::from_secs(1);
+pub const WARM_UP: Duration = Duration::from_secs(1);
+/// The shortest paced load that leaves a second to measure after the warm-up (`--latency-seconds`).
+pub const SHORTEST_SECONDS: u64 = WARM_UP.as_secs() + 1;
 
 fn now_us() -> u64 {
     SystemTime::now()

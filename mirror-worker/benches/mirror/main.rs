@@ -62,7 +62,7 @@ struct Cli {
     rounds: usize,
     /// Seconds of paced load for each latency measurement; at least 2, since records sent in the first second
     /// are left out as warm-up.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(latency::SHORTEST_SECONDS..))]
     latency_seconds: u64,
     /// Records/s of the latency measurement (half; a quarter and a tenth are derived), instead of half of each
     /// copy's own measured maximum.
