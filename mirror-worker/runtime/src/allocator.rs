@@ -15,7 +15,13 @@ pub use tikv_jemallocator::Jemalloc;
 /// jemalloc's compiled-in options, read through the `malloc_conf` symbol; `MALLOC_CONF` in the environment
 /// overrides them. One arena instead of one per thread kept the worker's peak RSS at 1 KB records 8 MiB lower,
 /// at the same throughput, in the benchmark.
-pub const OPTIONS: Options = Options(c"narenas:1".as_ptr());
+///
+/// Freed pages go back to the kernel after 1 s instead of jemalloc's 10 s (`dirty_decay_ms`), and at once
+/// instead of by `MADV_FREE`, which leaves them in the RSS until the kernel needs them (`muzzy_decay_ms`). A
+/// fetch response and the records it held are freed together, megabytes at a time, and the next ones are
+/// allocated before 10 s are up: the worker's peak RSS at 100-byte records over 64 partitions was 10-20 MiB
+/// above its live heap. With these, 59-60 MiB per round instead of 63-83 (BENCHMARKS.md).
+pub const OPTIONS: Options = Options(c"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
 
 /// A C string pointer that may live in a `static`.
 #[repr(transparent)]
